@@ -1,0 +1,47 @@
+/**
+ * The database port: the few operations the service needs, with the same SQL on every adapter.
+ * Parameters use `$1, $2, …`; rows come back as plain objects keyed by column name.
+ *
+ * Two adapters implement it: postgres.js for a PostgreSQL server and PGlite (Postgres in WASM)
+ * through its own API, never through a socket shim (see ARCHITECTURE.md).
+ */
+export interface Queryable {
+  /** Runs one statement with bound parameters. */
+  query<Row = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<Row[]>;
+  /** Runs a script of several statements without parameters (migrations). */
+  exec(script: string): Promise<void>;
+}
+
+export interface Database extends Queryable {
+  readonly kind: 'postgres' | 'pglite';
+  /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
+  transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T>;
+  /** Subscribes to NOTIFY on a channel; resolves to an unsubscribe function. */
+  listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
+/** The fields of a server error that callers branch on, the same on both adapters. */
+export interface DatabaseErrorInfo {
+  readonly code: string;
+  readonly constraint: string | undefined;
+}
+
+/**
+ * Reads SQLSTATE and constraint name from an error thrown by either driver
+ * (postgres.js uses `constraint_name`, PGlite `constraint`).
+ */
+export function databaseErrorInfo(error: unknown): DatabaseErrorInfo | undefined {
+  if (typeof error !== 'object' || error === null || !('code' in error)) return undefined;
+  const e = error as { code?: unknown; constraint_name?: unknown; constraint?: unknown };
+  if (typeof e.code !== 'string') return undefined;
+  const constraint =
+    typeof e.constraint_name === 'string'
+      ? e.constraint_name
+      : typeof e.constraint === 'string'
+        ? e.constraint
+        : undefined;
+  return { code: e.code, constraint };
+}
+
+export const UNIQUE_VIOLATION = '23505';

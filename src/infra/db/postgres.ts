@@ -1,0 +1,48 @@
+import postgres from 'postgres';
+import type { Database, Queryable } from './port.ts';
+
+export interface PostgresOptions {
+  /** Pool size; defaults to 20 connections. */
+  readonly max?: number;
+}
+
+type Sql = postgres.Sql | postgres.TransactionSql;
+
+function queryable(sql: Sql): Queryable {
+  return {
+    async query<Row>(text: string, params: readonly unknown[] = []) {
+      // Named statements: parse and plan once per connection, then only bind and execute.
+      const rows = await sql.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true });
+      return rows as unknown as Row[];
+    },
+    async exec(script: string) {
+      // Without parameters postgres.js uses the simple protocol, which runs several statements.
+      await sql.unsafe(script);
+    },
+  };
+}
+
+/** A Database on a PostgreSQL server through postgres.js. */
+export function postgresDatabase(url: string, options: PostgresOptions = {}): Database {
+  const sql = postgres(url, {
+    max: options.max ?? 20,
+    onnotice: () => {},
+    // Timestamps and int8 come back as the adapters agree on: Date and string.
+    connection: { application_name: 'market-order-saga' },
+  });
+  return {
+    kind: 'postgres',
+    ...queryable(sql),
+    async transaction(work) {
+      // sql.begin returns the callback's value; its typing wraps arrays, hence the cast.
+      return (await sql.begin((tx) => work(queryable(tx)))) as Awaited<ReturnType<typeof work>>;
+    },
+    async listen(channel, onNotify) {
+      const { unlisten } = await sql.listen(channel, onNotify);
+      return unlisten;
+    },
+    async close() {
+      await sql.end({ timeout: 5 });
+    },
+  };
+}

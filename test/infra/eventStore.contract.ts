@@ -1,0 +1,375 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Database } from '../../src/infra/db/port.ts';
+import { ConcurrencyError, createEventStore, START } from '../../src/infra/eventStore.ts';
+import type { EventStore, StoredEvent } from '../../src/infra/eventStore.ts';
+import { countRows, newId } from '../helpers/databases.ts';
+import { anEvent } from '../helpers/events.ts';
+
+/**
+ * The behaviour every event-store adapter must show. Run by one test file per adapter, so PGlite
+ * and PostgreSQL are held to the same assertions.
+ */
+export function eventStoreContract(adapter: string, open: () => Promise<Database>): void {
+  describe(`event store on ${adapter}`, () => {
+    let db: Database;
+    let store: EventStore;
+
+    beforeAll(async () => {
+      db = await open();
+      store = createEventStore(db);
+    });
+    afterAll(async () => {
+      await db?.close();
+    });
+
+    async function outboxFor(aggregateId: string) {
+      return db.query<{
+        event_id: string;
+        event_type: string;
+        version: number;
+        event_data: unknown;
+        published: boolean;
+      }>(
+        'SELECT event_id, event_type, version, event_data, published FROM outbox WHERE aggregate_id = $1 ORDER BY id',
+        [aggregateId],
+      );
+    }
+
+    describe('when a stream does not exist', () => {
+      it('loads as empty', async () => {
+        expect(await store.load(newId())).toEqual([]);
+      });
+    });
+
+    describe('when events are appended to a new stream', () => {
+      it('stores them with versions 1..n in order, and one unpublished outbox row each', async () => {
+        const orderId = newId();
+        const events = [
+          anEvent(orderId, 'OrderAccepted', { amount: '1000.50' }),
+          anEvent(orderId, 'PriceQuoted'),
+        ];
+        const result = await store.append([
+          { aggregate_id: orderId, aggregate_type: 'order', expected_version: 0, events },
+        ]);
+
+        expect(result.status).toBe('appended');
+        const loaded = await store.load(orderId);
+        expect(loaded.map((e) => [e.event_type, e.version, e.event_id])).toEqual([
+          ['OrderAccepted', 1, events[0]?.event_id],
+          ['PriceQuoted', 2, events[1]?.event_id],
+        ]);
+        expect(loaded[0]?.event_data).toEqual({ note: 'test', amount: '1000.50' });
+        expect(loaded[0]?.metadata).toEqual(events[0]?.metadata);
+        expect(loaded[0]?.aggregate_type).toBe('order');
+        expect(Number.isNaN(Date.parse(loaded[0]?.created_at ?? ''))).toBe(false);
+
+        const outbox = await outboxFor(orderId);
+        expect(outbox).toEqual([
+          {
+            event_id: events[0]?.event_id,
+            event_type: 'OrderAccepted',
+            version: 1,
+            event_data: { note: 'test', amount: '1000.50' },
+            published: false,
+          },
+          {
+            event_id: events[1]?.event_id,
+            event_type: 'PriceQuoted',
+            version: 2,
+            event_data: { note: 'test' },
+            published: false,
+          },
+        ]);
+      });
+
+      it('continues the stream from its current version', async () => {
+        const orderId = newId();
+        await store.append([
+          { aggregate_id: orderId, aggregate_type: 'order', expected_version: 0, events: [anEvent(orderId)] },
+        ]);
+        await store.append([
+          {
+            aggregate_id: orderId,
+            aggregate_type: 'order',
+            expected_version: 1,
+            events: [anEvent(orderId, 'PriceQuoted')],
+          },
+        ]);
+        expect((await store.load(orderId)).map((e) => e.version)).toEqual([1, 2]);
+      });
+    });
+
+    describe('when the expected version is wrong', () => {
+      it.each([
+        ['behind the stream', 0],
+        ['ahead of the stream, which would leave a gap', 5],
+      ])(
+        'raises ConcurrencyError naming stream, expected and actual (%s) and writes nothing',
+        async (_, expected) => {
+          const orderId = newId();
+          await store.append([
+            {
+              aggregate_id: orderId,
+              aggregate_type: 'order',
+              expected_version: 0,
+              events: [anEvent(orderId), anEvent(orderId)],
+            },
+          ]);
+
+          const error = await store
+            .append([
+              {
+                aggregate_id: orderId,
+                aggregate_type: 'order',
+                expected_version: expected,
+                events: [anEvent(orderId)],
+              },
+            ])
+            .catch((e: unknown) => e);
+
+          expect(error).toBeInstanceOf(ConcurrencyError);
+          expect(error).toMatchObject({ stream: orderId, expected, actual: 2, code: 'conflict' });
+          expect((error as Error).message).toBe(
+            `Wrong expected version: ${expected} (stream: ${orderId}, stream version: 2)`,
+          );
+          expect(await countRows(db, 'events', [orderId])).toBe(2);
+          expect(await countRows(db, 'outbox', [orderId])).toBe(2);
+        },
+      );
+    });
+
+    describe('when 50 writers append at the same expected version at once', () => {
+      it('lets exactly one succeed; the other 49 get ConcurrencyError', async () => {
+        const orderId = newId();
+        await store.append([
+          { aggregate_id: orderId, aggregate_type: 'order', expected_version: 0, events: [anEvent(orderId)] },
+        ]);
+
+        const outcomes = await Promise.allSettled(
+          Array.from({ length: 50 }, () =>
+            store.append([
+              {
+                aggregate_id: orderId,
+                aggregate_type: 'order',
+                expected_version: 1,
+                events: [anEvent(orderId, 'PriceQuoted')],
+              },
+            ]),
+          ),
+        );
+
+        const succeeded = outcomes.filter((o) => o.status === 'fulfilled');
+        const rejected = outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason as unknown] : []));
+        expect(succeeded).toHaveLength(1);
+        expect(rejected).toHaveLength(49);
+        for (const reason of rejected) {
+          expect(reason).toBeInstanceOf(ConcurrencyError);
+          expect(reason).toMatchObject({ stream: orderId, expected: 1, actual: 2 });
+        }
+        const stored = await store.load(orderId);
+        expect(stored.map((e) => e.version)).toEqual([1, 2]);
+        expect((await outboxFor(orderId)).map((r) => r.event_id)).toEqual(stored.map((e) => e.event_id));
+      });
+    });
+
+    describe('when an event id is appended again', () => {
+      it('reports a duplicate and writes nothing new', async () => {
+        const orderId = newId();
+        const event = anEvent(orderId);
+        await store.append([
+          { aggregate_id: orderId, aggregate_type: 'order', expected_version: 0, events: [event] },
+        ]);
+
+        const retry = await store.append([
+          { aggregate_id: orderId, aggregate_type: 'order', expected_version: 0, events: [event] },
+        ]);
+        const atNextVersion = await store.append([
+          { aggregate_id: orderId, aggregate_type: 'order', expected_version: 1, events: [event] },
+        ]);
+
+        expect(retry).toEqual({ status: 'duplicate', event_ids: [event.event_id] });
+        expect(atNextVersion).toEqual({ status: 'duplicate', event_ids: [event.event_id] });
+        expect(await countRows(db, 'events', [orderId])).toBe(1);
+        expect(await countRows(db, 'outbox', [orderId])).toBe(1);
+      });
+    });
+
+    describe('when one append spans two streams', () => {
+      it('writes both streams and their outbox rows together', async () => {
+        const orderId = newId();
+        const positionId = newId();
+        await store.append([
+          { aggregate_id: orderId, aggregate_type: 'order', expected_version: 0, events: [anEvent(orderId)] },
+        ]);
+        await store.append([
+          {
+            aggregate_id: positionId,
+            aggregate_type: 'position',
+            expected_version: 0,
+            events: [anEvent(orderId, 'PositionCreated')],
+          },
+        ]);
+
+        const result = await store.append([
+          {
+            aggregate_id: orderId,
+            aggregate_type: 'order',
+            expected_version: 1,
+            events: [anEvent(orderId, 'OrderCompleted')],
+          },
+          {
+            aggregate_id: positionId,
+            aggregate_type: 'position',
+            expected_version: 1,
+            events: [anEvent(orderId, 'PositionUpdated')],
+          },
+        ]);
+
+        expect(result.status).toBe('appended');
+        expect((await store.load(orderId)).map((e) => [e.event_type, e.version])).toEqual([
+          ['OrderAccepted', 1],
+          ['OrderCompleted', 2],
+        ]);
+        expect(
+          (await store.load(positionId)).map((e) => [e.event_type, e.version, e.aggregate_type]),
+        ).toEqual([
+          ['PositionCreated', 1, 'position'],
+          ['PositionUpdated', 2, 'position'],
+        ]);
+        expect(await countRows(db, 'outbox', [orderId, positionId])).toBe(4);
+      });
+
+      it.each([
+        ['the second stream is at another version', { order: 1, position: 0 }],
+        ['the first stream is at another version', { order: 0, position: 1 }],
+      ])('writes nothing to either stream when %s', async (_, expected) => {
+        const orderId = newId();
+        const positionId = newId();
+        await store.append([
+          { aggregate_id: orderId, aggregate_type: 'order', expected_version: 0, events: [anEvent(orderId)] },
+        ]);
+        await store.append([
+          {
+            aggregate_id: positionId,
+            aggregate_type: 'position',
+            expected_version: 0,
+            events: [anEvent(orderId, 'PositionCreated')],
+          },
+        ]);
+
+        const error = await store
+          .append([
+            {
+              aggregate_id: orderId,
+              aggregate_type: 'order',
+              expected_version: expected.order,
+              events: [anEvent(orderId, 'OrderCompleted')],
+            },
+            {
+              aggregate_id: positionId,
+              aggregate_type: 'position',
+              expected_version: expected.position,
+              events: [anEvent(orderId, 'PositionUpdated')],
+            },
+          ])
+          .catch((e: unknown) => e);
+
+        expect(error).toBeInstanceOf(ConcurrencyError);
+        expect(await countRows(db, 'events', [orderId, positionId])).toBe(2);
+        expect(await countRows(db, 'outbox', [orderId, positionId])).toBe(2);
+      });
+
+      it('writes nothing when one of its events was stored before', async () => {
+        const orderId = newId();
+        const positionId = newId();
+        const stored = anEvent(orderId);
+        await store.append([
+          { aggregate_id: orderId, aggregate_type: 'order', expected_version: 0, events: [stored] },
+        ]);
+
+        const result = await store.append([
+          {
+            aggregate_id: positionId,
+            aggregate_type: 'position',
+            expected_version: 0,
+            events: [anEvent(orderId, 'PositionCreated')],
+          },
+          { aggregate_id: newId(), aggregate_type: 'order', expected_version: 0, events: [stored] },
+        ]);
+
+        expect(result).toEqual({ status: 'duplicate', event_ids: [stored.event_id] });
+        expect(await countRows(db, 'events', [positionId])).toBe(0);
+        expect(await countRows(db, 'outbox', [positionId])).toBe(0);
+      });
+    });
+
+    describe('when an append is malformed', () => {
+      it('refuses an empty append, a stream without events and a negative expected version', async () => {
+        const id = newId();
+        await expect(store.append([])).rejects.toThrow(/at least one stream/);
+        await expect(
+          store.append([{ aggregate_id: id, aggregate_type: 'order', expected_version: 0, events: [] }]),
+        ).rejects.toThrow(/has no events/);
+        await expect(
+          store.append([
+            { aggregate_id: id, aggregate_type: 'order', expected_version: -1, events: [anEvent(id)] },
+          ]),
+        ).rejects.toThrow(/expected version/);
+        expect(await countRows(db, 'events', [id])).toBe(0);
+      });
+    });
+
+    describe('when all events are read for a rebuild', () => {
+      it('returns every committed event once, in global order, in batches, resumable from a position', async () => {
+        // Start after a marker of our own: the shared database holds other tests' events too.
+        const markerId = newId();
+        const marker = await store.append([
+          {
+            aggregate_id: markerId,
+            aggregate_type: 'order',
+            expected_version: 0,
+            events: [anEvent(markerId)],
+          },
+        ]);
+        if (marker.status !== 'appended' || !marker.events[0]) throw new Error('marker not appended');
+        const from = marker.events[0].position;
+        const streams = [newId(), newId(), newId()];
+        for (const id of streams) {
+          await store.append([
+            {
+              aggregate_id: id,
+              aggregate_type: 'order',
+              expected_version: 0,
+              events: [anEvent(id), anEvent(id)],
+            },
+          ]);
+        }
+        const ours = new Set(streams);
+
+        const seen: StoredEvent[] = [];
+        const batchSizes: number[] = [];
+        for await (const batch of store.readAll({ from, batchSize: 2 })) {
+          batchSizes.push(batch.length);
+          seen.push(...batch);
+        }
+
+        expect(batchSizes.every((n) => n <= 2)).toBe(true);
+        const mine = seen.filter((e) => ours.has(e.aggregate_id));
+        expect(mine.map((e) => `${e.aggregate_id}:${e.version}`)).toEqual(
+          streams.flatMap((id) => [`${id}:1`, `${id}:2`]),
+        );
+        const ids = seen.map((e) => e.event_id);
+        expect(new Set(ids).size).toBe(ids.length);
+
+        const middle = mine[2];
+        if (!middle) throw new Error('expected six events');
+        const rest: StoredEvent[] = [];
+        for await (const batch of store.readAll({ from: middle.position })) rest.push(...batch);
+        expect(rest.filter((e) => ours.has(e.aggregate_id)).map((e) => e.event_id)).toEqual(
+          mine.slice(3).map((e) => e.event_id),
+        );
+        expect(START).toEqual({ transaction_id: '0', id: '0' });
+      });
+    });
+  });
+}
