@@ -79,7 +79,10 @@ export interface EventStore {
    */
   append(streams: readonly StreamAppend[]): Promise<AppendResult>;
   /** All events in commit-safe global order, in batches, from after `from`. */
-  readAll(options?: { readonly from?: GlobalPosition; readonly batchSize?: number }): AsyncIterable<StoredEvent[]>;
+  readAll(options?: {
+    readonly from?: GlobalPosition;
+    readonly batchSize?: number;
+  }): AsyncIterable<StoredEvent[]>;
 }
 
 const COLUMNS = `id::text AS id, event_id, aggregate_id, aggregate_type, event_type, version, event_data, metadata,
@@ -148,7 +151,11 @@ export function createEventStore(db: Database): EventStore {
     // A unique violation means a competing writer committed, so its version is visible by now;
     // reaching this line would take that writer's rows vanishing. Still report a conflict.
     const first = streams[0];
-    throw new ConcurrencyError(first?.aggregate_id ?? '?', first?.expected_version ?? 0, first?.expected_version ?? 0);
+    throw new ConcurrencyError(
+      first?.aggregate_id ?? '?',
+      first?.expected_version ?? 0,
+      first?.expected_version ?? 0,
+    );
   }
 
   return {
@@ -217,7 +224,8 @@ function validateAppend(streams: readonly StreamAppend[]): void {
     if (!Number.isInteger(stream.expected_version) || stream.expected_version < 0) {
       throw new Error(`append to ${stream.aggregate_id}: expected version must be an integer >= 0`);
     }
-    if (ids.has(stream.aggregate_id)) throw new Error(`stream ${stream.aggregate_id} appears twice in one append`);
+    if (ids.has(stream.aggregate_id))
+      throw new Error(`stream ${stream.aggregate_id} appears twice in one append`);
     ids.add(stream.aggregate_id);
   }
 }

@@ -30,7 +30,9 @@ export async function readMigrations(dir: URL = MIGRATIONS_DIR): Promise<Migrati
   files.sort((a, b) => a.version - b.version);
   for (let i = 1; i < files.length; i++) {
     if (files[i]?.version === files[i - 1]?.version) {
-      throw new Error(`Two migrations share version ${files[i]?.version}: ${files[i - 1]?.name}, ${files[i]?.name}`);
+      throw new Error(
+        `Two migrations share version ${files[i]?.version}: ${files[i - 1]?.name}, ${files[i]?.name}`,
+      );
     }
   }
   return files;

@@ -1,0 +1,129 @@
+import { Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { requestId } from 'hono/request-id';
+import { parse as parseLosslessJson } from 'lossless-json';
+import type { OrderService } from '../app/orders.ts';
+import { NotFoundError } from '../domain/errors.ts';
+import type { Currencies } from '../domain/money.ts';
+import type { Database } from '../infra/db/port.ts';
+import type { StoredEvent } from '../infra/eventStore.ts';
+import type { Logger } from '../infra/logger.ts';
+import { validateOrderRequest } from './orderRequest.ts';
+import { errorHandler, problemResponse, RequestProblem } from './problems.ts';
+
+export interface AppDeps {
+  readonly orders: OrderService;
+  readonly currencies: Currencies;
+  readonly db: Database;
+  readonly logger: Logger;
+  /** Largest accepted request body; 16 KiB unless set. */
+  readonly maxBodyBytes?: number;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const JSON_CONTENT_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+
+function eventView(event: StoredEvent) {
+  return {
+    event_id: event.event_id,
+    event_type: event.event_type,
+    version: event.version,
+    data: event.event_data,
+    metadata: event.metadata,
+    recorded_at: event.created_at,
+  };
+}
+
+/** Reads the body as JSON, keeping numbers' exact text (amounts never pass through a float). */
+async function readJson(request: Request): Promise<unknown> {
+  const contentType = request.headers.get('content-type') ?? '';
+  if (!JSON_CONTENT_TYPE.test(contentType)) {
+    throw new RequestProblem(
+      415,
+      'unsupported_media_type',
+      'Unsupported content type',
+      `Send the order as JSON with "Content-Type: application/json" (got ${contentType ? `"${contentType}"` : 'none'})`,
+    );
+  }
+  const text = await request.text();
+  try {
+    return parseLosslessJson(text);
+  } catch (error) {
+    throw new RequestProblem(
+      400,
+      'malformed_json',
+      'Malformed JSON',
+      `The body is not valid JSON: ${(error as Error).message}`,
+    );
+  }
+}
+
+/** The HTTP API: no server here, so tests call `app.request()` and main.ts picks the server. */
+export function createApp(deps: AppDeps): Hono {
+  const maxBodyBytes = deps.maxBodyBytes ?? 16 * 1024;
+  const app = new Hono();
+  app.use(requestId());
+  app.onError(errorHandler(deps.logger));
+  app.notFound((c) =>
+    problemResponse(c, 404, {
+      type: 'urn:market-order-saga:problem:not_found',
+      title: 'Not found',
+      detail: `No route for ${c.req.method} ${c.req.path}`,
+    }),
+  );
+
+  const orderId = (raw: string): string => {
+    if (!UUID.test(raw)) throw new NotFoundError(`There is no order with id ${raw}`);
+    return raw.toLowerCase();
+  };
+
+  app.post(
+    '/orders',
+    bodyLimit({
+      maxSize: maxBodyBytes,
+      onError: () => {
+        throw new RequestProblem(
+          413,
+          'body_too_large',
+          'Request body too large',
+          `The body must be at most ${maxBodyBytes} bytes`,
+        );
+      },
+    }),
+    async (c) => {
+      const body = await readJson(c.req.raw);
+      const order = validateOrderRequest(body, deps.currencies);
+      const { order_id } = await deps.orders.accept(order, c.get('requestId'));
+      return c.json(
+        { order_id, status: 'pending', message: 'Order accepted and will be processed asynchronously' },
+        202,
+        {
+          Location: `/orders/${order_id}`,
+        },
+      );
+    },
+  );
+
+  app.get('/orders/:id', async (c) => {
+    const { state, version } = await deps.orders.get(orderId(c.req.param('id')));
+    return c.json({ ...state, version });
+  });
+
+  app.get('/orders/:id/events', async (c) => {
+    const id = orderId(c.req.param('id'));
+    const events = await deps.orders.history(id);
+    return c.json({ order_id: id, events: events.map(eventView) });
+  });
+
+  app.get('/health', async (c) => {
+    try {
+      await deps.db.query('SELECT 1');
+      return c.json({ status: 'ok', database: deps.db.kind });
+    } catch (error) {
+      deps.logger.warn({ err: error }, 'health check failed');
+      return c.json({ status: 'unavailable', database: deps.db.kind }, 503);
+    }
+  });
+
+  return app;
+}

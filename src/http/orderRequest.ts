@@ -1,0 +1,117 @@
+import { isLosslessNumber } from 'lossless-json';
+import { z } from 'zod';
+import type { PlaceOrder } from '../app/orders.ts';
+import { ValidationError } from '../domain/errors.ts';
+import type { FieldProblem } from '../domain/errors.ts';
+import { formatAmount, parseAmount } from '../domain/money.ts';
+import type { Currencies, Currency } from '../domain/money.ts';
+
+/** What a JSON value is, in words, for "must be a string, got a number". */
+function jsonKind(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (isLosslessNumber(value)) return 'a number';
+  switch (typeof value) {
+    case 'string':
+      return 'a string';
+    case 'boolean':
+      return 'a boolean';
+    case 'object':
+      return 'an object';
+    default:
+      return typeof value;
+  }
+}
+
+const requiredString = (what = 'a string') =>
+  z.string({
+    error: (issue) =>
+      issue.input === undefined ? 'is required' : `must be ${what}, got ${jsonKind(issue.input)}`,
+  });
+
+/**
+ * from_amount arrives as a JSON number (its exact source text, kept by lossless-json) or as a
+ * string; both become the text that parseAmount checks. Never through a float.
+ */
+const amountText = z
+  .custom<string>((value) => typeof value === 'string' || isLosslessNumber(value), {
+    error: (issue) =>
+      issue.input === undefined
+        ? 'is required'
+        : `must be a number or a decimal string, got ${jsonKind(issue.input)}`,
+  })
+  .transform((value) => (typeof value === 'string' ? value : String(value)));
+
+export function orderRequestSchema(currencies: Currencies) {
+  const supported = currencies.codes.join(', ');
+  const currency = requiredString('a currency code').refine((code) => currencies.get(code) !== undefined, {
+    error: (issue) => `is not a supported currency: "${String(issue.input)}" (supported: ${supported})`,
+  });
+  return z.strictObject(
+    {
+      user_id: requiredString()
+        .refine((id) => id.trim() !== '', 'must not be empty')
+        .refine((id) => id.length <= 128, 'must be at most 128 characters'),
+      from_amount: amountText,
+      from_currency: currency,
+      to_currency: currency,
+      order_type: requiredString().refine((type) => type === 'market', {
+        error: (issue) => `"${String(issue.input)}" orders are not supported; only "market" orders are`,
+      }),
+    },
+    {
+      error: (issue) =>
+        issue.code === 'unrecognized_keys' ? 'has fields this API does not know' : 'must be a JSON object',
+    },
+  );
+}
+
+function issuesToProblems(issues: readonly z.core.$ZodIssue[]): FieldProblem[] {
+  return issues.flatMap((issue) =>
+    issue.code === 'unrecognized_keys'
+      ? issue.keys.map((key) => ({
+          field: [...issue.path, key].join('.'),
+          message: 'is not a field of an order',
+        }))
+      : [{ field: issue.path.map(String).join('.'), message: issue.message }],
+  );
+}
+
+/**
+ * Validates a parsed order body. Every failing field is reported at once, cross-field rules
+ * included whenever the fields they need are themselves valid.
+ * @throws ValidationError listing each field and why.
+ */
+export function validateOrderRequest(body: unknown, currencies: Currencies): PlaceOrder {
+  const parsed = orderRequestSchema(currencies).safeParse(body);
+  const problems = parsed.success ? [] : issuesToProblems(parsed.error.issues);
+  const failed = new Set(problems.map((p) => p.field));
+
+  const raw = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  const from = typeof raw.from_currency === 'string' ? currencies.get(raw.from_currency) : undefined;
+  const to = typeof raw.to_currency === 'string' ? currencies.get(raw.to_currency) : undefined;
+  let amount: string | undefined;
+  if (!failed.has('from_amount')) {
+    const text = amountText.safeParse(raw.from_amount);
+    if (text.success) {
+      // Without a valid currency, still check what can be checked: that it is a positive number.
+      const checkedAs: Currency = from ?? {
+        code: '',
+        precision: Number.MAX_SAFE_INTEGER,
+        maxAmount: '1e100',
+      };
+      const result = parseAmount(text.data, checkedAs);
+      if (result.ok) amount = formatAmount(result.value);
+      else problems.push({ field: 'from_amount', message: result.message });
+    }
+  }
+  if (from && to && from.code === to.code) {
+    problems.push({
+      field: 'to_currency',
+      message: `must differ from from_currency (both are ${from.code})`,
+    });
+  }
+
+  if (problems.length > 0 || !parsed.success || amount === undefined) throw new ValidationError(problems);
+  return { ...parsed.data, from_amount: amount, order_type: 'market' };
+}

@@ -1,0 +1,77 @@
+import { randomUUID } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import process from 'node:process';
+import { createOrderService } from './app/orders.ts';
+import { loadConfig } from './config.ts';
+import type { Config } from './config.ts';
+import { createApp } from './http/app.ts';
+import { pgliteDatabase } from './infra/db/pglite.ts';
+import type { Database } from './infra/db/port.ts';
+import { postgresDatabase } from './infra/db/postgres.ts';
+import { createEventStore } from './infra/eventStore.ts';
+import { createLogger } from './infra/logger.ts';
+import type { Logger } from './infra/logger.ts';
+import { migrate } from './infra/migrations.ts';
+import { serveHttp } from './infra/server.ts';
+
+async function openDatabase(config: Config, logger: Logger): Promise<Database> {
+  if (config.databaseUrl) {
+    logger.info({ database: 'postgres' }, 'using PostgreSQL from DATABASE_URL');
+    return postgresDatabase(config.databaseUrl, { max: config.databasePoolSize });
+  }
+  await mkdir(config.dataDir, { recursive: true });
+  logger.info({ database: 'pglite', dataDir: config.dataDir }, 'using embedded PGlite');
+  return pgliteDatabase(config.dataDir);
+}
+
+async function main(args: readonly string[]): Promise<void> {
+  const command = args[0] ?? 'serve';
+  const config = loadConfig(process.env);
+  const logger = createLogger(config.logLevel);
+  const db = await openDatabase(config, logger);
+  const applied = await migrate(db, { logger });
+
+  if (command === 'migrate') {
+    logger.info({ applied }, applied.length ? 'migrations applied' : 'database already up to date');
+    await db.close();
+    return;
+  }
+  if (command !== 'serve') {
+    await db.close();
+    throw new Error(`Unknown command "${command}"; use "serve" (default) or "migrate"`);
+  }
+
+  const orders = createOrderService({
+    store: createEventStore(db),
+    now: () => new Date(),
+    newId: randomUUID,
+  });
+  const app = createApp({
+    orders,
+    currencies: config.currencies,
+    db,
+    logger,
+    maxBodyBytes: config.maxBodyBytes,
+  });
+  const server = await serveHttp(app.fetch, { host: config.host, port: config.port });
+  logger.info({ url: `http://${config.host}:${server.port}` }, 'serving');
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'shutting down');
+    await server.close();
+    await db.close();
+    logger.info('stopped');
+    process.exit(0);
+  };
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => void stop(signal));
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,72 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { DATABASE_URL } from '../helpers/databases.ts';
+import { startService } from '../helpers/server.ts';
+
+const originalOrder = {
+  user_id: 'user-123',
+  from_amount: 1000,
+  from_currency: 'USDT',
+  to_currency: 'BTC',
+  order_type: 'market',
+};
+
+async function placeOrder(url: string): Promise<string> {
+  const res = await fetch(`${url}/orders`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(originalOrder),
+  });
+  expect(res.status).toBe(202);
+  const { order_id } = (await res.json()) as { order_id: string };
+  return order_id;
+}
+
+async function history(url: string, orderId: string) {
+  const res = await fetch(`${url}/orders/${orderId}/events`);
+  expect(res.status).toBe(200);
+  const { events } = (await res.json()) as { events: Array<{ event_type: string; version: number }> };
+  return events.map((e) => [e.event_type, e.version]);
+}
+
+// The processes a user starts: `npm start` and `deno task start`, without npm/npx in between so
+// that SIGTERM reaches the service itself.
+const NODE = [process.execPath, '--import', 'tsx', 'src/main.ts'];
+const DENO = ['node_modules/.bin/deno', 'task', 'start'];
+
+describe.each([
+  ['Node', NODE],
+  ['Deno', DENO],
+])('the service on %s with the embedded database', (_, command) => {
+  it('takes the original order, shows OrderAccepted v1, and still has it after a restart', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'mos-e2e-'));
+    try {
+      const first = await startService(command, { DATA_DIR: dataDir, DATABASE_URL: '' });
+      const orderId = await placeOrder(first.url);
+      expect(await history(first.url, orderId)).toEqual([['OrderAccepted', 1]]);
+      expect(await first.stop()).toBe(0);
+
+      const second = await startService(command, { DATA_DIR: dataDir, DATABASE_URL: '' });
+      expect(await history(second.url, orderId)).toEqual([['OrderAccepted', 1]]);
+      expect(await second.stop()).toBe(0);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+// Needs a PostgreSQL server: DATABASE_URL.
+describe.runIf(DATABASE_URL)('the service on Node with PostgreSQL', () => {
+  it('takes the original order and serves its history from PostgreSQL', async () => {
+    const service = await startService(NODE, { DATABASE_URL });
+    const orderId = await placeOrder(service.url);
+    expect(await history(service.url, orderId)).toEqual([['OrderAccepted', 1]]);
+    expect((await (await fetch(`${service.url}/health`)).json()) as unknown).toEqual({
+      status: 'ok',
+      database: 'postgres',
+    });
+    expect(await service.stop()).toBe(0);
+  });
+});

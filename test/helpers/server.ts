@@ -1,0 +1,71 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+
+/** A free TCP port on 127.0.0.1, so parallel test files never collide. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const address = probe.address();
+      probe.close(() =>
+        typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port')),
+      );
+    });
+  });
+}
+
+export interface ServiceProcess {
+  readonly url: string;
+  readonly output: () => string;
+  /** Sends SIGTERM and resolves with the exit code once the process has exited. */
+  stop(): Promise<number | null>;
+}
+
+/**
+ * Starts the service as a user would (a real process on a real port) and resolves once
+ * /health answers. Rejects with the process output if it exits or never becomes healthy.
+ */
+export async function startService(
+  command: readonly string[],
+  env: Record<string, string | undefined>,
+  timeoutMs = 60_000,
+): Promise<ServiceProcess> {
+  const port = await freePort();
+  const [bin = process.execPath, ...args] = command;
+  const child: ChildProcess = spawn(bin, args, {
+    env: { ...process.env, LOG_LEVEL: 'info', ...env, HOST: '127.0.0.1', PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const url = `http://127.0.0.1:${port}`;
+
+  const deadline = Date.now() + timeoutMs;
+  let healthy = false;
+  while (!healthy) {
+    if (child.exitCode !== null) throw new Error(`service exited with ${child.exitCode}:\n${output}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`service not healthy after ${timeoutMs} ms:\n${output}`);
+    }
+    healthy = await fetch(`${url}/health`).then(
+      (res) => res.ok,
+      () => false,
+    );
+    // Polling a process we do not control: there is no event to await for "port is open".
+    if (!healthy) await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+
+  return {
+    url,
+    output: () => output,
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
