@@ -1,7 +1,9 @@
-import { NotFoundError } from '../domain/errors.ts';
+import { AppError, NotFoundError } from '../domain/errors.ts';
+import { uuidV5 } from '../domain/ids.ts';
 import type { OrderEvent } from '../domain/events.ts';
 import { decideOrder, foldOrder, initialOrderState } from '../domain/order.ts';
 import type { OrderState } from '../domain/order.ts';
+import { ConcurrencyError } from '../infra/eventStore.ts';
 import type { EventStore, NewEvent, StoredEvent } from '../infra/eventStore.ts';
 
 export const SCHEMA_VERSION = 1;
@@ -15,6 +17,30 @@ export interface PlaceOrder {
   readonly order_type: 'market';
 }
 
+/** Namespace of order ids derived from (user, Idempotency-Key). Fixed forever. */
+export const ORDER_ID_NAMESPACE = '5b0c1f0e-2c55-4d8e-9a43-7f3a8e2d6b11';
+
+/** The same Idempotency-Key was used before by this user for a different order. */
+export class IdempotencyKeyReusedError extends AppError {
+  readonly code = 'conflict';
+  readonly orderId: string;
+  constructor(orderId: string) {
+    super(
+      `This Idempotency-Key was already used for a different order (${orderId}); use a new key for a new order`,
+    );
+    this.name = 'IdempotencyKeyReusedError';
+    this.orderId = orderId;
+  }
+}
+
+export interface Accepted {
+  readonly order_id: string;
+  /** True when an earlier request with the same Idempotency-Key had already placed this order. */
+  readonly replayed: boolean;
+}
+
+const TERMS = ['user_id', 'from_amount', 'from_currency', 'to_currency', 'order_type'] as const;
+
 export interface OrderServiceDeps {
   readonly store: EventStore;
   readonly now: () => Date;
@@ -25,9 +51,14 @@ export interface OrderService {
   /**
    * Records OrderAccepted (version 1) and its outbox row atomically. The saga starts from the
    * outbox, never from here.
+   * With an idempotency key the order id is derived from (user, key): a retry of the same order
+   * finds it already placed and gets the same id back instead of placing a second order.
    * @param causationId the request that caused the order (its request id).
    */
-  accept(order: PlaceOrder, causationId: string | null): Promise<{ order_id: string; version: number }>;
+  accept(
+    order: PlaceOrder,
+    options: { causationId: string | null; idempotencyKey?: string },
+  ): Promise<Accepted>;
   /** The order's stored events in version order; NotFoundError when there is no such order. */
   history(orderId: string): Promise<StoredEvent[]>;
   /** The order's current state, folded from its events. */
@@ -66,23 +97,36 @@ export function createOrderService({ store, now, newId }: OrderServiceDeps): Ord
   }
 
   return {
-    async accept(order, causationId) {
-      const orderId = newId();
+    async accept(order, { causationId, idempotencyKey }) {
+      const orderId =
+        idempotencyKey === undefined
+          ? newId()
+          : uuidV5(`${order.user_id}\n${idempotencyKey}`, ORDER_ID_NAMESPACE);
       const at = now().toISOString();
       const decided = decideOrder(
         { type: 'AcceptOrder', data: { order_id: orderId, ...order }, now: at },
         initialOrderState,
       );
-      const result = await store.append([
-        {
-          aggregate_id: orderId,
-          aggregate_type: 'order',
-          expected_version: 0,
-          events: toNewEvents(decided, { correlationId: orderId, causationId, now: at, newId }),
-        },
-      ]);
-      if (result.status !== 'appended') throw new Error(`Order id ${orderId} collided with stored events`);
-      return { order_id: orderId, version: result.events.length };
+      try {
+        const result = await store.append([
+          {
+            aggregate_id: orderId,
+            aggregate_type: 'order',
+            expected_version: 0,
+            events: toNewEvents(decided, { correlationId: orderId, causationId, now: at, newId }),
+          },
+        ]);
+        if (result.status !== 'appended') throw new Error(`Order id ${orderId} collided with stored events`);
+        return { order_id: orderId, replayed: false };
+      } catch (error) {
+        if (!(error instanceof ConcurrencyError) || idempotencyKey === undefined) throw error;
+        // The key was used before: the same order is a retry, anything else is a client mistake.
+        const [first] = await store.load(orderId);
+        const placed = first?.event_data ?? {};
+        if (TERMS.every((field) => placed[field] === order[field]))
+          return { order_id: orderId, replayed: true };
+        throw new IdempotencyKeyReusedError(orderId);
+      }
     },
 
     history,

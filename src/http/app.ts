@@ -3,7 +3,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { parse as parseLosslessJson } from 'lossless-json';
 import type { OrderService } from '../app/orders.ts';
-import { NotFoundError } from '../domain/errors.ts';
+import { NotFoundError, ValidationError } from '../domain/errors.ts';
 import type { Currencies } from '../domain/money.ts';
 import type { Database } from '../infra/db/port.ts';
 import type { StoredEvent } from '../infra/eventStore.ts';
@@ -32,6 +32,21 @@ function eventView(event: StoredEvent) {
     metadata: event.metadata,
     recorded_at: event.created_at,
   };
+}
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+function readIdempotencyKey(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
+  if (!IDEMPOTENCY_KEY.test(header)) {
+    throw new ValidationError([
+      {
+        field: 'Idempotency-Key',
+        message: 'must be 1 to 255 visible ASCII characters (a UUID is a good choice)',
+      },
+    ]);
+  }
+  return header;
 }
 
 /** Reads the body as JSON, keeping numbers' exact text (amounts never pass through a float). */
@@ -93,13 +108,15 @@ export function createApp(deps: AppDeps): Hono {
     async (c) => {
       const body = await readJson(c.req.raw);
       const order = validateOrderRequest(body, deps.currencies);
-      const { order_id } = await deps.orders.accept(order, c.get('requestId'));
+      const idempotencyKey = readIdempotencyKey(c.req.header('idempotency-key'));
+      const { order_id, replayed } = await deps.orders.accept(order, {
+        causationId: c.get('requestId'),
+        ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+      });
       return c.json(
         { order_id, status: 'pending', message: 'Order accepted and will be processed asynchronously' },
         202,
-        {
-          Location: `/orders/${order_id}`,
-        },
+        { Location: `/orders/${order_id}`, ...(replayed ? { 'Idempotent-Replayed': 'true' } : {}) },
       );
     },
   );

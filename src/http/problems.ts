@@ -57,7 +57,7 @@ const TITLE_BY_CODE = {
 export function errorHandler(logger: Logger) {
   return (error: Error, c: Context) => {
     if (error instanceof RequestProblem) {
-      return problemResponse(c, error.status as ContentfulStatusCode, {
+      return problemResponse(c, error.status, {
         type: problemType(error.problemCode),
         title: error.title,
         detail: error.message,
@@ -73,7 +73,7 @@ export function errorHandler(logger: Logger) {
       });
     }
     if (error instanceof HTTPException) {
-      return problemResponse(c, error.status as ContentfulStatusCode, {
+      return problemResponse(c, error.status, {
         type: problemType('http'),
         title: error.message || 'Request failed',
         detail: error.message,

@@ -50,8 +50,9 @@ describe('the orders API', () => {
 
       expect(res.status).toBe(202);
       const body = (await res.json()) as { order_id: string; status: string; message: string };
+      expect(body.order_id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
       expect(body).toEqual({
-        order_id: expect.stringMatching(/^[0-9a-f-]{36}$/),
+        order_id: body.order_id,
         status: 'pending',
         message: 'Order accepted and will be processed asynchronously',
       });
@@ -245,6 +246,67 @@ describe('the orders API', () => {
       const problem = (await res.json()) as { status: number; detail: string };
       expect(problem.status).toBe(status);
       expect(problem.detail).toMatch(detail);
+      expect(await tableSizes()).toEqual(before);
+    });
+  });
+
+  describe('when a client retries with an Idempotency-Key', () => {
+    const withKey = (key: string, body: unknown) =>
+      app.request('/orders', {
+        method: 'POST',
+        body: JSON.stringify(body),
+        headers: { 'content-type': 'application/json', 'idempotency-key': key },
+      });
+
+    it('places the order once and answers the retry with the same order id', async () => {
+      const key = randomUUID();
+      const first = await withKey(key, original);
+      const retry = await withKey(key, { ...original, from_amount: '1000.000' });
+
+      expect(first.status).toBe(202);
+      expect(retry.status).toBe(202);
+      const { order_id } = (await first.json()) as { order_id: string };
+      expect(((await retry.json()) as { order_id: string }).order_id).toBe(order_id);
+      expect(first.headers.get('idempotent-replayed')).toBeNull();
+      expect(retry.headers.get('idempotent-replayed')).toBe('true');
+      const [row] = await db.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM events WHERE aggregate_id = $1',
+        [order_id],
+      );
+      expect(row?.n).toBe(1);
+    });
+
+    it('refuses the same key for a different order with 409, and writes nothing', async () => {
+      const key = randomUUID();
+      await withKey(key, original);
+      const before = await tableSizes();
+
+      const res = await withKey(key, { ...original, from_amount: 2000 });
+
+      expect(res.status).toBe(409);
+      expect(((await res.json()) as { detail: string }).detail).toMatch(/already used for a different order/);
+      expect(await tableSizes()).toEqual(before);
+    });
+
+    it('keeps keys apart per user', async () => {
+      const key = randomUUID();
+      const a = (await (await withKey(key, original)).json()) as { order_id: string };
+      const b = (await (await withKey(key, { ...original, user_id: 'user-456' })).json()) as {
+        order_id: string;
+      };
+      expect(a.order_id).not.toBe(b.order_id);
+    });
+
+    it.each([
+      ['empty', ''],
+      ['too long', 'k'.repeat(256)],
+      ['with spaces', 'my key'],
+    ])('answers 422 naming the header when the key is %s', async (_, key) => {
+      const before = await tableSizes();
+      const res = await withKey(key, original);
+      expect(res.status).toBe(422);
+      const problem = (await res.json()) as { errors: Array<{ field: string }> };
+      expect(problem.errors.map((e) => e.field)).toEqual(['Idempotency-Key']);
       expect(await tableSizes()).toEqual(before);
     });
   });

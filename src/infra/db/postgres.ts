@@ -38,8 +38,8 @@ export function postgresDatabase(url: string, options: PostgresOptions = {}): Da
       return (await sql.begin((tx) => work(queryable(tx)))) as Awaited<ReturnType<typeof work>>;
     },
     async listen(channel, onNotify) {
-      const { unlisten } = await sql.listen(channel, onNotify);
-      return unlisten;
+      const subscription = await sql.listen(channel, onNotify);
+      return () => subscription.unlisten();
     },
     async close() {
       await sql.end({ timeout: 5 });
