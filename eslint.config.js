@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules', 'data', 'coverage', '.deno'] },
+  { ignores: ['node_modules', 'data', 'coverage', '.deno', '.scratch'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -17,7 +17,10 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-restricted-syntax': [
         'error',
-        { selector: 'TSEnumDeclaration', message: 'No enums: they break type stripping. Use a union of string literals.' },
+        {
+          selector: 'TSEnumDeclaration',
+          message: 'No enums: they break type stripping. Use a union of string literals.',
+        },
         { selector: 'TSModuleDeclaration[kind="namespace"]', message: 'No namespaces.' },
         { selector: 'TSParameterProperty', message: 'No constructor parameter properties.' },
       ],

@@ -65,7 +65,12 @@ async function run(backend: string, db: Database, writers: number): Promise<Resu
               order_type: 'market',
               accepted_at: new Date().toISOString(),
             },
-            metadata: { correlation_id: orderId, causation_id: null, occurred_at: new Date().toISOString(), schema_version: 1 },
+            metadata: {
+              correlation_id: orderId,
+              causation_id: null,
+              occurred_at: new Date().toISOString(),
+              schema_version: 1,
+            },
           },
         ],
       },

@@ -40,7 +40,8 @@ export class IllegalTransitionError extends AppError {
   readonly status: string;
   readonly command: string;
   constructor(aggregateType: string, status: string, command: string, why?: string) {
-    super(`Cannot ${command} a ${aggregateType} that is ${status}${why ? `: ${why}` : ''}`);
+    const article = /^[aeiou]/i.test(aggregateType) ? 'an' : 'a';
+    super(`Cannot ${command} ${article} ${aggregateType} that is ${status}${why ? `: ${why}` : ''}`);
     this.name = 'IllegalTransitionError';
     this.aggregateType = aggregateType;
     this.status = status;

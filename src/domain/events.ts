@@ -42,7 +42,11 @@ export type PriceQuoted = {
 
 export type SwapExecuting = {
   readonly type: 'SwapExecuting';
-  readonly data: { readonly idempotency_key: string; readonly position_id: string; readonly started_at: string };
+  readonly data: {
+    readonly idempotency_key: string;
+    readonly position_id: string;
+    readonly started_at: string;
+  };
 };
 
 export type SwapExecuted = {
@@ -82,7 +86,8 @@ export type OrderFailed = {
   };
 };
 
-export type OrderEvent = OrderAccepted | PriceQuoted | SwapExecuting | SwapExecuted | OrderCompleted | OrderFailed;
+export type OrderEvent =
+  OrderAccepted | PriceQuoted | SwapExecuting | SwapExecuted | OrderCompleted | OrderFailed;
 
 export type PositionCreated = {
   readonly type: 'PositionCreated';

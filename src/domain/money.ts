@@ -55,8 +55,10 @@ export function parseCurrencyList(spec: string, defaultMax: string = DEFAULT_MAX
     .map((entry) => {
       const [code = '', precisionText = '', maxAmount = defaultMax] = entry.split(':');
       const precision = Number(precisionText);
-      if (!CURRENCY_CODE.test(code)) throw new Error(`Currency "${entry}": code must be 2-10 upper-case letters/digits`);
-      if (!Number.isInteger(precision) || precision < 0 || precision > 30) {
+      if (!CURRENCY_CODE.test(code))
+        throw new Error(`Currency "${entry}": code must be 2-10 upper-case letters/digits`);
+      // Number('') is 0, so a missing precision must be caught on the text, not the number.
+      if (!/^\d+$/.test(precisionText) || precision > 30) {
         throw new Error(`Currency "${entry}": precision must be an integer from 0 to 30`);
       }
       if (!PLAIN_DECIMAL.test(maxAmount) || new Decimal(maxAmount).lte(0)) {

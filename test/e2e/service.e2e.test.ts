@@ -63,7 +63,7 @@ describe.runIf(DATABASE_URL)('the service on Node with PostgreSQL', () => {
     const service = await startService(NODE, { DATABASE_URL });
     const orderId = await placeOrder(service.url);
     expect(await history(service.url, orderId)).toEqual([['OrderAccepted', 1]]);
-    expect((await (await fetch(`${service.url}/health`)).json()) as unknown).toEqual({
+    expect(await (await fetch(`${service.url}/health`)).json()).toEqual({
       status: 'ok',
       database: 'postgres',
     });

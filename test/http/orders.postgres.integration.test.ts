@@ -37,7 +37,7 @@ describe.runIf(DATABASE_URL)('the orders API on PostgreSQL', () => {
       });
 
       const responses = await Promise.all(
-        Array.from({ length: 20 }, () =>
+        Array.from({ length: 20 }, async () =>
           app.request('/orders', {
             method: 'POST',
             body,

@@ -1,0 +1,38 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * Ids derived from the order id, so a saga step run twice names the same position and the same
+ * swap, and the second run finds the first one's work instead of repeating it.
+ */
+
+/** Namespace for position ids. Fixed forever: changing it would orphan every stored position. */
+export const POSITION_ID_NAMESPACE = 'fc2bb1e3-9a2d-4252-acfd-08da6b571c65';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * A name-based UUID (RFC 9562 version 5): SHA-1 over the namespace's bytes and the name's UTF-8
+ * bytes, with the version and variant bits set.
+ */
+export function uuidV5(name: string, namespace: string): string {
+  if (!UUID.test(namespace)) throw new Error(`Namespace ${namespace} is not a UUID`);
+  const hash = createHash('sha1')
+    .update(Buffer.from(namespace.replaceAll('-', ''), 'hex'))
+    .update(name, 'utf8')
+    .digest();
+  const bytes = hash.subarray(0, 16);
+  bytes[6] = ((bytes[6] ?? 0) & 0x0f) | 0x50;
+  bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80;
+  const hex = bytes.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+/** The id of the position an order's swap is booked into; the same for every run of the saga. */
+export function positionIdFor(orderId: string): string {
+  return uuidV5(orderId, POSITION_ID_NAMESPACE);
+}
+
+/** The key the venue deduplicates an order's swap on, and looks it up by after a timeout. */
+export function idempotencyKeyFor(orderId: string): string {
+  return `swap-${orderId}`;
+}
