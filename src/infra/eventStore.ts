@@ -161,7 +161,7 @@ export function createEventStore(db: Database): EventStore {
   return {
     async load(aggregateId) {
       const rows = await db.query<EventRow>(
-        `SELECT ${COLUMNS} FROM events WHERE aggregate_id = $1 ORDER BY version`,
+        `SELECT ${COLUMNS} FROM events WHERE aggregate_id = $1 ORDER BY events.version`,
         [aggregateId],
       );
       return rows.map(toStored);
@@ -198,11 +198,12 @@ export function createEventStore(db: Database): EventStore {
       let from = options.from ?? START;
       for (;;) {
         // Only transactions older than every one still running: nothing can commit behind us.
+        // Qualified names: unqualified, ORDER BY would sort by the ::text aliases ("100" < "99").
         const rows = await db.query<EventRow>(
           `SELECT ${COLUMNS} FROM events
-           WHERE (transaction_id, id) > ($1::xid8, $2::bigint)
-             AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-           ORDER BY transaction_id, id
+           WHERE (events.transaction_id, events.id) > ($1::xid8, $2::bigint)
+             AND events.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+           ORDER BY events.transaction_id, events.id
            LIMIT $3`,
           [from.transaction_id, from.id, batchSize],
         );

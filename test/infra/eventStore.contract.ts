@@ -333,6 +333,10 @@ export function eventStoreContract(adapter: string, open: () => Promise<Database
         ]);
         if (marker.status !== 'appended' || !marker.events[0]) throw new Error('marker not appended');
         const from = marker.events[0].position;
+        // Make our ids cross a power of ten (…98, 99, 100, …): ordering by their text would show it.
+        await db.query(
+          `SELECT setval('events_id_seq', (10 ^ ceil(log(greatest(last_value, 10) + 10)))::bigint - 2) FROM events_id_seq`,
+        );
         const streams = [newId(), newId(), newId()];
         for (const id of streams) {
           await store.append([
