@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import process from 'node:process';
+import lockfile from 'proper-lockfile';
 import { createOrderService } from './app/orders.ts';
 import { loadConfig } from './config.ts';
 import type { Config } from './config.ts';
@@ -14,31 +15,58 @@ import type { Logger } from './infra/logger.ts';
 import { migrate } from './infra/migrations.ts';
 import { serveHttp } from './infra/server.ts';
 
-async function openDatabase(config: Config, logger: Logger): Promise<Database> {
+interface Opened {
+  readonly db: Database;
+  /** Closes the database and releases what guards it. */
+  close(): Promise<void>;
+}
+
+async function openDatabase(config: Config, logger: Logger): Promise<Opened> {
   if (config.databaseUrl) {
     logger.info({ database: 'postgres' }, 'using PostgreSQL from DATABASE_URL');
-    return postgresDatabase(config.databaseUrl, { max: config.databasePoolSize });
+    const db = postgresDatabase(config.databaseUrl, { max: config.databasePoolSize });
+    return { db, close: () => db.close() };
   }
   await mkdir(config.dataDir, { recursive: true });
+  // PGlite is one process's database: a second process on the same files would corrupt them.
+  const release = await lockfile
+    .lock(config.dataDir, {
+      stale: 15_000,
+      update: 5_000,
+      onCompromised: (error) => logger.error({ err: error }, 'lost the lock on the data directory'),
+    })
+    .catch((error: unknown) => {
+      throw new Error(
+        `The data directory ${config.dataDir} is in use by another process (${(error as Error).message}); ` +
+          'stop it, or set DATA_DIR to another directory',
+      );
+    });
   logger.info({ database: 'pglite', dataDir: config.dataDir }, 'using embedded PGlite');
-  return pgliteDatabase(config.dataDir);
+  const db = await pgliteDatabase(config.dataDir);
+  return {
+    db,
+    async close() {
+      await db.close();
+      await release();
+    },
+  };
 }
 
 async function main(args: readonly string[]): Promise<void> {
   const command = args[0] ?? 'serve';
   const config = loadConfig(process.env);
   const logger = createLogger(config.logLevel);
-  const db = await openDatabase(config, logger);
-  const applied = await migrate(db, { logger });
+  if (command !== 'serve' && command !== 'migrate') {
+    throw new Error(`Unknown command "${command}"; use "serve" (default) or "migrate"`);
+  }
 
+  const opened = await openDatabase(config, logger);
+  const { db } = opened;
+  const applied = await migrate(db, { logger });
   if (command === 'migrate') {
     logger.info({ applied }, applied.length ? 'migrations applied' : 'database already up to date');
-    await db.close();
+    await opened.close();
     return;
-  }
-  if (command !== 'serve') {
-    await db.close();
-    throw new Error(`Unknown command "${command}"; use "serve" (default) or "migrate"`);
   }
 
   const orders = createOrderService({
@@ -62,7 +90,7 @@ async function main(args: readonly string[]): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'shutting down');
     await server.close();
-    await db.close();
+    await opened.close();
     logger.info('stopped');
     process.exit(0);
   };

@@ -32,7 +32,11 @@ export async function serveHttp(
       resolve({
         port: info.port,
         close: () =>
-          new Promise<void>((done, fail) => server.close((error) => (error ? fail(error) : done()))),
+          new Promise<void>((done, fail) => {
+            server.close((error) => (error ? fail(error) : done()));
+            // Keep-alive connections would hold close() open; in-flight requests still finish.
+            if ('closeIdleConnections' in server) server.closeIdleConnections();
+          }),
       });
     });
     server.once('error', reject);

@@ -57,6 +57,24 @@ describe.each([
   });
 });
 
+describe('two services on one embedded data directory', () => {
+  it('refuses the second, naming the directory, and leaves the first serving', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'mos-e2e-'));
+    try {
+      const first = await startService(NODE, { DATA_DIR: dataDir, DATABASE_URL: '' });
+      const second = await startService(NODE, { DATA_DIR: dataDir, DATABASE_URL: '' }).catch(
+        (e: unknown) => e,
+      );
+      expect(String(second)).toMatch(/service exited with 1/);
+      expect(String(second)).toContain(`The data directory ${dataDir} is in use by another process`);
+      await placeOrder(first.url);
+      expect(await first.stop()).toBe(0);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
 // Needs a PostgreSQL server: DATABASE_URL.
 describe.runIf(DATABASE_URL)('the service on Node with PostgreSQL', () => {
   it('takes the original order and serves its history from PostgreSQL', async () => {
