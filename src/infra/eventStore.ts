@@ -73,6 +73,11 @@ export interface EventStore {
   /** A stream's events in version order; empty when the stream does not exist. */
   load(aggregateId: string): Promise<StoredEvent[]>;
   /**
+   * Several streams' events in the order they were stored (global id), e.g. an order and its
+   * position: within one saga each append waits for the previous, so id order is causal order.
+   */
+  loadStreams(aggregateIds: readonly string[]): Promise<StoredEvent[]>;
+  /**
    * Appends to one or more streams in ONE statement, writing each event and its outbox row
    * together: all of it or none of it. Throws ConcurrencyError when a stream is not at its
    * expected version; reports a re-append of stored event ids as `duplicate`.
@@ -163,6 +168,14 @@ export function createEventStore(db: Database): EventStore {
       const rows = await db.query<EventRow>(
         `SELECT ${COLUMNS} FROM events WHERE aggregate_id = $1 ORDER BY events.version`,
         [aggregateId],
+      );
+      return rows.map(toStored);
+    },
+
+    async loadStreams(aggregateIds) {
+      const rows = await db.query<EventRow>(
+        `SELECT ${COLUMNS} FROM events WHERE aggregate_id = ANY($1::uuid[]) ORDER BY events.id`,
+        [aggregateIds],
       );
       return rows.map(toStored);
     },

@@ -303,6 +303,47 @@ export function eventStoreContract(adapter: string, open: () => Promise<Database
       });
     });
 
+    describe('when several streams are loaded together', () => {
+      it('returns their events in the order they were stored', async () => {
+        const orderId = newId();
+        const positionId = newId();
+        await store.append([
+          { aggregate_id: orderId, aggregate_type: 'order', expected_version: 0, events: [anEvent(orderId)] },
+        ]);
+        await store.append([
+          {
+            aggregate_id: positionId,
+            aggregate_type: 'position',
+            expected_version: 0,
+            events: [anEvent(orderId, 'PositionCreated')],
+          },
+        ]);
+        await store.append([
+          {
+            aggregate_id: positionId,
+            aggregate_type: 'position',
+            expected_version: 1,
+            events: [anEvent(orderId, 'PositionUpdated')],
+          },
+          {
+            aggregate_id: orderId,
+            aggregate_type: 'order',
+            expected_version: 1,
+            events: [anEvent(orderId, 'OrderCompleted')],
+          },
+        ]);
+
+        const events = await store.loadStreams([orderId, positionId, newId()]);
+
+        expect(events.map((e) => e.event_type)).toEqual([
+          'OrderAccepted',
+          'PositionCreated',
+          'PositionUpdated',
+          'OrderCompleted',
+        ]);
+      });
+    });
+
     describe('when an append is malformed', () => {
       it('refuses an empty append, a stream without events and a negative expected version', async () => {
         const id = newId();

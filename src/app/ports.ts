@@ -1,0 +1,86 @@
+/**
+ * The saga's outside world: a price service and a trade venue. Simulated implementations (the
+ * embedded default and the test double) and HTTP adapters live in src/infra/venues.
+ *
+ * Prices are decimal strings: units of `to` currency per one unit of `from` currency.
+ */
+
+export interface PriceQuote {
+  readonly price: string;
+  /** When the source observed the price (ISO-8601); the saga refuses stale quotes. */
+  readonly quoted_at: string;
+  /** Who quoted it, e.g. `simulated` or the price service's name. */
+  readonly source: string;
+}
+
+export interface PriceService {
+  /**
+   * The current market price of `from` in `to`.
+   * @throws PriceUnavailableError when there is no price for the pair (permanent for this order).
+   * @throws TransientError when the service failed or timed out (worth retrying).
+   */
+  getMarketPrice(from: string, to: string, signal?: AbortSignal): Promise<PriceQuote>;
+}
+
+export interface SwapRequest {
+  /** The venue executes each key at most once and answers a repeat with the first answer. */
+  readonly idempotency_key: string;
+  readonly from_currency: string;
+  readonly to_currency: string;
+  readonly from_amount: string;
+  /** The quoted price the order was priced at. */
+  readonly quoted_price: string;
+  /** The venue must not deliver less than this (slippage bound); it rejects instead. */
+  readonly min_to_amount: string;
+}
+
+export type SwapRejection = 'insufficient_liquidity' | 'slippage_exceeded' | 'venue_rejected';
+
+export type SwapOutcome =
+  | {
+      readonly status: 'executed';
+      readonly idempotency_key: string;
+      readonly tx_hash: string;
+      readonly to_amount: string;
+      readonly executed_price: string;
+      readonly executed_at: string;
+    }
+  | {
+      readonly status: 'rejected';
+      readonly idempotency_key: string;
+      readonly reason: SwapRejection;
+      readonly detail: string;
+    };
+
+export interface TradeVenue {
+  /**
+   * Executes the swap once per idempotency key; a repeat of a key returns the first outcome
+   * without executing again.
+   * @throws TransientError when the call failed, timed out or its answer was lost: the swap
+   *   may or may not have executed, so ask `findSwap` before deciding anything.
+   */
+  executeSwap(request: SwapRequest, signal?: AbortSignal): Promise<SwapOutcome>;
+  /**
+   * The outcome recorded for a key, or `undefined` when the venue never received it.
+   * @throws TransientError when the lookup itself failed.
+   */
+  findSwap(idempotencyKey: string, signal?: AbortSignal): Promise<SwapOutcome | undefined>;
+}
+
+/** A failure worth retrying: an error answer, a timeout, a lost answer, an outage. */
+export class TransientError extends Error {
+  readonly kind: 'error' | 'timeout' | 'lost_answer' | 'outage';
+  constructor(kind: TransientError['kind'], message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'TransientError';
+    this.kind = kind;
+  }
+}
+
+/** No usable price for the pair: the order cannot be priced. */
+export class PriceUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'PriceUnavailableError';
+  }
+}
