@@ -14,6 +14,14 @@ import { createLogger } from './infra/logger.ts';
 import type { Logger } from './infra/logger.ts';
 import { migrate } from './infra/migrations.ts';
 import { serveHttp } from './infra/server.ts';
+import type { PriceService, TradeVenue } from './app/ports.ts';
+import { sagaConsumer } from './app/sagaConsumer.ts';
+import { createSagaRunner } from './app/sagaRunner.ts';
+import { createInProcessDelivery } from './infra/bus/inProcessDelivery.ts';
+import { startStatelyInspector } from './infra/inspector.ts';
+import { createHttpPriceService } from './infra/venues/httpPriceService.ts';
+import { createHttpTradeWorker } from './infra/venues/httpTradeWorker.ts';
+import { createSimulatedMarket } from './infra/venues/simulatedMarket.ts';
 
 interface Opened {
   readonly db: Database;
@@ -52,6 +60,22 @@ async function openDatabase(config: Config, logger: Logger): Promise<Opened> {
   };
 }
 
+/** The price service and venue: HTTP adapters when their URLs are set, else the simulated market. */
+function outsideWorld(config: Config, logger: Logger): { prices: PriceService; venue: TradeVenue } {
+  const market = createSimulatedMarket({ seed: config.simulationSeed, currencies: config.currencies });
+  const prices = config.priceServiceUrl
+    ? createHttpPriceService({ baseUrl: config.priceServiceUrl, timeoutMs: config.saga.callTimeoutMs })
+    : market.priceService;
+  const venue = config.tradeWorkerUrl
+    ? createHttpTradeWorker({ baseUrl: config.tradeWorkerUrl, timeoutMs: config.saga.callTimeoutMs })
+    : market.venue;
+  logger.info(
+    { prices: config.priceServiceUrl ?? 'simulated', venue: config.tradeWorkerUrl ?? 'simulated' },
+    'outside world',
+  );
+  return { prices, venue };
+}
+
 async function main(args: readonly string[]): Promise<void> {
   const command = args[0] ?? 'serve';
   const config = loadConfig(process.env);
@@ -69,13 +93,34 @@ async function main(args: readonly string[]): Promise<void> {
     return;
   }
 
-  const orders = createOrderService({
-    store: createEventStore(db),
+  const inspector = config.sagaInspect
+    ? await startStatelyInspector(config.inspectPort, config.host)
+    : undefined;
+  if (inspector) logger.info({ url: inspector.url }, 'Stately inspector bridge: open this URL in a browser');
+
+  const { prices, venue } = outsideWorld(config, logger);
+  // The relay is created below; the store wakes it after every append so sagas start at once.
+  let wakeRelay = () => {};
+  const store = createEventStore(db, { onAppended: () => wakeRelay() });
+  const runner = createSagaRunner({
+    store,
+    prices,
+    venue,
+    currencies: config.currencies,
+    settings: config.saga,
     now: () => new Date(),
     newId: randomUUID,
+    logger,
+    ...(inspector ? { inspect: inspector.inspect } : {}),
   });
+  const delivery = createInProcessDelivery({ db, logger, consumers: [sagaConsumer(db, runner)] });
+  wakeRelay = delivery.wake;
+  delivery.start();
+
+  const orders = createOrderService({ store, now: () => new Date(), newId: randomUUID });
   const app = createApp({
     orders,
+    store,
     currencies: config.currencies,
     db,
     logger,
@@ -90,6 +135,8 @@ async function main(args: readonly string[]): Promise<void> {
     stopping = true;
     logger.info({ signal }, 'shutting down');
     await server.close();
+    await delivery.stop();
+    inspector?.stop();
     await opened.close();
     logger.info('stopped');
     process.exit(0);

@@ -3,16 +3,18 @@ import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { parse as parseLosslessJson } from 'lossless-json';
 import type { OrderService } from '../app/orders.ts';
+import { sagaView } from '../app/sagaView.ts';
 import { NotFoundError, ValidationError } from '../domain/errors.ts';
 import type { Currencies } from '../domain/money.ts';
 import type { Database } from '../infra/db/port.ts';
-import type { StoredEvent } from '../infra/eventStore.ts';
+import type { EventStore, StoredEvent } from '../infra/eventStore.ts';
 import type { Logger } from '../infra/logger.ts';
 import { validateOrderRequest } from './orderRequest.ts';
 import { errorHandler, problemResponse, RequestProblem } from './problems.ts';
 
 export interface AppDeps {
   readonly orders: OrderService;
+  readonly store: EventStore;
   readonly currencies: Currencies;
   readonly db: Database;
   readonly logger: Logger;
@@ -131,6 +133,8 @@ export function createApp(deps: AppDeps): Hono {
     const events = await deps.orders.history(id);
     return c.json({ order_id: id, events: events.map(eventView) });
   });
+
+  app.get('/orders/:id/saga', async (c) => c.json(await sagaView(deps.store, orderId(c.req.param('id')))));
 
   app.get('/health', async (c) => {
     try {

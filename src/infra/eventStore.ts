@@ -134,7 +134,12 @@ function toStored(row: EventRow): StoredEvent {
   };
 }
 
-export function createEventStore(db: Database): EventStore {
+export interface EventStoreOptions {
+  /** Called after every successful append, e.g. to wake the in-process relay at once. */
+  readonly onAppended?: () => void;
+}
+
+export function createEventStore(db: Database, options: EventStoreOptions = {}): EventStore {
   async function diagnose(q: Queryable, streams: readonly StreamAppend[]): Promise<AppendResult> {
     const eventIds = streams.flatMap((s) => s.events.map((e) => e.event_id));
     const existing = await q.query<{ event_id: string }>(
@@ -203,6 +208,7 @@ export function createEventStore(db: Database): EventStore {
         return diagnose(db, streams);
       }
       if (rows.length === 0) return diagnose(db, streams);
+      options.onAppended?.();
       return { status: 'appended', events: rows.map(toStored) };
     },
 

@@ -14,12 +14,9 @@ describe.runIf(DATABASE_URL)('the orders API on PostgreSQL', () => {
   let app: ReturnType<typeof createApp>;
   beforeAll(async () => {
     db = await migratedPostgres({ max: 20 });
-    const orders = createOrderService({
-      store: createEventStore(db),
-      now: () => new Date(),
-      newId: randomUUID,
-    });
-    app = createApp({ orders, currencies: currencies(), db, logger: silentLogger });
+    const store = createEventStore(db);
+    const orders = createOrderService({ store, now: () => new Date(), newId: randomUUID });
+    app = createApp({ orders, store, currencies: currencies(), db, logger: silentLogger });
   });
   afterAll(async () => {
     await db.close();

@@ -22,12 +22,9 @@ describe('the orders API', () => {
 
   beforeAll(async () => {
     db = await migratedPglite();
-    const orders = createOrderService({
-      store: createEventStore(db),
-      now: () => new Date(),
-      newId: randomUUID,
-    });
-    app = createApp({ orders, currencies: currencies(), db, logger: silentLogger });
+    const store = createEventStore(db);
+    const orders = createOrderService({ store, now: () => new Date(), newId: randomUUID });
+    app = createApp({ orders, store, currencies: currencies(), db, logger: silentLogger });
   });
   afterAll(async () => {
     await db.close();
