@@ -118,15 +118,15 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
             events: toNewEvents(outcome.position, context),
           });
         }
-        if (outcome.order.length > 0) {
-          streams.push({
-            aggregate_id: orderId,
-            aggregate_type: 'order',
-            expected_version: versions.order,
-            events: toNewEvents(outcome.order, context),
-          });
-        }
-        if (streams.length === 0) continue;
+        if (outcome.position.length === 0 && outcome.order.length === 0) continue;
+        // The order stream is always part of the append, if only as a condition: nothing is stored
+        // for a saga whose order moved on meanwhile (e.g. another worker compensated it).
+        streams.push({
+          aggregate_id: orderId,
+          aggregate_type: 'order',
+          expected_version: versions.order,
+          events: toNewEvents(outcome.order, context),
+        });
         await deps.beforeAppend?.(orderId, command);
         let stored: readonly StoredEvent[];
         try {
@@ -139,11 +139,14 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
           throw error;
         }
         await deps.afterAppend?.(orderId, command);
+        // One append may pass through several states; only the last one's command is pending.
+        queue.length = 0;
         for (const event of stored) {
           versions[event.aggregate_id === orderId ? 'order' : 'position'] = event.version;
           causationId = event.event_id;
           actor.send(toSagaEvent(event));
         }
+        queue.splice(0, queue.length - 1);
       }
       const final = actor.getSnapshot();
       if (final.status !== 'done')

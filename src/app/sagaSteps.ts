@@ -85,11 +85,20 @@ function termsOf(order: OrderState): AcceptedTerms {
   return order;
 }
 
-/** The order's deadline has passed (measured from acceptance). */
-export function pastDeadline(order: OrderState, deps: StepDeps): boolean {
+/**
+ * The order's deadline has passed (measured from acceptance). `graceMs` extends it: a worker that
+ * resumes a swap of unknown outcome waits until no other worker's call can still be in flight.
+ */
+export function pastDeadline(order: OrderState, deps: StepDeps, graceMs = 0): boolean {
   const terms = termsOf(order);
-  return deps.now().getTime() > Date.parse(terms.accepted_at) + deps.settings.deadlineMs;
+  return deps.now().getTime() > Date.parse(terms.accepted_at) + deps.settings.deadlineMs + graceMs;
 }
+
+/** Longest a swap call sent before the deadline can take: one call timeout. */
+const inFlightWindow = (deps: StepDeps) => deps.settings.callTimeoutMs;
+
+/** Raised inside the retry loop to stop sending once the deadline has passed. */
+class DeadlinePassed extends Error {}
 
 /** Retries transient failures with bounded exponential backoff; anything else fails at once. */
 function retrying<T>(deps: StepDeps, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
@@ -190,7 +199,7 @@ async function executeSwap(context: SagaContext, deps: StepDeps, resume: boolean
   try {
     if (resume) {
       outcome = await lookup();
-      if (!outcome && pastDeadline(context.order, deps)) {
+      if (!outcome && pastDeadline(context.order, deps, inFlightWindow(deps))) {
         return failed(
           'ExecuteSwap',
           'deadline_exceeded',
@@ -199,6 +208,8 @@ async function executeSwap(context: SagaContext, deps: StepDeps, resume: boolean
       }
     }
     outcome ??= await retrying(deps, async (signal) => {
+      // Never send after the deadline: a resuming worker may then decide the swap never happened.
+      if (pastDeadline(context.order, deps)) throw new DeadlinePassed();
       try {
         return await deps.venue.executeSwap(request, signal);
       } catch (error) {
@@ -212,9 +223,13 @@ async function executeSwap(context: SagaContext, deps: StepDeps, resume: boolean
       }
     });
   } catch (error) {
-    if (error instanceof TransientError)
+    if (error instanceof TransientError) {
       return { kind: 'suspended', detail: `swap outcome unknown: ${error.message}` };
-    throw error;
+    }
+    if (!(error instanceof DeadlinePassed)) throw error;
+    // Earlier attempts may have reached the venue: ask once more before deciding anything.
+    outcome = await lookup().catch(() => undefined);
+    if (!outcome) return { kind: 'suspended', detail: 'the deadline passed with the swap outcome unknown' };
   }
 
   if (outcome.status === 'rejected') return failed('ExecuteSwap', outcome.reason, outcome.detail);

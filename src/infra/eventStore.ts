@@ -25,6 +25,10 @@ export interface StreamAppend {
   readonly aggregate_type: AggregateType;
   /** The version the stream must be at now; 0 for a stream that must not exist yet. */
   readonly expected_version: number;
+  /**
+   * May be empty: the stream is then only a condition of the append (it must still be at its
+   * expected version), e.g. a position is opened only while its order has not moved on.
+   */
   readonly events: readonly NewEvent[];
 }
 
@@ -237,10 +241,9 @@ export function createEventStore(db: Database, options: EventStoreOptions = {}):
 }
 
 function validateAppend(streams: readonly StreamAppend[]): void {
-  if (streams.length === 0) throw new Error('append needs at least one stream');
+  if (!streams.some((stream) => stream.events.length > 0)) throw new Error('append needs at least one event');
   const ids = new Set<string>();
   for (const stream of streams) {
-    if (stream.events.length === 0) throw new Error(`append to ${stream.aggregate_id} has no events`);
     if (!Number.isInteger(stream.expected_version) || stream.expected_version < 0) {
       throw new Error(`append to ${stream.aggregate_id}: expected version must be an integer >= 0`);
     }

@@ -345,18 +345,69 @@ export function eventStoreContract(adapter: string, open: () => Promise<Database
     });
 
     describe('when an append is malformed', () => {
-      it('refuses an empty append, a stream without events and a negative expected version', async () => {
+      it('refuses an append without events and a negative expected version', async () => {
         const id = newId();
-        await expect(store.append([])).rejects.toThrow(/at least one stream/);
+        await expect(store.append([])).rejects.toThrow(/at least one event/);
         await expect(
           store.append([{ aggregate_id: id, aggregate_type: 'order', expected_version: 0, events: [] }]),
-        ).rejects.toThrow(/has no events/);
+        ).rejects.toThrow(/at least one event/);
         await expect(
           store.append([
             { aggregate_id: id, aggregate_type: 'order', expected_version: -1, events: [anEvent(id)] },
           ]),
         ).rejects.toThrow(/expected version/);
         expect(await countRows(db, 'events', [id])).toBe(0);
+      });
+    });
+
+    describe('when a stream is only a condition of the append', () => {
+      it('appends to the other stream while the condition holds, and nothing once it moved on', async () => {
+        const orderId = newId();
+        const positionId = newId();
+        await store.append([
+          { aggregate_id: orderId, aggregate_type: 'order', expected_version: 0, events: [anEvent(orderId)] },
+        ]);
+        const guard = {
+          aggregate_id: orderId,
+          aggregate_type: 'order',
+          expected_version: 1,
+          events: [],
+        } as const;
+
+        const held = await store.append([
+          guard,
+          {
+            aggregate_id: positionId,
+            aggregate_type: 'position',
+            expected_version: 0,
+            events: [anEvent(orderId, 'PositionCreated')],
+          },
+        ]);
+        await store.append([
+          {
+            aggregate_id: orderId,
+            aggregate_type: 'order',
+            expected_version: 1,
+            events: [anEvent(orderId, 'OrderFailed')],
+          },
+        ]);
+        const moved = await store
+          .append([
+            guard,
+            {
+              aggregate_id: positionId,
+              aggregate_type: 'position',
+              expected_version: 1,
+              events: [anEvent(orderId, 'PositionUpdated')],
+            },
+          ])
+          .catch((e: unknown) => e);
+
+        expect(held.status).toBe('appended');
+        expect(moved).toBeInstanceOf(ConcurrencyError);
+        expect(moved).toMatchObject({ stream: orderId, expected: 1, actual: 2 });
+        expect((await store.load(positionId)).map((e) => e.event_type)).toEqual(['PositionCreated']);
+        expect(await countRows(db, 'outbox', [orderId, positionId])).toBe(3);
       });
     });
 
