@@ -1,0 +1,298 @@
+import { getSimplePaths } from '@xstate/graph';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { replaySaga } from '../../src/app/sagaRunner.ts';
+import type { FailureReason } from '../../src/domain/events.ts';
+import type { Database } from '../../src/infra/db/port.ts';
+import { orderSaga } from '../../src/machines/orderSaga.ts';
+import type { SagaCommand, SagaEvent } from '../../src/machines/orderSaga.ts';
+import { migratedPglite } from '../helpers/databases.ts';
+import { assertSagaGuarantees, FAST_SETTINGS, sagaWorld, streams } from '../helpers/saga.ts';
+import type { SagaWorld } from '../helpers/saga.ts';
+
+/*
+ * Model-based: every simple path of the saga machine from @xstate/graph, each driven through the
+ * REAL runner on PGlite with the simulated market scripted to produce it. A new state or
+ * transition in the machine adds paths here; a path nobody knows how to produce fails loudly.
+ */
+
+const ORDER = {
+  order_id: '00000000-0000-4000-8000-000000000001',
+  user_id: 'model',
+  from_amount: '1000',
+  from_currency: 'USDT',
+  to_currency: 'BTC',
+  order_type: 'market',
+  accepted_at: '2026-11-24T12:00:00.000Z',
+} as const;
+const POSITION = '00000000-0000-4000-8000-000000000002';
+const AT = '2026-11-24T12:00:01.000Z';
+
+/** Concrete example events (the graph needs payloads: the machine folds them into its context). */
+const stepFailed = (reason: FailureReason): SagaEvent => ({
+  type: 'StepFailed',
+  reason,
+  failed_step: 'quote_price',
+  detail: 'model',
+});
+
+/** Which failures each state can really meet: what the world can do to a saga there. */
+const FAILURES_IN: Record<string, readonly FailureReason[]> = {
+  quotingPrice: ['price_unavailable', 'deadline_exceeded', 'venue_rejected'],
+  openingPosition: ['deadline_exceeded'],
+  'executingSwap.sendingSwap': ['deadline_exceeded'],
+  'executingSwap.awaitingOutcome': [
+    'insufficient_liquidity',
+    'slippage_exceeded',
+    'venue_rejected',
+    'deadline_exceeded',
+  ],
+};
+
+const stateKey = (value: unknown): string =>
+  typeof value === 'string'
+    ? value
+    : Object.entries(value as Record<string, unknown>)
+        .map(([k, v]) => `${k}.${stateKey(v)}`)
+        .join('');
+
+const EVENTS: readonly SagaEvent[] = [
+  { type: 'OrderAccepted', data: ORDER },
+  { type: 'PriceQuoted', data: { price: '0.00001', to_amount: '0.01', quoted_at: AT, source: 'model' } },
+  {
+    type: 'PositionCreated',
+    data: {
+      position_id: POSITION,
+      user_id: 'model',
+      order_id: ORDER.order_id,
+      from_currency: 'USDT',
+      to_currency: 'BTC',
+      created_at: AT,
+    },
+  },
+  { type: 'SwapExecuting', data: { idempotency_key: 'k', position_id: POSITION, started_at: AT } },
+  {
+    type: 'SwapExecuted',
+    data: { tx_hash: '0x1', to_amount: '0.01', executed_price: '0.00001', executed_at: AT },
+  },
+  {
+    type: 'OrderCompleted',
+    data: {
+      order_id: ORDER.order_id,
+      position_id: POSITION,
+      from_amount: '1000',
+      from_currency: 'USDT',
+      to_amount: '0.01',
+      to_currency: 'BTC',
+      executed_price: '0.00001',
+      tx_hash: '0x1',
+      completed_at: AT,
+    },
+  },
+  {
+    type: 'OrderFailed',
+    data: { order_id: ORDER.order_id, reason: 'venue_rejected', failed_step: 'quote_price', failed_at: AT },
+  },
+];
+
+const paths = getSimplePaths(orderSaga, {
+  events: (snapshot) => [...EVENTS, ...(FAILURES_IN[stateKey(snapshot.value)] ?? []).map(stepFailed)],
+  serializeState: (snapshot) => JSON.stringify(snapshot.value),
+  serializeEvent: (event) =>
+    event.type === 'StepFailed' ? `StepFailed(${(event as { reason: string }).reason})` : event.type,
+}).filter((path) => path.state.status === 'done');
+
+type Step = { readonly from: string; readonly event: SagaEvent };
+
+/** The path as (state it left, event taken) pairs. */
+function stepsOf(path: (typeof paths)[number]): Step[] {
+  let from = 'awaitingOrder';
+  return path.steps.slice(1).map((step) => {
+    const result = { from, event: step.event };
+    from = stateKey(step.state.value);
+    return result;
+  });
+}
+
+const describePath = (steps: readonly Step[]) =>
+  steps
+    .map(({ from, event }) =>
+      event.type === 'StepFailed'
+        ? `${from}:StepFailed(${(event as { reason: string }).reason})`
+        : event.type,
+    )
+    .join(' → ');
+
+/** The command a state runs, so hooks can fire exactly there. */
+const COMMAND_OF: Record<string, SagaCommand> = {
+  quotingPrice: 'QuotePrice',
+  openingPosition: 'OpenPosition',
+  'executingSwap.sendingSwap': 'StartSwap',
+  'executingSwap.awaitingOutcome': 'ExecuteSwap',
+};
+const PREVIOUS_COMMAND: Record<string, SagaCommand | undefined> = {
+  quotingPrice: undefined,
+  openingPosition: 'QuotePrice',
+  'executingSwap.sendingSwap': 'OpenPosition',
+  'executingSwap.awaitingOutcome': 'StartSwap',
+};
+
+const DEADLINE = FAST_SETTINGS.deadlineMs;
+const GRACE = FAST_SETTINGS.callTimeoutMs;
+
+interface Scenario {
+  orderAmount?: string;
+  /** Set up the world once the order is placed. */
+  arrange(world: SagaWorld, orderId: string, hooks: Hooks): void;
+  /** The saga is expected to stop once (suspended or crashed) and be resumed by a new runner. */
+  resumeAfter?: number;
+}
+
+interface Hooks {
+  after: Map<SagaCommand, () => void | Promise<void>>;
+  before: Map<SagaCommand, () => void | Promise<void>>;
+}
+
+class Crash extends Error {}
+
+/** How to make the world produce a failure in a given state. */
+function failureScenario(from: string, reason: FailureReason): Scenario {
+  const previous = PREVIOUS_COMMAND[from];
+  const passDeadline = (world: SagaWorld) => world.clock.advance(DEADLINE + 1);
+  switch (`${from}:${reason}`) {
+    case 'quotingPrice:price_unavailable':
+      return { arrange: (w) => w.market.priceService.failNext('unavailable') };
+    case 'quotingPrice:venue_rejected':
+      // 0.000001 USDT buys less than one satoshi: nothing to deliver.
+      return { orderAmount: '0.000001', arrange: () => {} };
+    case 'executingSwap.awaitingOutcome:insufficient_liquidity':
+      return { orderAmount: '2000000', arrange: () => {} };
+    case 'executingSwap.awaitingOutcome:slippage_exceeded':
+      // The market runs away between quote and execution: BTC 5 % dearer.
+      return {
+        arrange: (w, _, hooks) =>
+          hooks.after.set('QuotePrice', () => {
+            const btc = w.market.model.usdPrice('BTC');
+            if (btc) w.market.model.setUsdPrice('BTC', btc.times('1.05').toFixed(2));
+          }),
+      };
+    case 'executingSwap.awaitingOutcome:venue_rejected':
+      return { arrange: (w) => w.market.venue.rejectNext('venue_rejected') };
+    case 'executingSwap.awaitingOutcome:deadline_exceeded':
+      // The deadline passes right after SwapExecuting is stored: nothing is sent, the outcome is
+      // unknown to a new worker, which compensates only once no call can still be in flight.
+      return {
+        resumeAfter: 1,
+        arrange: (w, _, hooks) =>
+          hooks.after.set('StartSwap', () => {
+            passDeadline(w);
+            throw new Crash('crash after SwapExecuting');
+          }),
+      };
+    default:
+      if (reason === 'deadline_exceeded') {
+        return {
+          arrange: (w, _, hooks) => {
+            if (previous) hooks.after.set(previous, () => passDeadline(w));
+            else passDeadline(w);
+          },
+        };
+      }
+      throw new Error(`No scenario produces StepFailed(${reason}) in ${from}: add one`);
+  }
+}
+
+/** OrderFailed seen directly in a state: another worker compensated while this one was there. */
+function compensatedElsewhere(from: string): Scenario {
+  if (from === 'executingSwap.awaitingOutcome') return failureScenario(from, 'deadline_exceeded');
+  const command = COMMAND_OF[from];
+  if (!command) throw new Error(`No scenario produces OrderFailed in ${from}: add one`);
+  return {
+    arrange: (world, orderId, hooks) =>
+      hooks.before.set(command, async () => {
+        world.clock.advance(DEADLINE + GRACE + 1);
+        expect((await world.newRunner().run(orderId)).status).toBe('failed');
+      }),
+  };
+}
+
+function scenarioFor(steps: readonly Step[]): Scenario {
+  const last = steps.at(-1);
+  const beforeLast = steps.at(-2);
+  if (last?.event.type === 'OrderCompleted') return { arrange: () => {} };
+  if (beforeLast?.event.type === 'StepFailed') {
+    return failureScenario(beforeLast.from, (beforeLast.event as { reason: FailureReason }).reason);
+  }
+  if (last?.event.type === 'OrderFailed') return compensatedElsewhere(last.from);
+  throw new Error(`No scenario for path ${describePath(steps)}`);
+}
+
+/** The stored events a path implies, per stream. */
+function expectedStreams(steps: readonly Step[]) {
+  const types = steps.map((s) => s.event.type);
+  const order = types.filter((t) => t !== 'StepFailed' && t !== 'PositionCreated');
+  const opened = types.includes('PositionCreated');
+  const completed = types.includes('OrderCompleted');
+  const position = opened ? ['PositionCreated', completed ? 'PositionUpdated' : 'PositionClosed'] : [];
+  return { order, position };
+}
+
+describe('every path of the order saga, driven through the real runner', () => {
+  let db: Database;
+  beforeAll(async () => {
+    db = await migratedPglite();
+  });
+  afterAll(async () => {
+    await db?.close();
+  });
+
+  it('covers the happy path and a compensation from every active state', () => {
+    const described = paths.map((p) => describePath(stepsOf(p)));
+    expect(described).toContain(
+      'OrderAccepted → PriceQuoted → PositionCreated → SwapExecuting → SwapExecuted → OrderCompleted',
+    );
+    for (const state of Object.keys(FAILURES_IN)) {
+      expect(described.some((d) => d.includes(`${state}:StepFailed`))).toBe(true);
+    }
+  });
+
+  it.each(paths.map((p) => [describePath(stepsOf(p)), p] as const))('%s', async (_, path) => {
+    const steps = stepsOf(path);
+    const scenario = scenarioFor(steps);
+    const hooks: Hooks = { after: new Map(), before: new Map() };
+    const world = sagaWorld(db, {
+      runner: {
+        afterAppend: (_, command) => hooks.after.get(command)?.(),
+        beforeAppend: (_, command) => hooks.before.get(command)?.(),
+      },
+    });
+    const orderId = await world.place(scenario.orderAmount ? { from_amount: scenario.orderAmount } : {});
+    scenario.arrange(world, orderId, hooks);
+
+    let stops = 0;
+    let result = await world.runner.run(orderId).catch((error: unknown) => {
+      if (error instanceof Crash) return { status: 'crashed' as const };
+      throw error;
+    });
+    while (result.status === 'suspended' || result.status === 'crashed') {
+      stops += 1;
+      expect(stops, 'stops more often than the scenario expects').toBeLessThanOrEqual(
+        scenario.resumeAfter ?? 0,
+      );
+      world.clock.advance(GRACE + 1);
+      result = await world.newRunner().run(orderId);
+    }
+    expect(stops).toBe(scenario.resumeAfter ?? 0);
+
+    const finalState = path.state.value as string;
+    expect(result.status).toBe(finalState);
+    const events = await world.events(orderId);
+    expect(streams(events)).toEqual(expectedStreams(steps));
+    assertSagaGuarantees(orderId, events, world.market);
+    expect(replaySaga(events).snapshot.value).toBe(finalState);
+    const failure = events.find((e) => e.event_type === 'OrderFailed')?.event_data as
+      { reason?: string } | undefined;
+    const failedStep = steps.findLast((s) => s.event.type === 'StepFailed')?.event as
+      { reason: string } | undefined;
+    if (failedStep) expect(failure?.reason).toBe(failedStep.reason);
+  });
+});
