@@ -1,0 +1,218 @@
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Consumer, EventMessage } from '../../src/app/messages.ts';
+import { createOrderService } from '../../src/app/orders.ts';
+import { SAGA_CONSUMER, sagaConsumer } from '../../src/app/sagaConsumer.ts';
+import { createSagaRunner } from '../../src/app/sagaRunner.ts';
+import { currencies } from '../../src/domain/money.ts';
+import { createInProcessDelivery } from '../../src/infra/bus/inProcessDelivery.ts';
+import type { Database } from '../../src/infra/db/port.ts';
+import { createEventStore } from '../../src/infra/eventStore.ts';
+import { silentLogger } from '../../src/infra/logger.ts';
+import { createSimulatedMarket } from '../../src/infra/venues/simulatedMarket.ts';
+import { migratedPglite, newId } from '../helpers/databases.ts';
+import { anEvent } from '../helpers/events.ts';
+import { anOrder, FAST_SETTINGS } from '../helpers/saga.ts';
+
+/** A consumer that records what it gets and lets the test await a given message. */
+function recorder(
+  name: string,
+  types: readonly string[],
+  behaviour: (m: EventMessage) => Promise<void> = async () => {},
+) {
+  const seen: EventMessage[] = [];
+  const waiters: Array<{ id: string; times: number; resolve: () => void }> = [];
+  const consumer: Consumer = {
+    name,
+    eventTypes: types,
+    async handle(message) {
+      seen.push(message);
+      try {
+        await behaviour(message);
+      } finally {
+        for (const w of waiters.filter((w) => seen.filter((m) => m.event_id === w.id).length >= w.times))
+          w.resolve();
+      }
+    },
+  };
+  const received = (eventId: string, times = 1) =>
+    new Promise<void>((resolve) => {
+      waiters.push({ id: eventId, times, resolve });
+      if (seen.filter((m) => m.event_id === eventId).length >= times) resolve();
+    });
+  return { consumer, seen, received };
+}
+
+async function publishedOf(db: Database, eventId: string): Promise<boolean | undefined> {
+  const [row] = await db.query<{ published: boolean }>('SELECT published FROM outbox WHERE event_id = $1', [
+    eventId,
+  ]);
+  return row?.published;
+}
+
+/** Resolves once the row is marked: the mark follows the handler, so there is no event to await. */
+async function untilPublished(db: Database, eventId: string): Promise<void> {
+  for (let i = 0; i < 200 && !(await publishedOf(db, eventId)); i++)
+    await new Promise((r) => setTimeout(r, 5));
+}
+
+describe('in-process delivery from the outbox', () => {
+  let db: Database;
+  beforeAll(async () => {
+    db = await migratedPglite();
+  });
+  afterAll(async () => {
+    await db?.close();
+  });
+
+  async function appendOne(type = 'OrderAccepted') {
+    const id = newId();
+    const event = anEvent(id, type);
+    await createEventStore(db).append([
+      { aggregate_id: id, aggregate_type: 'order', expected_version: 0, events: [event] },
+    ]);
+    return event.event_id;
+  }
+
+  describe('when an event is appended', () => {
+    it('hands it to the consumers of its type with its envelope, then marks the row published', async () => {
+      const a = recorder('a', ['PriceQuoted']);
+      const b = recorder('b', ['PriceQuoted']);
+      const delivery = createInProcessDelivery({
+        db,
+        logger: silentLogger,
+        consumers: [a.consumer, b.consumer],
+      });
+      delivery.start();
+      const eventId = await appendOne('PriceQuoted');
+      delivery.wake();
+
+      await Promise.all([a.received(eventId), b.received(eventId)]);
+      await untilPublished(db, eventId);
+      await delivery.stop();
+
+      expect(a.seen.find((m) => m.event_id === eventId)).toMatchObject({
+        event_type: 'PriceQuoted',
+        aggregate_type: 'order',
+        version: 1,
+        event_data: { note: 'test' },
+        metadata: { schema_version: 1 },
+      });
+      expect(await publishedOf(db, eventId)).toBe(true);
+    });
+
+    it('marks an event no consumer wants as published without delivering it', async () => {
+      const a = recorder('a', ['Nothing']);
+      const delivery = createInProcessDelivery({ db, logger: silentLogger, consumers: [a.consumer] });
+      const eventId = await appendOne('PositionClosed');
+      delivery.start();
+      await untilPublished(db, eventId);
+      await delivery.stop();
+      expect(await publishedOf(db, eventId)).toBe(true);
+      expect(a.seen).toEqual([]);
+    });
+  });
+
+  describe('when a consumer fails', () => {
+    it('keeps the row unpublished and delivers it again until it succeeds', async () => {
+      let failures = 2;
+      const flaky = recorder('flaky', ['OrderFailed'], async () => {
+        if (failures-- > 0) throw new Error('not yet');
+      });
+      const delivery = createInProcessDelivery({
+        db,
+        logger: silentLogger,
+        consumers: [flaky.consumer],
+        retryMinDelayMs: 1,
+        retryMaxDelayMs: 2,
+      });
+      delivery.start();
+      const eventId = await appendOne('OrderFailed');
+
+      await flaky.received(eventId, 3);
+      await untilPublished(db, eventId);
+      await delivery.stop();
+      expect(flaky.seen.filter((m) => m.event_id === eventId)).toHaveLength(3);
+      expect(await publishedOf(db, eventId)).toBe(true);
+    });
+  });
+
+  describe('when the process stops before a row is marked', () => {
+    it('the next start delivers it again', async () => {
+      const broken = recorder('broken', ['OrderCompleted'], async () => {
+        throw new Error('crashing');
+      });
+      const first = createInProcessDelivery({
+        db,
+        logger: silentLogger,
+        consumers: [broken.consumer],
+        retryMinDelayMs: 10_000,
+      });
+      first.start();
+      const eventId = await appendOne('OrderCompleted');
+      first.wake();
+      await broken.received(eventId);
+      await first.stop();
+      expect(await publishedOf(db, eventId)).toBe(false);
+
+      const healthy = recorder('healthy', ['OrderCompleted']);
+      const second = createInProcessDelivery({ db, logger: silentLogger, consumers: [healthy.consumer] });
+      second.start();
+      await healthy.received(eventId);
+      await untilPublished(db, eventId);
+      await second.stop();
+      expect(await publishedOf(db, eventId)).toBe(true);
+    });
+  });
+
+  describe('when an order is accepted with the orchestrator subscribed', () => {
+    it('starts its saga from the outbox, runs it to completion and records the event as processed', async () => {
+      const market = createSimulatedMarket({ seed: 3 });
+      let wake = () => {};
+      const store = createEventStore(db, { onAppended: () => wake() });
+      const runner = createSagaRunner({
+        store,
+        prices: market.priceService,
+        venue: market.venue,
+        currencies: currencies(),
+        settings: FAST_SETTINGS,
+        now: () => new Date(),
+        newId: randomUUID,
+        logger: silentLogger,
+      });
+      const consumer = sagaConsumer(db, runner);
+      const done = new Promise<string>((resolve) => {
+        const handle = consumer.handle.bind(consumer);
+        consumer.handle = async (message) => {
+          await handle(message);
+          resolve(message.aggregate_id);
+        };
+      });
+      const delivery = createInProcessDelivery({ db, logger: silentLogger, consumers: [consumer] });
+      wake = delivery.wake;
+      delivery.start();
+
+      const { order_id } = await createOrderService({
+        store,
+        now: () => new Date(),
+        newId: randomUUID,
+      }).accept(anOrder(), {
+        causationId: null,
+      });
+      expect(await done).toBe(order_id);
+      await delivery.stop();
+
+      const types = (await store.load(order_id)).map((e) => e.event_type);
+      expect(types.at(-1)).toBe('OrderCompleted');
+      const processed = await db.query('SELECT processed_by FROM processed_events WHERE aggregate_id = $1', [
+        order_id,
+      ]);
+      expect(processed).toEqual([{ processed_by: SAGA_CONSUMER }]);
+      const [accepted] = await db.query<{ published: boolean }>(
+        `SELECT published FROM outbox WHERE aggregate_id = $1 AND event_type = 'OrderAccepted'`,
+        [order_id],
+      );
+      expect(accepted?.published).toBe(true);
+    });
+  });
+});
