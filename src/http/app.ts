@@ -134,6 +134,13 @@ export function createApp(deps: AppDeps): Hono {
     return c.json({ order_id: id, events: events.map(eventView) });
   });
 
+  app.get('/positions/:id/events', async (c) => {
+    const id = c.req.param('id');
+    const events = UUID.test(id) ? await deps.store.load(id.toLowerCase()) : [];
+    if (events[0]?.aggregate_type !== 'position') throw new NotFoundError(`There is no position with id ${id}`);
+    return c.json({ position_id: id.toLowerCase(), events: events.map(eventView) });
+  });
+
   app.get('/orders/:id/saga', async (c) => c.json(await sagaView(deps.store, orderId(c.req.param('id')))));
 
   app.get('/health', async (c) => {

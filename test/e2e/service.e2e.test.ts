@@ -57,6 +57,72 @@ describe.each([
   });
 });
 
+/** Polls the order's saga view until it finishes: the saga runs in the service's own process. */
+async function finishedSaga(url: string, orderId: string) {
+  type View = {
+    status: string;
+    state: string;
+    position_id: string;
+    events: Array<{ event_type: string; stream: string; version: number }>;
+  };
+  for (;;) {
+    const view = (await (await fetch(`${url}/orders/${orderId}/saga`)).json()) as View;
+    if (view.status === 'finished') return view;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('the saga in a running service (embedded database, simulated market)', () => {
+  it('completes the original order, and fails one above the liquidity with its position closed', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'mos-e2e-'));
+    const service = await startService(NODE, { DATA_DIR: dataDir, DATABASE_URL: '' });
+    try {
+      const orderId = await placeOrder(service.url);
+      const done = await finishedSaga(service.url, orderId);
+      expect(await history(service.url, orderId)).toEqual([
+        ['OrderAccepted', 1],
+        ['PriceQuoted', 2],
+        ['SwapExecuting', 3],
+        ['SwapExecuted', 4],
+        ['OrderCompleted', 5],
+      ]);
+      const position = (await (
+        await fetch(`${service.url}/positions/${done.position_id}/events`)
+      ).json()) as {
+        events: Array<{ event_type: string; version: number }>;
+      };
+      expect(position.events.map((e) => [e.event_type, e.version])).toEqual([
+        ['PositionCreated', 1],
+        ['PositionUpdated', 2],
+      ]);
+
+      const big = await fetch(`${service.url}/orders`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ ...originalOrder, from_amount: '5000000' }),
+      });
+      const { order_id: bigId } = (await big.json()) as { order_id: string };
+      const failed = await finishedSaga(service.url, bigId);
+      expect(failed.state).toBe('failed');
+      expect(failed.events.map((e) => `${e.stream}:${e.event_type}`)).toEqual([
+        'order:OrderAccepted',
+        'order:PriceQuoted',
+        'position:PositionCreated',
+        'order:SwapExecuting',
+        'position:PositionClosed',
+        'order:OrderFailed',
+      ]);
+      const events = (await (await fetch(`${service.url}/orders/${bigId}/events`)).json()) as {
+        events: Array<{ event_type: string; data: { reason?: string } }>;
+      };
+      expect(events.events.at(-1)?.data.reason).toBe('insufficient_liquidity');
+    } finally {
+      expect(await service.stop()).toBe(0);
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('two services on one embedded data directory', () => {
   it('refuses the second, naming the directory, and leaves the first serving', async () => {
     const dataDir = await mkdtemp(join(tmpdir(), 'mos-e2e-'));
