@@ -74,9 +74,8 @@ export interface LatencyRange {
 export function drawLatency(random: RandomStream, latency: LatencyRange): number {
   const min = Math.max(0, Math.floor(latency.minMs ?? 0));
   const max = Math.max(min, Math.floor(latency.maxMs ?? min));
-  // Always draw, even for a fixed latency, so a latency change alone never shifts later draws.
-  const drawn = random.int(min, max);
-  return drawn;
+  // Always draw, even for a fixed latency, so the number of draws per call never changes.
+  return random.int(min, max);
 }
 
 function abortedError(what: string): TransientError {

@@ -1,0 +1,251 @@
+/**
+ * Saga throughput and latency with the in-process delivery, on PGlite (file-backed, the embedded
+ * default) and on PostgreSQL (DATABASE_URL; a scratch database is created and dropped).
+ *
+ *   npm run bench:saga                                     # PGlite only
+ *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm run bench:saga
+ *   npm run bench:saga -- --orders 20000 --only postgres   # memory over many orders
+ *
+ * Throughput: N orders submitted by 32 concurrent clients; completed sagas/s over the whole run.
+ * Latency: orders submitted at a fixed rate (100/s); accept → terminal, p50/p99.
+ * Memory: heap after GC every 5,000 orders, and live saga actors at the end (must be 0).
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createOrderService } from '../src/app/orders.ts';
+import { sagaConsumer } from '../src/app/sagaConsumer.ts';
+import { createSagaRunner } from '../src/app/sagaRunner.ts';
+import { DEFAULT_SAGA_SETTINGS } from '../src/app/sagaSteps.ts';
+import { currencies } from '../src/domain/money.ts';
+import { createInProcessDelivery } from '../src/infra/bus/inProcessDelivery.ts';
+import { pgliteDatabase } from '../src/infra/db/pglite.ts';
+import type { Database } from '../src/infra/db/port.ts';
+import { postgresDatabase } from '../src/infra/db/postgres.ts';
+import { createEventStore } from '../src/infra/eventStore.ts';
+import { silentLogger } from '../src/infra/logger.ts';
+import { migrate } from '../src/infra/migrations.ts';
+import { createSimulatedMarket } from '../src/infra/venues/simulatedMarket.ts';
+
+const { values } = parseArgs({
+  options: {
+    orders: { type: 'string', default: '3000' },
+    rate: { type: 'string', default: '100' },
+    'rate-seconds': { type: 'string', default: '10' },
+    clients: { type: 'string', default: '32' },
+    concurrency: { type: 'string', default: '64' },
+    only: { type: 'string' },
+  },
+});
+const ORDERS = Number(values.orders);
+const RATE = Number(values.rate);
+const RATE_SECONDS = Number(values['rate-seconds']);
+const CLIENTS = Number(values.clients);
+const CONCURRENCY = Number(values.concurrency);
+
+function percentile(sorted: readonly number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+}
+
+const heapMb = () => {
+  (globalThis as { gc?: () => void }).gc?.();
+  return process.memoryUsage().heapUsed / 2 ** 20;
+};
+
+/** The service's saga path, wired as main.ts wires it, with a completion probe on the consumer. */
+function system(db: Database) {
+  const market = createSimulatedMarket({ seed: 11 });
+  let wake = () => {};
+  const store = createEventStore(db, { onAppended: () => wake() });
+  const runner = createSagaRunner({
+    store,
+    prices: market.priceService,
+    venue: market.venue,
+    currencies: currencies(),
+    settings: DEFAULT_SAGA_SETTINGS,
+    now: () => new Date(),
+    newId: randomUUID,
+    logger: silentLogger,
+  });
+  const accepted = new Map<string, number>();
+  const latencies: number[] = [];
+  let finished = 0;
+  let onFinished = () => {};
+  const orchestrator = sagaConsumer(db, runner);
+  const probe = {
+    ...orchestrator,
+    async handle(message: Parameters<typeof orchestrator.handle>[0]) {
+      await orchestrator.handle(message);
+      const started = accepted.get(message.aggregate_id);
+      if (started !== undefined) {
+        accepted.delete(message.aggregate_id);
+        latencies.push(performance.now() - started);
+        finished += 1;
+        onFinished();
+      }
+    },
+  };
+  const delivery = createInProcessDelivery({
+    db,
+    logger: silentLogger,
+    consumers: [probe],
+    concurrency: CONCURRENCY,
+  });
+  wake = delivery.wake;
+  delivery.start();
+  const orders = createOrderService({ store, now: () => new Date(), newId: randomUUID });
+
+  async function place(): Promise<void> {
+    const started = performance.now();
+    const { order_id } = await orders.accept(
+      {
+        user_id: 'bench',
+        from_amount: '1000',
+        from_currency: 'USDT',
+        to_currency: 'BTC',
+        order_type: 'market',
+      },
+      { causationId: null },
+    );
+    accepted.set(order_id, started);
+  }
+
+  const allFinished = (count: number) =>
+    new Promise<void>((resolve) => {
+      onFinished = () => finished >= count && resolve();
+      onFinished();
+    });
+
+  return {
+    place,
+    allFinished,
+    latencies,
+    runner,
+    delivery,
+    reset: () => ((finished = 0), (latencies.length = 0)),
+  };
+}
+
+interface Report {
+  backend: string;
+  sagasPerSecond: number;
+  p50: number;
+  p99: number;
+  rateP50: number;
+  rateP99: number;
+  heap: string;
+  liveActors: number;
+}
+
+async function bench(backend: string, db: Database): Promise<Report> {
+  await migrate(db);
+  const s = system(db);
+
+  // Warm-up: JIT, prepared statements, pools.
+  for (let i = 0; i < 200; i++) await s.place();
+  await s.allFinished(200);
+  s.reset();
+
+  // Throughput.
+  const heaps: number[] = [heapMb()];
+  const started = performance.now();
+  let submitted = 0;
+  await Promise.all(
+    Array.from({ length: CLIENTS }, async () => {
+      while (submitted < ORDERS) {
+        submitted += 1;
+        await s.place();
+        if (submitted % 5000 === 0) heaps.push(heapMb());
+      }
+    }),
+  );
+  await s.allFinished(ORDERS);
+  const seconds = (performance.now() - started) / 1000;
+  const sorted = [...s.latencies].sort((a, b) => a - b);
+  heaps.push(heapMb());
+  const throughput = {
+    perSecond: ORDERS / seconds,
+    p50: percentile(sorted, 50),
+    p99: percentile(sorted, 99),
+  };
+
+  // Latency at a fixed rate.
+  s.reset();
+  const total = RATE * RATE_SECONDS;
+  const t0 = performance.now();
+  const placing: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = t0 + (i * 1000) / RATE;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    placing.push(s.place());
+  }
+  await Promise.all(placing);
+  await s.allFinished(total);
+  const rateSorted = [...s.latencies].sort((a, b) => a - b);
+
+  await s.delivery.stop();
+  return {
+    backend,
+    sagasPerSecond: throughput.perSecond,
+    p50: throughput.p50,
+    p99: throughput.p99,
+    rateP50: percentile(rateSorted, 50),
+    rateP99: percentile(rateSorted, 99),
+    heap: heaps.map((h) => h.toFixed(0)).join(' → '),
+    liveActors: s.runner.activeCount,
+  };
+}
+
+const reports: Report[] = [];
+if (values.only !== 'postgres') {
+  const dir = await mkdtemp(join(tmpdir(), 'bench-saga-'));
+  const db = await pgliteDatabase(dir);
+  try {
+    reports.push(await bench('PGlite (file)', db));
+  } finally {
+    await db.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+if (values.only !== 'pglite') {
+  const url = process.env.DATABASE_URL;
+  if (!url) {
+    console.log('DATABASE_URL not set: PostgreSQL skipped');
+  } else {
+    const admin = postgresDatabase(url, { max: 1 });
+    const name = `bench_saga_${process.pid}`;
+    await admin.exec(`DROP DATABASE IF EXISTS ${name}`);
+    await admin.exec(`CREATE DATABASE ${name}`);
+    const target = new URL(url);
+    target.pathname = `/${name}`;
+    const db = postgresDatabase(target.toString(), { max: 32 });
+    try {
+      reports.push(await bench('PostgreSQL', db));
+    } finally {
+      await db.close();
+      await admin.exec(`DROP DATABASE IF EXISTS ${name}`);
+      await admin.close();
+    }
+  }
+}
+
+console.log(
+  `\nsaga: ${ORDERS} orders by ${CLIENTS} clients (throughput), then ${RATE}/s for ${RATE_SECONDS}s (latency); in-process delivery, concurrency ${CONCURRENCY}\n`,
+);
+console.log(
+  'backend          sagas/s   p50 ms   p99 ms | @rate p50 ms   p99 ms | heap MB (after GC)        live actors',
+);
+for (const r of reports) {
+  console.log(
+    `${r.backend.padEnd(16)} ${r.sagasPerSecond.toFixed(0).padStart(7)} ${r.p50.toFixed(1).padStart(8)} ${r.p99
+      .toFixed(1)
+      .padStart(
+        8,
+      )} | ${r.rateP50.toFixed(1).padStart(11)} ${r.rateP99.toFixed(1).padStart(8)} | ${r.heap.padEnd(25)} ${String(
+      r.liveActors,
+    ).padStart(5)}`,
+  );
+}
