@@ -139,7 +139,21 @@ interface Report {
   liveActors: number;
 }
 
-async function bench(backend: string, db: Database): Promise<Report> {
+const queryCounts = new Map<string, number>();
+function counting(db: Database): Database {
+  if (!process.env.COUNT_QUERIES) return db;
+  return {
+    ...db,
+    query(text, params) {
+      const key = text.replace(/\s+/g, ' ').trim().slice(0, 60);
+      queryCounts.set(key, (queryCounts.get(key) ?? 0) + 1);
+      return db.query(text, params);
+    },
+  } as Database;
+}
+
+async function bench(backend: string, rawDb: Database): Promise<Report> {
+  const db = counting(rawDb);
   await migrate(db);
   const s = system(db);
 
@@ -232,6 +246,7 @@ if (values.only !== 'pglite') {
   }
 }
 
+for (const [q, n] of [...queryCounts].sort((a, b) => b[1] - a[1])) console.log(String(n).padStart(8), q);
 console.log(
   `\nsaga: ${ORDERS} orders by ${CLIENTS} clients (throughput), then ${RATE}/s for ${RATE_SECONDS}s (latency); in-process delivery, concurrency ${CONCURRENCY}\n`,
 );

@@ -1,15 +1,6 @@
 import type { Queryable } from '../infra/db/port.ts';
 import type { EventMessage } from './messages.ts';
 
-/** Event-level idempotency: has this consumer already handled this event? */
-export async function alreadyProcessed(db: Queryable, consumer: string, eventId: string): Promise<boolean> {
-  const rows = await db.query('SELECT 1 FROM processed_events WHERE event_id = $1 AND processed_by = $2', [
-    eventId,
-    consumer,
-  ]);
-  return rows.length > 0;
-}
-
 /** Records that a consumer handled an event; a second record of the same pair is a no-op. */
 export async function markProcessed(db: Queryable, consumer: string, message: EventMessage): Promise<void> {
   await db.query(

@@ -1,5 +1,5 @@
 import type { Database } from '../infra/db/port.ts';
-import { alreadyProcessed, markProcessed } from './inbox.ts';
+import { markProcessed } from './inbox.ts';
 import type { Consumer } from './messages.ts';
 import type { SagaRunner } from './sagaRunner.ts';
 
@@ -15,18 +15,30 @@ export class SagaSuspendedError extends Error {
 
 /**
  * The orchestrator: starts (or resumes) an order's saga when its OrderAccepted arrives.
- * Idempotent at the three levels of the original design: processed_events (the event), expected
- * versions (the aggregate, inside the runner) and status checks (a finished saga is left alone).
+ * Idempotent at the three levels of the original design:
+ * - event: the processed_events row is written in the same statement as the saga's terminal
+ *   events, so a redelivered message finds it (and a saga that finished before gets it now);
+ * - aggregate: every append carries expected versions (inside the runner);
+ * - business: a finished saga is recognised from its events and left alone.
+ * No separate "already processed?" query: the saga's own state answers it in the load the runner
+ * makes anyway, which saves a round trip per order.
  */
 export function sagaConsumer(db: Database, runner: SagaRunner): Consumer {
   return {
     name: SAGA_CONSUMER,
     eventTypes: ['OrderAccepted'],
     async handle(message) {
-      if (await alreadyProcessed(db, SAGA_CONSUMER, message.event_id)) return;
-      const result = await runner.run(message.aggregate_id);
+      const processed = {
+        event_id: message.event_id,
+        aggregate_id: message.aggregate_id,
+        event_type: message.event_type,
+        processed_by: SAGA_CONSUMER,
+      };
+      const result = await runner.run(message.aggregate_id, { processed });
       if (result.status === 'suspended') throw new SagaSuspendedError(result.orderId, result.detail);
-      await markProcessed(db, SAGA_CONSUMER, message);
+      if (result.status === 'not_found')
+        throw new Error(`OrderAccepted ${message.event_id} names no stored order`);
+      if (!('finishedHere' in result)) await markProcessed(db, SAGA_CONSUMER, message);
     },
   };
 }

@@ -5,7 +5,13 @@ import { positionIdFor } from '../domain/ids.ts';
 import { orderSaga } from '../machines/orderSaga.ts';
 import type { OrderSagaMachine, SagaCommand, SagaEvent } from '../machines/orderSaga.ts';
 import { ConcurrencyError } from '../infra/eventStore.ts';
-import type { EventStore, StoredEvent, StreamAppend } from '../infra/eventStore.ts';
+import type {
+  EventStore,
+  NewEvent,
+  ProcessedRecord,
+  StoredEvent,
+  StreamAppend,
+} from '../infra/eventStore.ts';
 import type { Logger } from '../infra/logger.ts';
 import { toNewEvents } from './orders.ts';
 import { runCommand } from './sagaSteps.ts';
@@ -15,7 +21,12 @@ export type SagaSnapshot = SnapshotFrom<OrderSagaMachine>;
 
 /** How a run ended. `suspended`: waiting on something outside (the venue); resume later. */
 export type SagaRunResult =
-  | { readonly status: 'completed' | 'failed'; readonly orderId: string }
+  | {
+      readonly status: 'completed' | 'failed';
+      readonly orderId: string;
+      /** This run stored the terminal events, with the `processed` record when one was given. */
+      readonly finishedHere?: true;
+    }
   | { readonly status: 'suspended'; readonly orderId: string; readonly detail: string }
   | { readonly status: 'not_found'; readonly orderId: string };
 
@@ -25,10 +36,12 @@ export interface SagaRunnerDeps extends StepDeps {
   readonly logger: Logger;
   /** Receives every saga actor's inspection events (e.g. the Stately inspector). */
   readonly inspect?: (event: InspectionEvent) => void;
-  /** Test hook: called after each step's events are stored, before the actor moves. */
-  readonly afterAppend?: (orderId: string, command: SagaCommand) => void | Promise<void>;
-  /** Test hook: called after a step ran, before its events are stored. */
+  /** Test hook: called before each command runs. */
+  readonly beforeCommand?: (orderId: string, command: SagaCommand) => void | Promise<void>;
+  /** Test hook: called for each command of a batch after it ran, before the batch's events are stored. */
   readonly beforeAppend?: (orderId: string, command: SagaCommand) => void | Promise<void>;
+  /** Test hook: called for each command of a batch after its events are stored, before the actor moves. */
+  readonly afterAppend?: (orderId: string, command: SagaCommand) => void | Promise<void>;
 }
 
 const toSagaEvent = (event: StoredEvent): SagaEvent =>
@@ -61,6 +74,14 @@ export function replaySaga(events: readonly StoredEvent[]): {
 
 class Conflict extends Error {}
 
+/** Commands that call the outside world; every other command is decided from the saga's state alone. */
+const IO_COMMANDS: ReadonlySet<SagaCommand> = new Set(['QuotePrice', 'ExecuteSwap']);
+
+interface Decided {
+  readonly stream: 'order' | 'position';
+  readonly event: OrderEvent | PositionEvent;
+}
+
 /**
  * Drives order sagas: rebuilds each from its stored events, runs the pending step through the
  * ports, stores the step's events (with outbox rows) at the expected versions, and only then
@@ -71,87 +92,151 @@ class Conflict extends Error {}
 export function createSagaRunner(deps: SagaRunnerDeps) {
   const active = new Map<string, Actor<OrderSagaMachine>>();
 
-  async function drive(orderId: string, loaded: readonly StoredEvent[]): Promise<SagaRunResult> {
+  /** Stores a batch's events at the expected versions, in the order they were decided. */
+  async function persist(
+    orderId: string,
+    decided: readonly Decided[],
+    versions: { order: number; position: number },
+    causedBy: string | null,
+    processed: ProcessedRecord | undefined,
+  ): Promise<StoredEvent[]> {
+    const now = deps.now().toISOString();
+    let causationId = causedBy;
+    const events = decided.map(({ stream, event }) => {
+      const [newEvent] = toNewEvents([event], {
+        correlationId: orderId,
+        causationId,
+        now,
+        newId: deps.newId,
+      });
+      causationId = newEvent?.event_id ?? causationId;
+      return { stream, newEvent: newEvent as NewEvent };
+    });
+    const of = (stream: 'order' | 'position') =>
+      events.filter((e) => e.stream === stream).map((e) => e.newEvent);
+    const streams: StreamAppend[] = [];
+    if (of('position').length > 0) {
+      streams.push({
+        aggregate_id: positionIdFor(orderId),
+        aggregate_type: 'position',
+        expected_version: versions.position,
+        events: of('position'),
+      });
+    }
+    // The order stream is always part of the append, if only as a condition: nothing is stored
+    // for a saga whose order moved on meanwhile (e.g. another worker compensated it).
+    streams.push({
+      aggregate_id: orderId,
+      aggregate_type: 'order',
+      expected_version: versions.order,
+      events: of('order'),
+    });
+    try {
+      const result = await deps.store.append(streams, {
+        sequence: events.map((e) => e.newEvent.event_id),
+        ...(processed ? { processed } : {}),
+      });
+      if (result.status !== 'appended')
+        throw new Conflict(`events already stored: ${result.event_ids.join(', ')}`);
+      return [...result.events];
+    } catch (error) {
+      if (error instanceof ConcurrencyError) throw new Conflict(error.message);
+      throw error;
+    }
+  }
+
+  async function drive(
+    orderId: string,
+    loaded: readonly StoredEvent[],
+    processed: ProcessedRecord | undefined,
+  ): Promise<SagaRunResult> {
     const { snapshot, pending } = replaySaga(loaded);
     if (snapshot.status === 'done')
       return { status: snapshot.value === 'completed' ? 'completed' : 'failed', orderId };
 
-    const positionId = positionIdFor(orderId);
     const versions = { order: 0, position: 0 };
     for (const e of loaded) versions[e.aggregate_id === orderId ? 'order' : 'position'] += 1;
     let causationId = loaded.at(-1)?.event_id ?? null;
 
-    const queue: SagaCommand[] = pending ? [pending] : [];
-    const machine = orderSaga.provide({
-      actions: { runStep: (_, params) => void queue.push(params.command) },
-    });
-    const actor = createActor(machine, { snapshot, ...(deps.inspect ? { inspect: deps.inspect } : {}) });
+    const actor = createActor(orderSaga, { snapshot, ...(deps.inspect ? { inspect: deps.inspect } : {}) });
     active.set(orderId, actor);
     actor.start();
     try {
+      let next: SagaCommand | null = pending;
       let resume = true;
-      for (let command = queue.shift(); command; command = queue.shift()) {
-        const outcome: StepOutcome = await runCommand(command, actor.getSnapshot().context, deps, resume);
-        resume = false;
-        if (outcome.kind === 'suspended') {
-          deps.logger.warn({ orderId, command, detail: outcome.detail }, 'saga suspended');
-          return { status: 'suspended', orderId, detail: outcome.detail };
-        }
-        if (outcome.kind === 'failed') {
-          actor.send({
-            type: 'StepFailed',
-            reason: outcome.reason,
-            failed_step: outcome.failed_step,
-            detail: outcome.detail,
-          });
-          continue;
+      while (next) {
+        // One batch: this command, then each following command that needs no I/O, previewed with
+        // the pure transition(): nothing moves before the batch's events are stored.
+        let preview = actor.getSnapshot();
+        const decided: Decided[] = [];
+        const sends: SagaEvent[] = [];
+        const commands: SagaCommand[] = [];
+        let command: SagaCommand | null = next;
+        next = null;
+        while (command) {
+          await deps.beforeCommand?.(orderId, command);
+          const outcome: StepOutcome = await runCommand(command, preview.context, deps, resume);
+          resume = false;
+          commands.push(command);
+          if (outcome.kind === 'suspended') {
+            // Only a command with I/O suspends, and those always start a batch: nothing is lost.
+            deps.logger.warn({ orderId, command, detail: outcome.detail }, 'saga suspended');
+            return { status: 'suspended', orderId, detail: outcome.detail };
+          }
+          const produced: SagaEvent[] =
+            outcome.kind === 'failed'
+              ? [
+                  {
+                    type: 'StepFailed',
+                    reason: outcome.reason,
+                    failed_step: outcome.failed_step,
+                    detail: outcome.detail,
+                  },
+                ]
+              : [...outcome.position, ...outcome.order];
+          if (outcome.kind === 'append') {
+            decided.push(...outcome.position.map((event) => ({ stream: 'position' as const, event })));
+            decided.push(...outcome.order.map((event) => ({ stream: 'order' as const, event })));
+          }
+          let upcoming: SagaCommand | null = null;
+          for (const event of produced) {
+            const [after, actions] = transition(orderSaga, preview, event);
+            preview = after;
+            upcoming = commandsIn(actions).at(-1) ?? upcoming;
+            sends.push(event);
+          }
+          command = preview.status === 'done' ? null : upcoming;
+          if (command && IO_COMMANDS.has(command)) {
+            next = command;
+            command = null;
+          }
         }
 
-        const now = deps.now().toISOString();
-        const context = { correlationId: orderId, causationId, now, newId: deps.newId };
-        const streams: StreamAppend[] = [];
-        if (outcome.position.length > 0) {
-          streams.push({
-            aggregate_id: positionId,
-            aggregate_type: 'position',
-            expected_version: versions.position,
-            events: toNewEvents(outcome.position, context),
-          });
+        for (const command of commands) await deps.beforeAppend?.(orderId, command);
+        // The terminal batch carries the consumer's inbox record: effects and record commit together.
+        const terminal = preview.status === 'done';
+        const stored =
+          decided.length > 0
+            ? await persist(orderId, decided, versions, causationId, terminal ? processed : undefined)
+            : [];
+        for (const command of commands) await deps.afterAppend?.(orderId, command);
+        let storedIndex = 0;
+        for (const event of sends) {
+          if (event.type === 'StepFailed') {
+            actor.send(event);
+            continue;
+          }
+          const record = stored[storedIndex++];
+          if (!record) throw new Error(`Saga ${orderId}: ${event.type} was decided but not stored`);
+          versions[record.aggregate_id === orderId ? 'order' : 'position'] = record.version;
+          causationId = record.event_id;
+          actor.send(toSagaEvent(record));
         }
-        if (outcome.position.length === 0 && outcome.order.length === 0) continue;
-        // The order stream is always part of the append, if only as a condition: nothing is stored
-        // for a saga whose order moved on meanwhile (e.g. another worker compensated it).
-        streams.push({
-          aggregate_id: orderId,
-          aggregate_type: 'order',
-          expected_version: versions.order,
-          events: toNewEvents(outcome.order, context),
-        });
-        await deps.beforeAppend?.(orderId, command);
-        let stored: readonly StoredEvent[];
-        try {
-          const result = await deps.store.append(streams);
-          if (result.status !== 'appended')
-            throw new Conflict(`events already stored: ${result.event_ids.join(', ')}`);
-          stored = result.events;
-        } catch (error) {
-          if (error instanceof ConcurrencyError) throw new Conflict(error.message);
-          throw error;
-        }
-        await deps.afterAppend?.(orderId, command);
-        // One append may pass through several states; only the last one's command is pending.
-        queue.length = 0;
-        for (const event of stored) {
-          versions[event.aggregate_id === orderId ? 'order' : 'position'] = event.version;
-          causationId = event.event_id;
-          actor.send(toSagaEvent(event));
-        }
-        queue.splice(0, queue.length - 1);
       }
       const final = actor.getSnapshot();
       if (final.status !== 'done')
         throw new Error(`Saga ${orderId} stopped in ${JSON.stringify(final.value)} with no step`);
-      return { status: final.value === 'completed' ? 'completed' : 'failed', orderId };
+      return { status: final.value === 'completed' ? 'completed' : 'failed', orderId, finishedHere: true };
     } finally {
       actor.stop();
       active.delete(orderId);
@@ -163,12 +248,15 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
      * Runs an order's saga until it ends or must wait. Safe to call for any order at any time, as
      * often as wanted, from any number of processes: a finished saga is left as it is.
      */
-    async run(orderId: string): Promise<SagaRunResult> {
+    async run(
+      orderId: string,
+      options: { readonly processed?: ProcessedRecord } = {},
+    ): Promise<SagaRunResult> {
       for (let attempt = 1; ; attempt++) {
         const loaded = await deps.store.loadStreams([orderId, positionIdFor(orderId)]);
         if (loaded[0]?.event_type !== 'OrderAccepted') return { status: 'not_found', orderId };
         try {
-          return await drive(orderId, loaded);
+          return await drive(orderId, loaded, options.processed);
         } catch (error) {
           if (!(error instanceof Conflict) || attempt >= 20) throw error;
           deps.logger.debug(

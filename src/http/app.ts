@@ -137,7 +137,8 @@ export function createApp(deps: AppDeps): Hono {
   app.get('/positions/:id/events', async (c) => {
     const id = c.req.param('id');
     const events = UUID.test(id) ? await deps.store.load(id.toLowerCase()) : [];
-    if (events[0]?.aggregate_type !== 'position') throw new NotFoundError(`There is no position with id ${id}`);
+    if (events[0]?.aggregate_type !== 'position')
+      throw new NotFoundError(`There is no position with id ${id}`);
     return c.json({ position_id: id.toLowerCase(), events: events.map(eventView) });
   });
 

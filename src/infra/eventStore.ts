@@ -53,6 +53,26 @@ export interface StoredEvent {
   readonly position: GlobalPosition;
 }
 
+export interface AppendOptions {
+  /**
+   * Event ids in the order they are to be stored (and get their global ids), when events of
+   * different streams interleave; by default stream by stream, in the order given.
+   */
+  readonly sequence?: readonly string[];
+  /**
+   * A consumer's record that it handled a message (processed_events), written in the same
+   * statement as the events: the handler's effects and its inbox row commit together.
+   */
+  readonly processed?: ProcessedRecord;
+}
+
+export interface ProcessedRecord {
+  readonly event_id: string;
+  readonly aggregate_id: string;
+  readonly event_type: string;
+  readonly processed_by: string;
+}
+
 export type AppendResult =
   | { readonly status: 'appended'; readonly events: readonly StoredEvent[] }
   /** Every event of the append had been stored before; nothing was written again. */
@@ -86,7 +106,7 @@ export interface EventStore {
    * together: all of it or none of it. Throws ConcurrencyError when a stream is not at its
    * expected version; reports a re-append of stored event ids as `duplicate`.
    */
-  append(streams: readonly StreamAppend[]): Promise<AppendResult>;
+  append(streams: readonly StreamAppend[], options?: AppendOptions): Promise<AppendResult>;
   /** All events in commit-safe global order, in batches, from after `from`. */
   readAll(options?: {
     readonly from?: GlobalPosition;
@@ -124,6 +144,12 @@ WITH input AS (
   INSERT INTO outbox (event_id, aggregate_id, aggregate_type, event_type, version, event_data, metadata)
   SELECT event_id, aggregate_id, aggregate_type, event_type, version, event_data, metadata
   FROM inserted ORDER BY id::bigint
+), inboxed AS (
+  INSERT INTO processed_events (event_id, aggregate_id, event_type, processed_by)
+  SELECT r.event_id, r.aggregate_id, r.event_type, r.processed_by
+  FROM jsonb_to_recordset($3::text::jsonb) AS r(event_id uuid, aggregate_id uuid, event_type text, processed_by text)
+  WHERE EXISTS (SELECT 1 FROM inserted)
+  ON CONFLICT (event_id, processed_by) DO NOTHING
 )
 SELECT * FROM inserted ORDER BY id::bigint`;
 
@@ -189,7 +215,7 @@ export function createEventStore(db: Database, options: EventStoreOptions = {}):
       return rows.map(toStored);
     },
 
-    async append(streams) {
+    async append(streams, appendOptions = {}) {
       validateAppend(streams);
       const input = streams.flatMap((stream) =>
         stream.events.map((event, i) => ({
@@ -202,11 +228,16 @@ export function createEventStore(db: Database, options: EventStoreOptions = {}):
           metadata: event.metadata,
         })),
       );
-      const numbered = input.map((row, ord) => ({ ord, ...row }));
+      const rank = new Map(appendOptions.sequence?.map((id, i) => [id, i]));
+      const numbered = input.map((row, i) => ({ ord: rank.get(row.event_id) ?? rank.size + i, ...row }));
       const expected = streams.map((s) => ({ aggregate_id: s.aggregate_id, expected: s.expected_version }));
       let rows: EventRow[];
       try {
-        rows = await db.query<EventRow>(APPEND_SQL, [JSON.stringify(numbered), JSON.stringify(expected)]);
+        rows = await db.query<EventRow>(APPEND_SQL, [
+          JSON.stringify(numbered),
+          JSON.stringify(expected),
+          JSON.stringify(appendOptions.processed ? [appendOptions.processed] : []),
+        ]);
       } catch (error) {
         if (databaseErrorInfo(error)?.code !== UNIQUE_VIOLATION) throw error;
         return diagnose(db, streams);

@@ -344,6 +344,84 @@ export function eventStoreContract(adapter: string, open: () => Promise<Database
       });
     });
 
+    describe('when an append interleaves the events of two streams', () => {
+      it('stores them in the given sequence, each stream still numbered 1..n', async () => {
+        const orderId = newId();
+        const positionId = newId();
+        await store.append([
+          { aggregate_id: orderId, aggregate_type: 'order', expected_version: 0, events: [anEvent(orderId)] },
+        ]);
+        const quoted = anEvent(orderId, 'PriceQuoted');
+        const created = anEvent(orderId, 'PositionCreated');
+        const executing = anEvent(orderId, 'SwapExecuting');
+
+        await store.append(
+          [
+            {
+              aggregate_id: orderId,
+              aggregate_type: 'order',
+              expected_version: 1,
+              events: [quoted, executing],
+            },
+            { aggregate_id: positionId, aggregate_type: 'position', expected_version: 0, events: [created] },
+          ],
+          { sequence: [quoted.event_id, created.event_id, executing.event_id] },
+        );
+
+        const events = await store.loadStreams([orderId, positionId]);
+        expect(events.map((e) => [e.event_type, e.version])).toEqual([
+          ['OrderAccepted', 1],
+          ['PriceQuoted', 2],
+          ['PositionCreated', 1],
+          ['SwapExecuting', 3],
+        ]);
+      });
+    });
+
+    describe("when an append carries a consumer's processed record", () => {
+      it('writes it with the events, and not at all when the append fails', async () => {
+        const orderId = newId();
+        const cause = newId();
+        const processed = {
+          event_id: cause,
+          aggregate_id: orderId,
+          event_type: 'OrderAccepted',
+          processed_by: 'test',
+        };
+        await store.append(
+          [
+            {
+              aggregate_id: orderId,
+              aggregate_type: 'order',
+              expected_version: 0,
+              events: [anEvent(orderId)],
+            },
+          ],
+          {
+            processed,
+          },
+        );
+        await store
+          .append(
+            [
+              {
+                aggregate_id: orderId,
+                aggregate_type: 'order',
+                expected_version: 0,
+                events: [anEvent(orderId)],
+              },
+            ],
+            {
+              processed: { ...processed, processed_by: 'other' },
+            },
+          )
+          .catch(() => undefined);
+
+        const rows = await db.query('SELECT processed_by FROM processed_events WHERE event_id = $1', [cause]);
+        expect(rows).toEqual([{ processed_by: 'test' }]);
+      });
+    });
+
     describe('when an append is malformed', () => {
       it('refuses an append without events and a negative expected version', async () => {
         const id = newId();
