@@ -36,6 +36,7 @@ const { values } = parseArgs({
     'rate-seconds': { type: 'string', default: '10' },
     clients: { type: 'string', default: '32' },
     concurrency: { type: 'string', default: '64' },
+    pool: { type: 'string', default: '16' },
     only: { type: 'string' },
   },
 });
@@ -235,7 +236,7 @@ if (values.only !== 'pglite') {
     await admin.exec(`CREATE DATABASE ${name}`);
     const target = new URL(url);
     target.pathname = `/${name}`;
-    const db = postgresDatabase(target.toString(), { max: 32 });
+    const db = postgresDatabase(target.toString(), { max: Number(values.pool) });
     try {
       reports.push(await bench('PostgreSQL', db));
     } finally {

@@ -20,8 +20,9 @@ export class SagaSuspendedError extends Error {
  *   events, so a redelivered message finds it (and a saga that finished before gets it now);
  * - aggregate: every append carries expected versions (inside the runner);
  * - business: a finished saga is recognised from its events and left alone.
- * No separate "already processed?" query: the saga's own state answers it in the load the runner
- * makes anyway, which saves a round trip per order.
+ * No separate "already processed?" query, and no load for a saga that is just accepted: the
+ * runner assumes the delivered OrderAccepted is all there is and finds out otherwise from a version
+ * conflict on its first append. That saves two round trips per order.
  */
 export function sagaConsumer(db: Database, runner: SagaRunner): Consumer {
   return {
@@ -34,7 +35,13 @@ export function sagaConsumer(db: Database, runner: SagaRunner): Consumer {
         event_type: message.event_type,
         processed_by: SAGA_CONSUMER,
       };
-      const result = await runner.run(message.aggregate_id, { processed });
+      const accepted = {
+        ...message,
+        id: '0',
+        created_at: message.metadata.occurred_at,
+        position: { transaction_id: '0', id: '0' },
+      };
+      const result = await runner.run(message.aggregate_id, { processed, accepted });
       if (result.status === 'suspended') throw new SagaSuspendedError(result.orderId, result.detail);
       if (result.status === 'not_found')
         throw new Error(`OrderAccepted ${message.event_id} names no stored order`);

@@ -250,10 +250,24 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
      */
     async run(
       orderId: string,
-      options: { readonly processed?: ProcessedRecord } = {},
+      options: {
+        readonly processed?: ProcessedRecord;
+        /**
+         * The order's OrderAccepted as delivered: the saga is first assumed to be just accepted,
+         * which saves loading its streams. If it has moved on, the first append meets a version
+         * conflict and the saga is reloaded, so a wrong assumption costs a retry, never a mistake
+         * (the first step of a new saga only asks for a price).
+         */
+        readonly accepted?: StoredEvent;
+      } = {},
     ): Promise<SagaRunResult> {
+      let assumed = options.accepted?.event_type === 'OrderAccepted' && options.accepted.version === 1;
       for (let attempt = 1; ; attempt++) {
-        const loaded = await deps.store.loadStreams([orderId, positionIdFor(orderId)]);
+        const loaded =
+          assumed && options.accepted
+            ? [options.accepted]
+            : await deps.store.loadStreams([orderId, positionIdFor(orderId)]);
+        assumed = false;
         if (loaded[0]?.event_type !== 'OrderAccepted') return { status: 'not_found', orderId };
         try {
           return await drive(orderId, loaded, options.processed);
@@ -266,6 +280,7 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
         }
       }
     },
+
     /** The live actor of a saga being driven in this process, for inspection. */
     actor: (orderId: string): Actor<OrderSagaMachine> | undefined => active.get(orderId),
     get activeCount(): number {
