@@ -35,7 +35,7 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '100' },
     'rate-seconds': { type: 'string', default: '10' },
     clients: { type: 'string', default: '32' },
-    concurrency: { type: 'string', default: '64' },
+    concurrency: { type: 'string', default: '128' },
     pool: { type: 'string', default: '16' },
     only: { type: 'string' },
   },

@@ -8,7 +8,7 @@ export interface InProcessDeliveryOptions {
   readonly consumers: readonly Consumer[];
   /** Fallback poll when no append woke the relay (default 100 ms). */
   readonly pollIntervalMs?: number;
-  /** Messages handled at once (default 32); also the claim size. */
+  /** Messages handled at once (default 128); also the claim size. */
   readonly concurrency?: number;
   /** Backoff after a failed delivery: doubles from min to max (defaults 100 ms, 5 s). */
   readonly retryMinDelayMs?: number;
@@ -27,7 +27,7 @@ type OutboxRow = EventMessage & { readonly id: string };
  */
 export function createInProcessDelivery(options: InProcessDeliveryOptions) {
   const pollIntervalMs = options.pollIntervalMs ?? 100;
-  const concurrency = options.concurrency ?? 32;
+  const concurrency = options.concurrency ?? 128;
   const minDelay = options.retryMinDelayMs ?? 100;
   const maxDelay = options.retryMaxDelayMs ?? 5_000;
   const { db, logger } = options;
