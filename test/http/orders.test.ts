@@ -308,11 +308,36 @@ describe('the orders API', () => {
     });
   });
 
+  describe('when the saga of an order is asked for', () => {
+    it('shows the state rebuilt from the events, the pending step, the history and the machine', async () => {
+      const placed = await postJson(original);
+      const { order_id } = (await placed.json()) as { order_id: string };
+
+      const res = await app.request(`/orders/${order_id}/saga`);
+
+      expect(res.status).toBe(200);
+      const view = (await res.json()) as {
+        state: unknown;
+        status: string;
+        pending_step: string;
+        events: Array<{ event_type: string; stream: string; version: number }>;
+        machine: { id: string; children: Array<{ id: string }> };
+      };
+      expect(view).toMatchObject({ state: 'quotingPrice', status: 'running', pending_step: 'QuotePrice' });
+      expect(view.events).toMatchObject([{ event_type: 'OrderAccepted', stream: 'order', version: 1 }]);
+      expect(view.machine.id).toBe('orderSaga');
+      expect(view.machine.children.map((c) => c.id)).toEqual(
+        expect.arrayContaining(['orderSaga.quotingPrice', 'orderSaga.completed', 'orderSaga.compensating']),
+      );
+    });
+  });
+
   describe('when an order does not exist', () => {
     it.each([
       ['an unknown uuid', `/orders/${randomUUID()}/events`],
       ['something that is not an id', '/orders/not-an-id/events'],
       ['the order view of an unknown uuid', `/orders/${randomUUID()}`],
+      ['the saga of an unknown uuid', `/orders/${randomUUID()}/saga`],
     ])('answers 404 for %s', async (_, path) => {
       const res = await app.request(path);
       expect(res.status).toBe(404);
