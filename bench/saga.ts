@@ -72,6 +72,8 @@ function system(db: Database) {
   });
   const accepted = new Map<string, number>();
   const latencies: number[] = [];
+  /** Every 5,000 finished sagas: when, and the heap after GC. */
+  const milestones: Array<{ at: number; heap: number }> = [];
   let finished = 0;
   let onFinished = () => {};
   const orchestrator = sagaConsumer(db, runner);
@@ -84,6 +86,7 @@ function system(db: Database) {
         accepted.delete(message.aggregate_id);
         latencies.push(performance.now() - started);
         finished += 1;
+        if (finished % 5000 === 0) milestones.push({ at: performance.now(), heap: heapMb() });
         onFinished();
       }
     },
@@ -119,14 +122,12 @@ function system(db: Database) {
       onFinished();
     });
 
-  return {
-    place,
-    allFinished,
-    latencies,
-    runner,
-    delivery,
-    reset: () => ((finished = 0), (latencies.length = 0)),
+  const reset = () => {
+    finished = 0;
+    latencies.length = 0;
+    milestones.length = 0;
   };
+  return { place, allFinished, latencies, milestones, runner, delivery, reset };
 }
 
 interface Report {
@@ -172,14 +173,23 @@ async function bench(backend: string, rawDb: Database): Promise<Report> {
       while (submitted < ORDERS) {
         submitted += 1;
         await s.place();
-        if (submitted % 5000 === 0) heaps.push(heapMb());
       }
     }),
   );
+  const acceptedIn = (performance.now() - started) / 1000;
   await s.allFinished(ORDERS);
   const seconds = (performance.now() - started) / 1000;
   const sorted = [...s.latencies].sort((a, b) => a - b);
-  heaps.push(heapMb());
+  heaps.push(...s.milestones.map((m) => m.heap), heapMb());
+  let previous = started;
+  const segments = s.milestones.map((m) => {
+    const rate = 5000 / ((m.at - previous) / 1000);
+    previous = m.at;
+    return rate.toFixed(0);
+  });
+  console.log(
+    `${backend}: ${ORDERS} accepted in ${acceptedIn.toFixed(1)} s; sagas/s per 5,000: ${segments.join(', ') || '-'}`,
+  );
   const throughput = {
     perSecond: ORDERS / seconds,
     p50: percentile(sorted, 50),

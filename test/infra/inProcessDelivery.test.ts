@@ -113,6 +113,30 @@ describe('in-process delivery from the outbox', () => {
     });
   });
 
+  describe('when several events wait in the outbox', () => {
+    it('delivers them in the order they were stored, ids past a power of ten included', async () => {
+      await db.query(
+        `SELECT setval('outbox_id_seq', (10 ^ ceil(log(greatest(last_value, 10) + 10)))::bigint - 2) FROM outbox_id_seq`,
+      );
+      const ids = [
+        await appendOne('SwapExecuted'),
+        await appendOne('SwapExecuted'),
+        await appendOne('SwapExecuted'),
+      ];
+      const inOrder = recorder('in-order', ['SwapExecuted']);
+      const delivery = createInProcessDelivery({
+        db,
+        logger: silentLogger,
+        consumers: [inOrder.consumer],
+        concurrency: 1,
+      });
+      delivery.start();
+      await inOrder.received(ids[2] ?? '');
+      await delivery.stop();
+      expect(inOrder.seen.map((m) => m.event_id)).toEqual(ids);
+    });
+  });
+
   describe('when a consumer fails', () => {
     it('keeps the row unpublished and delivers it again until it succeeds', async () => {
       let failures = 2;

@@ -101,12 +101,13 @@ export function createInProcessDelivery(options: InProcessDeliveryOptions) {
     markPublished(row.id);
   }
 
+  /** Oldest first; `outbox.id`, not the ::text alias, so the partial index serves the order. */
   async function claim(limit: number): Promise<OutboxRow[]> {
     return db.query<OutboxRow>(
       `SELECT id::text AS id, event_id, aggregate_id, aggregate_type, event_type, version, event_data, metadata
        FROM outbox
        WHERE NOT published AND NOT (id = ANY($1::bigint[]))
-       ORDER BY id
+       ORDER BY outbox.id
        LIMIT $2`,
       [[...held], limit],
     );
