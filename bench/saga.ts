@@ -6,9 +6,10 @@
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm run bench:saga
  *   npm run bench:saga -- --orders 20000 --only postgres   # memory over many orders
  *
- * Throughput: N orders submitted by 32 concurrent clients; completed sagas/s over the whole run.
- * Latency: orders submitted at a fixed rate (100/s); accept → terminal, p50/p99.
+ * Latency first, on a fresh database: orders submitted at a fixed rate (100/s); accept → terminal.
+ * Throughput then: N orders submitted by 32 concurrent clients; completed sagas/s over the run.
  * Memory: heap after GC every 5,000 orders, and live saga actors at the end (must be 0).
+ * COUNT_QUERIES=1 also prints how many statements of each kind were sent (round trips per saga).
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -151,7 +152,7 @@ function counting(db: Database): Database {
       queryCounts.set(key, (queryCounts.get(key) ?? 0) + 1);
       return db.query(text, params);
     },
-  } as Database;
+  };
 }
 
 async function bench(backend: string, rawDb: Database): Promise<Report> {
@@ -164,7 +165,23 @@ async function bench(backend: string, rawDb: Database): Promise<Report> {
   await s.allFinished(200);
   s.reset();
 
+  // Latency at a fixed rate.
+  s.reset();
+  const total = RATE * RATE_SECONDS;
+  const t0 = performance.now();
+  const placing: Promise<void>[] = [];
+  for (let i = 0; i < total; i++) {
+    const due = t0 + (i * 1000) / RATE;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    placing.push(s.place());
+  }
+  await Promise.all(placing);
+  await s.allFinished(total);
+  const rateSorted = [...s.latencies].sort((a, b) => a - b);
+
   // Throughput.
+  s.reset();
   const heaps: number[] = [heapMb()];
   const started = performance.now();
   let submitted = 0;
@@ -195,21 +212,6 @@ async function bench(backend: string, rawDb: Database): Promise<Report> {
     p50: percentile(sorted, 50),
     p99: percentile(sorted, 99),
   };
-
-  // Latency at a fixed rate.
-  s.reset();
-  const total = RATE * RATE_SECONDS;
-  const t0 = performance.now();
-  const placing: Promise<void>[] = [];
-  for (let i = 0; i < total; i++) {
-    const due = t0 + (i * 1000) / RATE;
-    const wait = due - performance.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-    placing.push(s.place());
-  }
-  await Promise.all(placing);
-  await s.allFinished(total);
-  const rateSorted = [...s.latencies].sort((a, b) => a - b);
 
   await s.delivery.stop();
   return {
@@ -259,7 +261,7 @@ if (values.only !== 'pglite') {
 
 for (const [q, n] of [...queryCounts].sort((a, b) => b[1] - a[1])) console.log(String(n).padStart(8), q);
 console.log(
-  `\nsaga: ${ORDERS} orders by ${CLIENTS} clients (throughput), then ${RATE}/s for ${RATE_SECONDS}s (latency); in-process delivery, concurrency ${CONCURRENCY}\n`,
+  `\nsaga: ${RATE}/s for ${RATE_SECONDS}s (latency), then ${ORDERS} orders by ${CLIENTS} clients (throughput); in-process delivery, concurrency ${CONCURRENCY}\n`,
 );
 console.log(
   'backend          sagas/s   p50 ms   p99 ms | @rate p50 ms   p99 ms | heap MB (after GC)        live actors',

@@ -33,30 +33,6 @@ async function history(url: string, orderId: string) {
 
 // The processes a user starts: `npm start` and `deno task start`, without npm/npx in between so
 // that SIGTERM reaches the service itself.
-const NODE = [process.execPath, '--import', 'tsx', 'src/main.ts'];
-const DENO = ['node_modules/.bin/deno', 'task', 'start'];
-
-describe.each([
-  ['Node', NODE],
-  ['Deno', DENO],
-])('the service on %s with the embedded database', (_, command) => {
-  it('takes the original order, shows OrderAccepted v1, and still has it after a restart', async () => {
-    const dataDir = await mkdtemp(join(tmpdir(), 'mos-e2e-'));
-    try {
-      const first = await startService(command, { DATA_DIR: dataDir, DATABASE_URL: '' });
-      const orderId = await placeOrder(first.url);
-      expect(await history(first.url, orderId)).toEqual([['OrderAccepted', 1]]);
-      expect(await first.stop()).toBe(0);
-
-      const second = await startService(command, { DATA_DIR: dataDir, DATABASE_URL: '' });
-      expect(await history(second.url, orderId)).toEqual([['OrderAccepted', 1]]);
-      expect(await second.stop()).toBe(0);
-    } finally {
-      await rm(dataDir, { recursive: true, force: true });
-    }
-  });
-});
-
 /** Polls the order's saga view until it finishes: the saga runs in the service's own process. */
 async function finishedSaga(url: string, orderId: string) {
   type View = {
@@ -71,6 +47,33 @@ async function finishedSaga(url: string, orderId: string) {
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+const NODE = [process.execPath, '--import', 'tsx', 'src/main.ts'];
+const DENO = ['node_modules/.bin/deno', 'task', 'start'];
+
+describe.each([
+  ['Node', NODE],
+  ['Deno', DENO],
+])('the service on %s with the embedded database', (_, command) => {
+  it('takes the original order, records OrderAccepted v1, runs its saga, and still has it all after a restart', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'mos-e2e-'));
+    try {
+      const first = await startService(command, { DATA_DIR: dataDir, DATABASE_URL: '' });
+      const orderId = await placeOrder(first.url);
+      expect((await history(first.url, orderId))[0]).toEqual(['OrderAccepted', 1]);
+      await finishedSaga(first.url, orderId);
+      const before = await history(first.url, orderId);
+      expect(before.at(-1)).toEqual(['OrderCompleted', 5]);
+      expect(await first.stop()).toBe(0);
+
+      const second = await startService(command, { DATA_DIR: dataDir, DATABASE_URL: '' });
+      expect(await history(second.url, orderId)).toEqual(before);
+      expect(await second.stop()).toBe(0);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('the saga in a running service (embedded database, simulated market)', () => {
   it('completes the original order, and fails one above the liquidity with its position closed', async () => {
@@ -143,10 +146,17 @@ describe('two services on one embedded data directory', () => {
 
 // Needs a PostgreSQL server: DATABASE_URL.
 describe.runIf(DATABASE_URL)('the service on Node with PostgreSQL', () => {
-  it('takes the original order and serves its history from PostgreSQL', async () => {
+  it('takes the original order, runs its saga and serves its history from PostgreSQL', async () => {
     const service = await startService(NODE, { DATABASE_URL });
     const orderId = await placeOrder(service.url);
-    expect(await history(service.url, orderId)).toEqual([['OrderAccepted', 1]]);
+    await finishedSaga(service.url, orderId);
+    expect(await history(service.url, orderId)).toEqual([
+      ['OrderAccepted', 1],
+      ['PriceQuoted', 2],
+      ['SwapExecuting', 3],
+      ['SwapExecuted', 4],
+      ['OrderCompleted', 5],
+    ]);
     expect(await (await fetch(`${service.url}/health`)).json()).toEqual({
       status: 'ok',
       database: 'postgres',

@@ -140,9 +140,9 @@ describe('in-process delivery from the outbox', () => {
   describe('when a consumer fails', () => {
     it('keeps the row unpublished and delivers it again until it succeeds', async () => {
       let failures = 2;
-      const flaky = recorder('flaky', ['OrderFailed'], async () => {
-        if (failures-- > 0) throw new Error('not yet');
-      });
+      const flaky = recorder('flaky', ['OrderFailed'], () =>
+        failures-- > 0 ? Promise.reject(new Error('not yet')) : Promise.resolve(),
+      );
       const delivery = createInProcessDelivery({
         db,
         logger: silentLogger,
@@ -163,9 +163,7 @@ describe('in-process delivery from the outbox', () => {
 
   describe('when the process stops before a row is marked', () => {
     it('the next start delivers it again', async () => {
-      const broken = recorder('broken', ['OrderCompleted'], async () => {
-        throw new Error('crashing');
-      });
+      const broken = recorder('broken', ['OrderCompleted'], () => Promise.reject(new Error('crashing')));
       const first = createInProcessDelivery({
         db,
         logger: silentLogger,
