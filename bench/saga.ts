@@ -11,24 +11,19 @@
  * Memory: heap after GC every 5,000 orders, and live saga actors at the end (must be 0).
  * COUNT_QUERIES=1 also prints how many statements of each kind were sent (round trips per saga).
  */
-import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createOrderService } from '../src/app/orders.ts';
-import { sagaConsumer } from '../src/app/sagaConsumer.ts';
-import { createSagaRunner } from '../src/app/sagaRunner.ts';
 import { DEFAULT_SAGA_SETTINGS } from '../src/app/sagaSteps.ts';
 import { currencies } from '../src/domain/money.ts';
-import { createInProcessDelivery } from '../src/infra/bus/inProcessDelivery.ts';
 import { pgliteDatabase } from '../src/infra/db/pglite.ts';
 import type { Database } from '../src/infra/db/port.ts';
 import { postgresDatabase } from '../src/infra/db/postgres.ts';
-import { createEventStore } from '../src/infra/eventStore.ts';
 import { silentLogger } from '../src/infra/logger.ts';
 import { migrate } from '../src/infra/migrations.ts';
 import { createSimulatedMarket } from '../src/infra/venues/simulatedMarket.ts';
+import { wireOrderFlow } from '../src/wiring.ts';
 
 const { values } = parseArgs({
   options: {
@@ -59,48 +54,35 @@ const heapMb = () => {
 /** The service's saga path, wired as main.ts wires it, with a completion probe on the consumer. */
 function system(db: Database) {
   const market = createSimulatedMarket({ seed: 11 });
-  let wake = () => {};
-  const store = createEventStore(db, { onAppended: () => wake() });
-  const runner = createSagaRunner({
-    store,
-    prices: market.priceService,
-    venue: market.venue,
-    currencies: currencies(),
-    settings: DEFAULT_SAGA_SETTINGS,
-    now: () => new Date(),
-    newId: randomUUID,
-    logger: silentLogger,
-  });
   const accepted = new Map<string, number>();
   const latencies: number[] = [];
   /** Every 5,000 finished sagas: when, and the heap after GC. */
   const milestones: Array<{ at: number; heap: number }> = [];
   let finished = 0;
   let onFinished = () => {};
-  const orchestrator = sagaConsumer(db, runner);
-  const probe = {
-    ...orchestrator,
-    async handle(message: Parameters<typeof orchestrator.handle>[0]) {
-      await orchestrator.handle(message);
-      const started = accepted.get(message.aggregate_id);
-      if (started !== undefined) {
+  const { runner, delivery, orders } = wireOrderFlow({
+    db,
+    logger: silentLogger,
+    prices: market.priceService,
+    venue: market.venue,
+    currencies: currencies(),
+    settings: DEFAULT_SAGA_SETTINGS,
+    concurrency: CONCURRENCY,
+    decorate: (orchestrator) => ({
+      ...orchestrator,
+      async handle(message) {
+        await orchestrator.handle(message);
+        const started = accepted.get(message.aggregate_id);
+        if (started === undefined) return;
         accepted.delete(message.aggregate_id);
         latencies.push(performance.now() - started);
         finished += 1;
         if (finished % 5000 === 0) milestones.push({ at: performance.now(), heap: heapMb() });
         onFinished();
-      }
-    },
-  };
-  const delivery = createInProcessDelivery({
-    db,
-    logger: silentLogger,
-    consumers: [probe],
-    concurrency: CONCURRENCY,
+      },
+    }),
   });
-  wake = delivery.wake;
   delivery.start();
-  const orders = createOrderService({ store, now: () => new Date(), newId: randomUUID });
 
   async function place(): Promise<void> {
     const started = performance.now();

@@ -1,23 +1,18 @@
-import { randomUUID } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import process from 'node:process';
 import lockfile from 'proper-lockfile';
-import { createOrderService } from './app/orders.ts';
 import { loadConfig } from './config.ts';
 import type { Config } from './config.ts';
 import { createApp } from './http/app.ts';
 import { pgliteDatabase } from './infra/db/pglite.ts';
 import type { Database } from './infra/db/port.ts';
 import { postgresDatabase } from './infra/db/postgres.ts';
-import { createEventStore } from './infra/eventStore.ts';
 import { createLogger } from './infra/logger.ts';
 import type { Logger } from './infra/logger.ts';
 import { migrate } from './infra/migrations.ts';
 import { serveHttp } from './infra/server.ts';
+import { wireOrderFlow } from './wiring.ts';
 import type { PriceService, TradeVenue } from './app/ports.ts';
-import { sagaConsumer } from './app/sagaConsumer.ts';
-import { createSagaRunner } from './app/sagaRunner.ts';
-import { createInProcessDelivery } from './infra/bus/inProcessDelivery.ts';
 import { startStatelyInspector } from './infra/inspector.ts';
 import { createHttpPriceService } from './infra/venues/httpPriceService.ts';
 import { createHttpTradeWorker } from './infra/venues/httpTradeWorker.ts';
@@ -99,25 +94,17 @@ async function main(args: readonly string[]): Promise<void> {
   if (inspector) logger.info({ url: inspector.url }, 'Stately inspector bridge: open this URL in a browser');
 
   const { prices, venue } = outsideWorld(config, logger);
-  // The relay is created below; the store wakes it after every append so sagas start at once.
-  let wakeRelay = () => {};
-  const store = createEventStore(db, { onAppended: () => wakeRelay() });
-  const runner = createSagaRunner({
-    store,
+  const { store, orders, delivery } = wireOrderFlow({
+    db,
+    logger,
     prices,
     venue,
     currencies: config.currencies,
     settings: config.saga,
-    now: () => new Date(),
-    newId: randomUUID,
-    logger,
     ...(inspector ? { inspect: inspector.inspect } : {}),
   });
-  const delivery = createInProcessDelivery({ db, logger, consumers: [sagaConsumer(db, runner)] });
-  wakeRelay = delivery.wake;
   delivery.start();
 
-  const orders = createOrderService({ store, now: () => new Date(), newId: randomUUID });
   const app = createApp({
     orders,
     store,

@@ -1,16 +1,10 @@
-import type { AggregateType } from '../domain/events.ts';
-import type { EventMetadata } from '../infra/eventStore.ts';
+import type { StoredEvent } from '../infra/eventStore.ts';
 
-/** An event as it travels from the outbox to consumers (in-process or through RabbitMQ). */
-export interface EventMessage {
-  readonly event_id: string;
-  readonly aggregate_id: string;
-  readonly aggregate_type: AggregateType;
-  readonly event_type: string;
-  readonly version: number;
-  readonly event_data: Record<string, unknown>;
-  readonly metadata: EventMetadata;
-}
+/**
+ * An event as it travels from the outbox to consumers (in-process or through RabbitMQ): the
+ * stored envelope without its storage details (global id, position, recording time).
+ */
+export type EventMessage = Omit<StoredEvent, 'id' | 'position' | 'created_at'>;
 
 /**
  * A consumer of events. Delivery is at least once: `handle` may see a message again after a

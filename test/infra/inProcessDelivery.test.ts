@@ -1,15 +1,13 @@
-import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Consumer, EventMessage } from '../../src/app/messages.ts';
-import { createOrderService } from '../../src/app/orders.ts';
-import { SAGA_CONSUMER, sagaConsumer } from '../../src/app/sagaConsumer.ts';
-import { createSagaRunner } from '../../src/app/sagaRunner.ts';
+import { SAGA_CONSUMER } from '../../src/app/sagaConsumer.ts';
 import { currencies } from '../../src/domain/money.ts';
 import { createInProcessDelivery } from '../../src/infra/bus/inProcessDelivery.ts';
 import type { Database } from '../../src/infra/db/port.ts';
 import { createEventStore } from '../../src/infra/eventStore.ts';
 import { silentLogger } from '../../src/infra/logger.ts';
 import { createSimulatedMarket } from '../../src/infra/venues/simulatedMarket.ts';
+import { wireOrderFlow } from '../../src/wiring.ts';
 import { migratedPglite, newId } from '../helpers/databases.ts';
 import { anEvent } from '../helpers/events.ts';
 import { anOrder, FAST_SETTINGS } from '../helpers/saga.ts';
@@ -190,37 +188,26 @@ describe('in-process delivery from the outbox', () => {
   describe('when an order is accepted with the orchestrator subscribed', () => {
     it('starts its saga from the outbox, runs it to completion and records the event as processed', async () => {
       const market = createSimulatedMarket({ seed: 3 });
-      let wake = () => {};
-      const store = createEventStore(db, { onAppended: () => wake() });
-      const runner = createSagaRunner({
-        store,
+      let finished!: (orderId: string) => void;
+      const done = new Promise<string>((resolve) => (finished = resolve));
+      const { store, orders, delivery } = wireOrderFlow({
+        db,
+        logger: silentLogger,
         prices: market.priceService,
         venue: market.venue,
         currencies: currencies(),
         settings: FAST_SETTINGS,
-        now: () => new Date(),
-        newId: randomUUID,
-        logger: silentLogger,
+        decorate: (orchestrator) => ({
+          ...orchestrator,
+          async handle(message) {
+            await orchestrator.handle(message);
+            finished(message.aggregate_id);
+          },
+        }),
       });
-      const consumer = sagaConsumer(db, runner);
-      const done = new Promise<string>((resolve) => {
-        const handle = consumer.handle.bind(consumer);
-        consumer.handle = async (message) => {
-          await handle(message);
-          resolve(message.aggregate_id);
-        };
-      });
-      const delivery = createInProcessDelivery({ db, logger: silentLogger, consumers: [consumer] });
-      wake = delivery.wake;
       delivery.start();
 
-      const { order_id } = await createOrderService({
-        store,
-        now: () => new Date(),
-        newId: randomUUID,
-      }).accept(anOrder(), {
-        causationId: null,
-      });
+      const { order_id } = await orders.accept(anOrder(), { causationId: null });
       expect(await done).toBe(order_id);
       await delivery.stop();
 

@@ -1,0 +1,63 @@
+import { randomUUID } from 'node:crypto';
+import type { InspectionEvent } from 'xstate';
+import type { Consumer } from './app/messages.ts';
+import { createOrderService } from './app/orders.ts';
+import type { PriceService, TradeVenue } from './app/ports.ts';
+import { sagaConsumer } from './app/sagaConsumer.ts';
+import { createSagaRunner } from './app/sagaRunner.ts';
+import type { SagaSettings } from './app/sagaSteps.ts';
+import type { Currencies } from './domain/money.ts';
+import { createInProcessDelivery } from './infra/bus/inProcessDelivery.ts';
+import type { Database } from './infra/db/port.ts';
+import { createEventStore } from './infra/eventStore.ts';
+import type { Logger } from './infra/logger.ts';
+
+export interface OrderFlowOptions {
+  readonly db: Database;
+  readonly logger: Logger;
+  readonly prices: PriceService;
+  readonly venue: TradeVenue;
+  readonly currencies: Currencies;
+  readonly settings: SagaSettings;
+  readonly now?: () => Date;
+  readonly newId?: () => string;
+  readonly inspect?: (event: InspectionEvent) => void;
+  /** Messages the in-process delivery handles at once. */
+  readonly concurrency?: number;
+  /** Wraps the orchestrator, e.g. to observe finished sagas in benchmarks and tests. */
+  readonly decorate?: (orchestrator: Consumer) => Consumer;
+}
+
+/**
+ * The order flow of one process, wired once for the service, benchmarks and tests alike: event
+ * store → order intake → outbox → in-process delivery → orchestrator → saga runner. Every append
+ * wakes the delivery, so a saga starts without waiting for the next poll. Call
+ * `delivery.start()` to begin delivering and `delivery.stop()` to drain.
+ */
+export function wireOrderFlow(options: OrderFlowOptions) {
+  const now = options.now ?? (() => new Date());
+  const newId = options.newId ?? randomUUID;
+  let wake = () => {};
+  const store = createEventStore(options.db, { onAppended: () => wake() });
+  const runner = createSagaRunner({
+    store,
+    prices: options.prices,
+    venue: options.venue,
+    currencies: options.currencies,
+    settings: options.settings,
+    now,
+    newId,
+    logger: options.logger,
+    ...(options.inspect ? { inspect: options.inspect } : {}),
+  });
+  const orchestrator = sagaConsumer(options.db, runner);
+  const delivery = createInProcessDelivery({
+    db: options.db,
+    logger: options.logger,
+    consumers: [options.decorate ? options.decorate(orchestrator) : orchestrator],
+    ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+  });
+  wake = delivery.wake;
+  const orders = createOrderService({ store, now, newId });
+  return { store, runner, delivery, orders };
+}
