@@ -1,6 +1,6 @@
 import { IllegalTransitionError } from './errors.ts';
 import { assertNever } from './events.ts';
-import type { FailureReason, OrderEvent, SagaStep } from './events.ts';
+import type { FailureReason, OrderAccepted, OrderEvent, SagaStep } from './events.ts';
 
 export { idempotencyKeyFor } from './ids.ts';
 
@@ -94,14 +94,8 @@ export const initialOrderState: OrderState = { status: 'initial' };
 
 export type AcceptOrder = {
   readonly type: 'AcceptOrder';
-  readonly data: {
-    readonly order_id: string;
-    readonly user_id: string;
-    readonly from_amount: string;
-    readonly from_currency: string;
-    readonly to_currency: string;
-    readonly order_type: 'market';
-  };
+  /** OrderAccepted's data but its time, which the command's `now` gives. */
+  readonly data: Omit<OrderAccepted['data'], 'accepted_at'>;
   readonly now: string;
 };
 

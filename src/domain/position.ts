@@ -1,6 +1,6 @@
 import { IllegalTransitionError } from './errors.ts';
 import { assertNever } from './events.ts';
-import type { PositionEvent } from './events.ts';
+import type { PositionCreated, PositionEvent } from './events.ts';
 import { sum } from './money.ts';
 
 export { positionIdFor } from './ids.ts';
@@ -42,13 +42,8 @@ export const initialPositionState: PositionState = { status: 'initial' };
 
 export type CreatePosition = {
   readonly type: 'CreatePosition';
-  readonly data: {
-    readonly position_id: string;
-    readonly user_id: string;
-    readonly order_id: string;
-    readonly from_currency: string;
-    readonly to_currency: string;
-  };
+  /** PositionCreated's data but its time, which the command's `now` gives. */
+  readonly data: Omit<PositionCreated['data'], 'created_at'>;
   readonly now: string;
 };
 
