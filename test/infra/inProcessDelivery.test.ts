@@ -113,9 +113,8 @@ describe('in-process delivery from the outbox', () => {
 
   describe('when several events wait in the outbox', () => {
     it('delivers them in the order they were stored, ids past a power of ten included', async () => {
-      await db.query(
-        `SELECT setval('outbox_id_seq', (10 ^ ceil(log(greatest(last_value, 10) + 10)))::bigint - 2) FROM outbox_id_seq`,
-      );
+      // This file's database is young: make the ids cross 99 → 100.
+      await db.query(`SELECT setval('outbox_id_seq', 98) FROM outbox_id_seq WHERE last_value < 90`);
       const ids = [
         await appendOne('SwapExecuted'),
         await appendOne('SwapExecuted'),
