@@ -6,6 +6,7 @@
  *   npm run bench:append                    # PGlite only
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm run bench:append
  *   npm run bench:append -- --seconds 10 --writers 1,16,32
+ *   npm run bench:append -- --notify      # with the post-commit NOTIFY that wakes remote relays
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -16,6 +17,7 @@ import { pgliteDatabase } from '../src/infra/db/pglite.ts';
 import type { Database } from '../src/infra/db/port.ts';
 import { postgresDatabase } from '../src/infra/db/postgres.ts';
 import { createEventStore } from '../src/infra/eventStore.ts';
+import { outboxNotifier } from '../src/infra/bus/outboxNotifier.ts';
 import { migrate } from '../src/infra/migrations.ts';
 
 const { values } = parseArgs({
@@ -23,6 +25,8 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '5' },
     writers: { type: 'string', default: '1,16' },
     only: { type: 'string' },
+    /** Wake relays after every append, as the api role does next to remote relays. */
+    notify: { type: 'boolean', default: false },
   },
 });
 const seconds = Number(values.seconds);
@@ -42,7 +46,7 @@ function percentile(sorted: readonly number[], p: number): number {
 }
 
 async function run(backend: string, db: Database, writers: number): Promise<Result> {
-  const store = createEventStore(db);
+  const store = createEventStore(db, values.notify ? { onAppended: outboxNotifier(db) } : {});
   const latencies: number[] = [];
   const append = async () => {
     const orderId = randomUUID();

@@ -17,6 +17,7 @@ import { declareTopology, deleteTopology, topology } from '../src/infra/bus/rabb
 import type { Database } from '../src/infra/db/port.ts';
 import { postgresDatabase } from '../src/infra/db/postgres.ts';
 import { createEventStore } from '../src/infra/eventStore.ts';
+import { outboxNotifier } from '../src/infra/bus/outboxNotifier.ts';
 import { silentLogger } from '../src/infra/logger.ts';
 import { migrate } from '../src/infra/migrations.ts';
 
@@ -92,7 +93,8 @@ async function throughput(db: Database, amqp: ChannelModel, relayCount: number) 
 
 /** (b) Appends at `rate` per second through the event store; lag = consumer arrival − commit. */
 async function lag(db: Database, amqp: ChannelModel) {
-  const store = createEventStore(db);
+  // As the api role will run it: every append wakes relays through a coalesced post-commit NOTIFY.
+  const store = createEventStore(db, { onAppended: outboxNotifier(db) });
   const appendStarted = new Map<string, number>();
   const committed = new Map<string, number>();
   const arrived = new Map<string, number>();

@@ -5,6 +5,7 @@ import type { Database, Queryable } from '../../db/port.ts';
 import type { Logger } from '../../logger.ts';
 import { CLAIM_SQL, MARK_SQL, messageBody, publishOptions } from './outboxMessage.ts';
 import type { OutboxRow } from './outboxMessage.ts';
+import { OUTBOX_CHANNEL } from '../outboxNotifier.ts';
 import { declareTopology, TOPOLOGY } from './topology.ts';
 import type { Topology, TopologyOptions } from './topology.ts';
 
@@ -272,7 +273,7 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
       if (!stopped) return;
       stopped = false;
       abort = new AbortController();
-      unlisten = await db.listen('outbox', wake);
+      unlisten = await db.listen(OUTBOX_CHANNEL, wake);
       poller = setInterval(wake, pollIntervalMs);
       await reconnect();
     },
