@@ -48,6 +48,15 @@ async function finishedSaga(url: string, orderId: string) {
   }
 }
 
+/** The order stream of the original order once its saga completed. */
+const COMPLETED_HISTORY = [
+  ['OrderAccepted', 1],
+  ['PriceQuoted', 2],
+  ['SwapExecuting', 3],
+  ['SwapExecuted', 4],
+  ['OrderCompleted', 5],
+];
+
 const NODE = [process.execPath, '--import', 'tsx', 'src/main.ts'];
 const DENO = ['node_modules/.bin/deno', 'task', 'start'];
 
@@ -63,7 +72,7 @@ describe.each([
       expect((await history(first.url, orderId))[0]).toEqual(['OrderAccepted', 1]);
       await finishedSaga(first.url, orderId);
       const before = await history(first.url, orderId);
-      expect(before.at(-1)).toEqual(['OrderCompleted', 5]);
+      expect(before).toEqual(COMPLETED_HISTORY);
       expect(await first.stop()).toBe(0);
 
       const second = await startService(command, { DATA_DIR: dataDir, DATABASE_URL: '' });
@@ -82,13 +91,7 @@ describe('the saga in a running service (embedded database, simulated market)', 
     try {
       const orderId = await placeOrder(service.url);
       const done = await finishedSaga(service.url, orderId);
-      expect(await history(service.url, orderId)).toEqual([
-        ['OrderAccepted', 1],
-        ['PriceQuoted', 2],
-        ['SwapExecuting', 3],
-        ['SwapExecuted', 4],
-        ['OrderCompleted', 5],
-      ]);
+      expect(await history(service.url, orderId)).toEqual(COMPLETED_HISTORY);
       const position = (await (
         await fetch(`${service.url}/positions/${done.position_id}/events`)
       ).json()) as {
@@ -150,13 +153,7 @@ describe.runIf(DATABASE_URL)('the service on Node with PostgreSQL', () => {
     const service = await startService(NODE, { DATABASE_URL });
     const orderId = await placeOrder(service.url);
     await finishedSaga(service.url, orderId);
-    expect(await history(service.url, orderId)).toEqual([
-      ['OrderAccepted', 1],
-      ['PriceQuoted', 2],
-      ['SwapExecuting', 3],
-      ['SwapExecuted', 4],
-      ['OrderCompleted', 5],
-    ]);
+    expect(await history(service.url, orderId)).toEqual(COMPLETED_HISTORY);
     expect(await (await fetch(`${service.url}/health`)).json()).toEqual({
       status: 'ok',
       database: 'postgres',

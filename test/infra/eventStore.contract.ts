@@ -1,9 +1,24 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/infra/db/port.ts';
 import { ConcurrencyError, createEventStore, START } from '../../src/infra/eventStore.ts';
-import type { EventStore, StoredEvent } from '../../src/infra/eventStore.ts';
+import type { EventStore, NewEvent, StoredEvent, StreamAppend } from '../../src/infra/eventStore.ts';
 import { countRows, newId } from '../helpers/databases.ts';
 import { anEvent } from '../helpers/events.ts';
+
+/** One stream of an append: id, type, expected version, events. */
+function stream(
+  aggregateId: string,
+  aggregateType: 'order' | 'position',
+  expectedVersion: number,
+  events: readonly NewEvent[],
+): StreamAppend {
+  return {
+    aggregate_id: aggregateId,
+    aggregate_type: aggregateType,
+    expected_version: expectedVersion,
+    events,
+  };
+}
 
 /**
  * The behaviour every event-store adapter must show. Run by one test file per adapter, so PGlite
@@ -84,17 +99,8 @@ export function eventStoreContract(adapter: string, open: () => Promise<Database
 
       it('continues the stream from its current version', async () => {
         const orderId = newId();
-        await store.append([
-          { aggregate_id: orderId, aggregate_type: 'order', expected_version: 0, events: [anEvent(orderId)] },
-        ]);
-        await store.append([
-          {
-            aggregate_id: orderId,
-            aggregate_type: 'order',
-            expected_version: 1,
-            events: [anEvent(orderId, 'PriceQuoted')],
-          },
-        ]);
+        await store.append([stream(orderId, 'order', 0, [anEvent(orderId)])]);
+        await store.append([stream(orderId, 'order', 1, [anEvent(orderId, 'PriceQuoted')])]);
         expect((await store.load(orderId)).map((e) => e.version)).toEqual([1, 2]);
       });
     });
@@ -107,24 +113,10 @@ export function eventStoreContract(adapter: string, open: () => Promise<Database
         'raises ConcurrencyError naming stream, expected and actual (%s) and writes nothing',
         async (_, expected) => {
           const orderId = newId();
-          await store.append([
-            {
-              aggregate_id: orderId,
-              aggregate_type: 'order',
-              expected_version: 0,
-              events: [anEvent(orderId), anEvent(orderId)],
-            },
-          ]);
+          await store.append([stream(orderId, 'order', 0, [anEvent(orderId), anEvent(orderId)])]);
 
           const error = await store
-            .append([
-              {
-                aggregate_id: orderId,
-                aggregate_type: 'order',
-                expected_version: expected,
-                events: [anEvent(orderId)],
-              },
-            ])
+            .append([stream(orderId, 'order', expected, [anEvent(orderId)])])
             .catch((e: unknown) => e);
 
           expect(error).toBeInstanceOf(ConcurrencyError);
@@ -141,20 +133,11 @@ export function eventStoreContract(adapter: string, open: () => Promise<Database
     describe('when 50 writers append at the same expected version at once', () => {
       it('lets exactly one succeed; the other 49 get ConcurrencyError', async () => {
         const orderId = newId();
-        await store.append([
-          { aggregate_id: orderId, aggregate_type: 'order', expected_version: 0, events: [anEvent(orderId)] },
-        ]);
+        await store.append([stream(orderId, 'order', 0, [anEvent(orderId)])]);
 
         const outcomes = await Promise.allSettled(
           Array.from({ length: 50 }, () =>
-            store.append([
-              {
-                aggregate_id: orderId,
-                aggregate_type: 'order',
-                expected_version: 1,
-                events: [anEvent(orderId, 'PriceQuoted')],
-              },
-            ]),
+            store.append([stream(orderId, 'order', 1, [anEvent(orderId, 'PriceQuoted')])]),
           ),
         );
 
@@ -176,16 +159,10 @@ export function eventStoreContract(adapter: string, open: () => Promise<Database
       it('reports a duplicate and writes nothing new', async () => {
         const orderId = newId();
         const event = anEvent(orderId);
-        await store.append([
-          { aggregate_id: orderId, aggregate_type: 'order', expected_version: 0, events: [event] },
-        ]);
+        await store.append([stream(orderId, 'order', 0, [event])]);
 
-        const retry = await store.append([
-          { aggregate_id: orderId, aggregate_type: 'order', expected_version: 0, events: [event] },
-        ]);
-        const atNextVersion = await store.append([
-          { aggregate_id: orderId, aggregate_type: 'order', expected_version: 1, events: [event] },
-        ]);
+        const retry = await store.append([stream(orderId, 'order', 0, [event])]);
+        const atNextVersion = await store.append([stream(orderId, 'order', 1, [event])]);
 
         expect(retry).toEqual({ status: 'duplicate', event_ids: [event.event_id] });
         expect(atNextVersion).toEqual({ status: 'duplicate', event_ids: [event.event_id] });
@@ -198,31 +175,12 @@ export function eventStoreContract(adapter: string, open: () => Promise<Database
       it('writes both streams and their outbox rows together', async () => {
         const orderId = newId();
         const positionId = newId();
-        await store.append([
-          { aggregate_id: orderId, aggregate_type: 'order', expected_version: 0, events: [anEvent(orderId)] },
-        ]);
-        await store.append([
-          {
-            aggregate_id: positionId,
-            aggregate_type: 'position',
-            expected_version: 0,
-            events: [anEvent(orderId, 'PositionCreated')],
-          },
-        ]);
+        await store.append([stream(orderId, 'order', 0, [anEvent(orderId)])]);
+        await store.append([stream(positionId, 'position', 0, [anEvent(orderId, 'PositionCreated')])]);
 
         const result = await store.append([
-          {
-            aggregate_id: orderId,
-            aggregate_type: 'order',
-            expected_version: 1,
-            events: [anEvent(orderId, 'OrderCompleted')],
-          },
-          {
-            aggregate_id: positionId,
-            aggregate_type: 'position',
-            expected_version: 1,
-            events: [anEvent(orderId, 'PositionUpdated')],
-          },
+          stream(orderId, 'order', 1, [anEvent(orderId, 'OrderCompleted')]),
+          stream(positionId, 'position', 1, [anEvent(orderId, 'PositionUpdated')]),
         ]);
 
         expect(result.status).toBe('appended');
@@ -245,32 +203,13 @@ export function eventStoreContract(adapter: string, open: () => Promise<Database
       ])('writes nothing to either stream when %s', async (_, expected) => {
         const orderId = newId();
         const positionId = newId();
-        await store.append([
-          { aggregate_id: orderId, aggregate_type: 'order', expected_version: 0, events: [anEvent(orderId)] },
-        ]);
-        await store.append([
-          {
-            aggregate_id: positionId,
-            aggregate_type: 'position',
-            expected_version: 0,
-            events: [anEvent(orderId, 'PositionCreated')],
-          },
-        ]);
+        await store.append([stream(orderId, 'order', 0, [anEvent(orderId)])]);
+        await store.append([stream(positionId, 'position', 0, [anEvent(orderId, 'PositionCreated')])]);
 
         const error = await store
           .append([
-            {
-              aggregate_id: orderId,
-              aggregate_type: 'order',
-              expected_version: expected.order,
-              events: [anEvent(orderId, 'OrderCompleted')],
-            },
-            {
-              aggregate_id: positionId,
-              aggregate_type: 'position',
-              expected_version: expected.position,
-              events: [anEvent(orderId, 'PositionUpdated')],
-            },
+            stream(orderId, 'order', expected.order, [anEvent(orderId, 'OrderCompleted')]),
+            stream(positionId, 'position', expected.position, [anEvent(orderId, 'PositionUpdated')]),
           ])
           .catch((e: unknown) => e);
 
@@ -283,17 +222,10 @@ export function eventStoreContract(adapter: string, open: () => Promise<Database
         const orderId = newId();
         const positionId = newId();
         const stored = anEvent(orderId);
-        await store.append([
-          { aggregate_id: orderId, aggregate_type: 'order', expected_version: 0, events: [stored] },
-        ]);
+        await store.append([stream(orderId, 'order', 0, [stored])]);
 
         const result = await store.append([
-          {
-            aggregate_id: positionId,
-            aggregate_type: 'position',
-            expected_version: 0,
-            events: [anEvent(orderId, 'PositionCreated')],
-          },
+          stream(positionId, 'position', 0, [anEvent(orderId, 'PositionCreated')]),
           { aggregate_id: newId(), aggregate_type: 'order', expected_version: 0, events: [stored] },
         ]);
 
@@ -307,30 +239,11 @@ export function eventStoreContract(adapter: string, open: () => Promise<Database
       it('returns their events in the order they were stored', async () => {
         const orderId = newId();
         const positionId = newId();
+        await store.append([stream(orderId, 'order', 0, [anEvent(orderId)])]);
+        await store.append([stream(positionId, 'position', 0, [anEvent(orderId, 'PositionCreated')])]);
         await store.append([
-          { aggregate_id: orderId, aggregate_type: 'order', expected_version: 0, events: [anEvent(orderId)] },
-        ]);
-        await store.append([
-          {
-            aggregate_id: positionId,
-            aggregate_type: 'position',
-            expected_version: 0,
-            events: [anEvent(orderId, 'PositionCreated')],
-          },
-        ]);
-        await store.append([
-          {
-            aggregate_id: positionId,
-            aggregate_type: 'position',
-            expected_version: 1,
-            events: [anEvent(orderId, 'PositionUpdated')],
-          },
-          {
-            aggregate_id: orderId,
-            aggregate_type: 'order',
-            expected_version: 1,
-            events: [anEvent(orderId, 'OrderCompleted')],
-          },
+          stream(positionId, 'position', 1, [anEvent(orderId, 'PositionUpdated')]),
+          stream(orderId, 'order', 1, [anEvent(orderId, 'OrderCompleted')]),
         ]);
 
         const events = await store.loadStreams([orderId, positionId, newId()]);
@@ -348,23 +261,13 @@ export function eventStoreContract(adapter: string, open: () => Promise<Database
       it('stores them in the given sequence, each stream still numbered 1..n', async () => {
         const orderId = newId();
         const positionId = newId();
-        await store.append([
-          { aggregate_id: orderId, aggregate_type: 'order', expected_version: 0, events: [anEvent(orderId)] },
-        ]);
+        await store.append([stream(orderId, 'order', 0, [anEvent(orderId)])]);
         const quoted = anEvent(orderId, 'PriceQuoted');
         const created = anEvent(orderId, 'PositionCreated');
         const executing = anEvent(orderId, 'SwapExecuting');
 
         await store.append(
-          [
-            {
-              aggregate_id: orderId,
-              aggregate_type: 'order',
-              expected_version: 1,
-              events: [quoted, executing],
-            },
-            { aggregate_id: positionId, aggregate_type: 'position', expected_version: 0, events: [created] },
-          ],
+          [stream(orderId, 'order', 1, [quoted, executing]), stream(positionId, 'position', 0, [created])],
           { sequence: [quoted.event_id, created.event_id, executing.event_id] },
         );
 
@@ -388,33 +291,13 @@ export function eventStoreContract(adapter: string, open: () => Promise<Database
           event_type: 'OrderAccepted',
           processed_by: 'test',
         };
-        await store.append(
-          [
-            {
-              aggregate_id: orderId,
-              aggregate_type: 'order',
-              expected_version: 0,
-              events: [anEvent(orderId)],
-            },
-          ],
-          {
-            processed,
-          },
-        );
+        await store.append([stream(orderId, 'order', 0, [anEvent(orderId)])], {
+          processed,
+        });
         await store
-          .append(
-            [
-              {
-                aggregate_id: orderId,
-                aggregate_type: 'order',
-                expected_version: 0,
-                events: [anEvent(orderId)],
-              },
-            ],
-            {
-              processed: { ...processed, processed_by: 'other' },
-            },
-          )
+          .append([stream(orderId, 'order', 0, [anEvent(orderId)])], {
+            processed: { ...processed, processed_by: 'other' },
+          })
           .catch(() => undefined);
 
         const rows = await db.query('SELECT processed_by FROM processed_events WHERE event_id = $1', [cause]);
@@ -426,9 +309,7 @@ export function eventStoreContract(adapter: string, open: () => Promise<Database
       it('refuses an append without events and a negative expected version', async () => {
         const id = newId();
         await expect(store.append([])).rejects.toThrow(/at least one event/);
-        await expect(
-          store.append([{ aggregate_id: id, aggregate_type: 'order', expected_version: 0, events: [] }]),
-        ).rejects.toThrow(/at least one event/);
+        await expect(store.append([stream(id, 'order', 0, [])])).rejects.toThrow(/at least one event/);
         await expect(
           store.append([
             { aggregate_id: id, aggregate_type: 'order', expected_version: -1, events: [anEvent(id)] },
@@ -442,43 +323,16 @@ export function eventStoreContract(adapter: string, open: () => Promise<Database
       it('appends to the other stream while the condition holds, and nothing once it moved on', async () => {
         const orderId = newId();
         const positionId = newId();
-        await store.append([
-          { aggregate_id: orderId, aggregate_type: 'order', expected_version: 0, events: [anEvent(orderId)] },
-        ]);
-        const guard = {
-          aggregate_id: orderId,
-          aggregate_type: 'order',
-          expected_version: 1,
-          events: [],
-        } as const;
+        await store.append([stream(orderId, 'order', 0, [anEvent(orderId)])]);
+        const guard = stream(orderId, 'order', 1, []);
 
         const held = await store.append([
           guard,
-          {
-            aggregate_id: positionId,
-            aggregate_type: 'position',
-            expected_version: 0,
-            events: [anEvent(orderId, 'PositionCreated')],
-          },
+          stream(positionId, 'position', 0, [anEvent(orderId, 'PositionCreated')]),
         ]);
-        await store.append([
-          {
-            aggregate_id: orderId,
-            aggregate_type: 'order',
-            expected_version: 1,
-            events: [anEvent(orderId, 'OrderFailed')],
-          },
-        ]);
+        await store.append([stream(orderId, 'order', 1, [anEvent(orderId, 'OrderFailed')])]);
         const moved = await store
-          .append([
-            guard,
-            {
-              aggregate_id: positionId,
-              aggregate_type: 'position',
-              expected_version: 1,
-              events: [anEvent(orderId, 'PositionUpdated')],
-            },
-          ])
+          .append([guard, stream(positionId, 'position', 1, [anEvent(orderId, 'PositionUpdated')])])
           .catch((e: unknown) => e);
 
         expect(held.status).toBe('appended');
@@ -493,14 +347,7 @@ export function eventStoreContract(adapter: string, open: () => Promise<Database
       it('returns every committed event once, in global order, in batches, resumable from a position', async () => {
         // Start after a marker of our own: the shared database holds other tests' events too.
         const markerId = newId();
-        const marker = await store.append([
-          {
-            aggregate_id: markerId,
-            aggregate_type: 'order',
-            expected_version: 0,
-            events: [anEvent(markerId)],
-          },
-        ]);
+        const marker = await store.append([stream(markerId, 'order', 0, [anEvent(markerId)])]);
         if (marker.status !== 'appended' || !marker.events[0]) throw new Error('marker not appended');
         const from = marker.events[0].position;
         // On a young database make our ids cross 99 → 100: ordering by their text would show it.
@@ -509,14 +356,7 @@ export function eventStoreContract(adapter: string, open: () => Promise<Database
         await db.query(`SELECT setval('events_id_seq', 98) FROM events_id_seq WHERE last_value < 90`);
         const streams = [newId(), newId(), newId()];
         for (const id of streams) {
-          await store.append([
-            {
-              aggregate_id: id,
-              aggregate_type: 'order',
-              expected_version: 0,
-              events: [anEvent(id), anEvent(id)],
-            },
-          ]);
+          await store.append([stream(id, 'order', 0, [anEvent(id), anEvent(id)])]);
         }
         const ours = new Set(streams);
 
