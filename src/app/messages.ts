@@ -8,12 +8,42 @@ export type EventMessage = Omit<StoredEvent, 'id' | 'position' | 'created_at'>;
 
 /**
  * A consumer of events. Delivery is at least once: `handle` may see a message again after a
- * crash or a retry, so it must be idempotent (see `inbox.ts`). A message counts as handled when
- * `handle` resolves; when it throws, the message is delivered again later.
+ * crash or a retry, so it must be idempotent (see `inbox.ts`), and it records the message in
+ * `processed_events` in the same transaction as its effects. A message counts as handled when
+ * `handle` resolves (the bus acks it then, never before).
+ *
+ * When `handle` throws, the bus decides by the error:
+ * - {@link PoisonMessageError}: the message can never be handled; it goes to the dead letters at
+ *   once, with the error as its reason, and is not retried;
+ * - {@link RetryLaterError}: the consumer is waiting on something that will come (a swap outcome
+ *   the venue cannot tell yet, a notification another process is sending); retried with backoff
+ *   for as long as it takes, not counted against the delivery limit;
+ * - any other error is transient: retried with backoff up to the delivery limit, then
+ *   dead-lettered with the last error.
+ * Messages that fail validation never reach `handle`: they are poison.
  */
 export interface Consumer {
   /** Stable name; recorded as `processed_by` in processed_events. */
   readonly name: string;
   readonly eventTypes: readonly string[];
   handle(message: EventMessage): Promise<void>;
+}
+
+/** The message can never be handled (malformed, unknown, names nothing): dead-letter it now. */
+export class PoisonMessageError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'PoisonMessageError';
+  }
+}
+
+/**
+ * The consumer cannot finish yet but will be able to: deliver the message again later, without
+ * limit (the limit is for failures, this is waiting).
+ */
+export class RetryLaterError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RetryLaterError';
+  }
 }

@@ -1,12 +1,13 @@
 import type { Database } from '../infra/db/port.ts';
 import { markProcessed } from './inbox.ts';
+import { PoisonMessageError, RetryLaterError } from './messages.ts';
 import type { Consumer } from './messages.ts';
 import type { SagaRunner } from './sagaRunner.ts';
 
 export const SAGA_CONSUMER = 'saga-orchestrator';
 
 /** The saga could not finish now (the swap's outcome is unknown); deliver the message again later. */
-export class SagaSuspendedError extends Error {
+export class SagaSuspendedError extends RetryLaterError {
   constructor(orderId: string, detail: string) {
     super(`Saga ${orderId} suspended: ${detail}`);
     this.name = 'SagaSuspendedError';
@@ -44,7 +45,7 @@ export function sagaConsumer(db: Database, runner: SagaRunner): Consumer {
       const result = await runner.run(message.aggregate_id, { processed, accepted });
       if (result.status === 'suspended') throw new SagaSuspendedError(result.orderId, result.detail);
       if (result.status === 'not_found')
-        throw new Error(`OrderAccepted ${message.event_id} names no stored order`);
+        throw new PoisonMessageError(`OrderAccepted ${message.event_id} names no stored order`);
       if (!('finishedHere' in result)) await markProcessed(db, SAGA_CONSUMER, message);
     },
   };
