@@ -4,6 +4,20 @@ import type { Currencies } from './domain/money.ts';
 import { DEFAULT_SAGA_SETTINGS } from './app/sagaSteps.ts';
 import type { SagaSettings } from './app/sagaSteps.ts';
 
+/** What a process does; a process runs one or more roles (all of them by default). */
+export const ROLES = ['api', 'relay', 'saga', 'notifier'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface NotificationConfig {
+  /** Telegram Bot API token; without it no Telegram message is sent (notifications are logged). */
+  readonly telegramBotToken: string | undefined;
+  /** Bot API root, for self-hosted Bot API servers and tests. */
+  readonly telegramApiRoot: string;
+  /** SMTP server for email notifications, e.g. smtp://127.0.0.1:2525; none: no email. */
+  readonly smtpUrl: string | undefined;
+  readonly mailFrom: string;
+}
+
 export interface Config {
   readonly host: string;
   readonly port: number;
@@ -23,6 +37,21 @@ export interface Config {
   /** `stately`: attach every saga actor to the Stately inspector. */
   readonly sagaInspect: 'stately' | undefined;
   readonly inspectPort: number;
+  /** Port of the `market` command (the simulated market served on its own). */
+  readonly marketPort: number;
+  /** RabbitMQ; when absent, events travel on the in-process bus. */
+  readonly amqpUrl: string | undefined;
+  /**
+   * Prefix of every exchange and queue name, so several deployments (or test runs) can share one
+   * broker without consuming each other's messages (a virtual host per deployment does it too).
+   */
+  readonly amqpPrefix: string;
+  readonly roles: ReadonlySet<Role>;
+  /** Messages a RabbitMQ consumer handles at once. */
+  readonly prefetch: number;
+  /** Fallback poll of the outbox when no NOTIFY arrived. */
+  readonly relayPollMs: number;
+  readonly notifications: NotificationConfig;
 }
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
@@ -60,6 +89,39 @@ const EnvSchema = z.object({
   SIMULATION_SEED: z.coerce.number().int().default(1),
   SAGA_INSPECT: z.enum(['stately']).optional(),
   INSPECT_PORT: port(8081),
+  MARKET_PORT: port(8090),
+  AMQP_URL: z
+    .string()
+    .regex(/^amqps?:\/\//, 'must be an amqp:// URL')
+    .optional()
+    .or(z.literal('').transform(() => undefined)),
+  ROLES: z
+    .string()
+    .default(ROLES.join(','))
+    .transform((s) =>
+      s
+        .split(',')
+        .map((r) => r.trim())
+        .filter((r) => r.length > 0),
+    )
+    .pipe(
+      z
+        .array(z.enum(ROLES, { error: `each role must be one of ${ROLES.join(', ')}` }))
+        .min(1, `name at least one of ${ROLES.join(', ')}`),
+    ),
+  AMQP_PREFIX: z
+    .string()
+    .regex(/^[\w.-]*$/, 'letters, digits, dots, dashes and underscores only')
+    .default(''),
+  PREFETCH: z.coerce.number().int().positive().max(65535).default(32),
+  RELAY_POLL_MS: z.coerce.number().int().positive().default(100),
+  TELEGRAM_BOT_TOKEN: z.string().min(1).optional(),
+  TELEGRAM_API_ROOT: z.url().default('https://api.telegram.org'),
+  SMTP_URL: z
+    .string()
+    .regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL')
+    .optional(),
+  MAIL_FROM: z.string().min(3).default('market-order-saga <noreply@localhost>'),
 });
 
 /**
@@ -99,5 +161,17 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     simulationSeed: e.SIMULATION_SEED,
     sagaInspect: e.SAGA_INSPECT,
     inspectPort: e.INSPECT_PORT,
+    marketPort: e.MARKET_PORT,
+    amqpUrl: e.AMQP_URL,
+    roles: new Set(e.ROLES),
+    amqpPrefix: e.AMQP_PREFIX,
+    prefetch: e.PREFETCH,
+    relayPollMs: e.RELAY_POLL_MS,
+    notifications: {
+      telegramBotToken: e.TELEGRAM_BOT_TOKEN,
+      telegramApiRoot: e.TELEGRAM_API_ROOT,
+      smtpUrl: e.SMTP_URL,
+      mailFrom: e.MAIL_FROM,
+    },
   };
 }

@@ -12,7 +12,7 @@ import type { Database } from './infra/db/port.ts';
 import { createEventStore } from './infra/eventStore.ts';
 import type { Logger } from './infra/logger.ts';
 
-export interface OrderFlowOptions {
+export interface OrdersOptions {
   readonly db: Database;
   readonly logger: Logger;
   readonly prices: PriceService;
@@ -22,23 +22,19 @@ export interface OrderFlowOptions {
   readonly now?: () => Date;
   readonly newId?: () => string;
   readonly inspect?: (event: InspectionEvent) => void;
-  /** Messages the in-process delivery handles at once. */
-  readonly concurrency?: number;
-  /** Wraps the orchestrator, e.g. to observe finished sagas in benchmarks and tests. */
-  readonly decorate?: (orchestrator: Consumer) => Consumer;
+  /** Called after every committed append: wakes whatever relays the outbox. */
+  readonly onAppended?: () => void;
 }
 
 /**
- * The order flow of one process, wired once for the service, benchmarks and tests alike: event
- * store → order intake → outbox → in-process delivery → orchestrator → saga runner. Every append
- * wakes the delivery, so a saga starts without waiting for the next poll. Call
- * `delivery.start()` to begin delivering and `delivery.stop()` to drain.
+ * The bus-independent part of a process: event store → order intake, and the orchestrator
+ * (saga runner behind its consumer), ready to be handed to a bus.
  */
-export function wireOrderFlow(options: OrderFlowOptions) {
+export function wireOrders(options: OrdersOptions) {
   const now = options.now ?? (() => new Date());
   const newId = options.newId ?? randomUUID;
-  let wake = () => {};
-  const store = createEventStore(options.db, { onAppended: () => wake() });
+  const onAppended = options.onAppended;
+  const store = createEventStore(options.db, onAppended ? { onAppended } : {});
   const runner = createSagaRunner({
     store,
     prices: options.prices,
@@ -51,13 +47,35 @@ export function wireOrderFlow(options: OrderFlowOptions) {
     ...(options.inspect ? { inspect: options.inspect } : {}),
   });
   const orchestrator = sagaConsumer(options.db, runner);
+  const orders = createOrderService({ store, now, newId });
+  return { store, runner, orchestrator, orders };
+}
+
+export interface OrderFlowOptions extends Omit<OrdersOptions, 'onAppended'> {
+  /** Messages the in-process delivery handles at once. */
+  readonly concurrency?: number;
+  /** Wraps the orchestrator, e.g. to observe finished sagas in benchmarks and tests. */
+  readonly decorate?: (orchestrator: Consumer) => Consumer;
+  /** More consumers on the same bus (the notifier). */
+  readonly consumers?: readonly Consumer[];
+}
+
+/**
+ * The order flow of one process on the in-process bus, wired once for the service, benchmarks and
+ * tests alike: event store → order intake → outbox → in-process delivery → orchestrator → saga
+ * runner. Every append wakes the delivery, so a saga starts without waiting for the next poll.
+ * Call `delivery.start()` to begin delivering and `delivery.stop()` to drain.
+ */
+export function wireOrderFlow(options: OrderFlowOptions) {
+  let wake = () => {};
+  const wired = wireOrders({ ...options, onAppended: () => wake() });
+  const orchestrator = options.decorate ? options.decorate(wired.orchestrator) : wired.orchestrator;
   const delivery = createInProcessDelivery({
     db: options.db,
     logger: options.logger,
-    consumers: [options.decorate ? options.decorate(orchestrator) : orchestrator],
+    consumers: [orchestrator, ...(options.consumers ?? [])],
     ...(options.concurrency ? { concurrency: options.concurrency } : {}),
   });
   wake = delivery.wake;
-  const orders = createOrderService({ store, now, newId });
-  return { store, runner, delivery, orders };
+  return { ...wired, delivery };
 }
