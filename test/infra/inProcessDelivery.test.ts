@@ -9,7 +9,8 @@ import { silentLogger } from '../../src/infra/logger.ts';
 import { createSimulatedMarket } from '../../src/infra/venues/simulatedMarket.ts';
 import { wireOrderFlow } from '../../src/wiring.ts';
 import { migratedPglite, newId } from '../helpers/databases.ts';
-import { anEvent } from '../helpers/events.ts';
+import type { DomainEventType } from '../../src/domain/events.ts';
+import { aCatalogueEvent } from '../helpers/messages.ts';
 import { anOrder, FAST_SETTINGS } from '../helpers/saga.ts';
 
 /** A consumer that records what it gets and lets the test await a given message. */
@@ -63,9 +64,10 @@ describe('in-process delivery from the outbox', () => {
     await db?.close();
   });
 
-  async function appendOne(type = 'OrderAccepted') {
+  async function appendOne(type: DomainEventType = 'OrderAccepted') {
     const id = newId();
-    const event = anEvent(id, type);
+    // Valid payloads: the bus validates every message before a consumer sees it.
+    const event = aCatalogueEvent(id, type);
     await createEventStore(db).append([
       { aggregate_id: id, aggregate_type: 'order', expected_version: 0, events: [event] },
     ]);
@@ -93,7 +95,7 @@ describe('in-process delivery from the outbox', () => {
         event_type: 'PriceQuoted',
         aggregate_type: 'order',
         version: 1,
-        event_data: { note: 'test' },
+        event_data: { source: 'test' },
         metadata: { schema_version: 1 },
       });
       expect(await publishedOf(db, eventId)).toBe(true);

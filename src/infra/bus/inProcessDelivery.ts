@@ -1,6 +1,8 @@
 import type { Consumer, EventMessage } from '../../app/messages.ts';
 import type { Database } from '../db/port.ts';
 import type { Logger } from '../logger.ts';
+import { admit, backoffDelay, DEFAULT_DELIVERY_LIMIT, failureVerdict } from './deliveryPolicy.ts';
+import type { DeadLetterReason } from './deliveryPolicy.ts';
 
 export interface InProcessDeliveryOptions {
   readonly db: Database;
@@ -13,29 +15,55 @@ export interface InProcessDeliveryOptions {
   /** Backoff after a failed delivery: doubles from min to max (defaults 100 ms, 5 s). */
   readonly retryMinDelayMs?: number;
   readonly retryMaxDelayMs?: number;
+  /**
+   * Deliveries of one message to one consumer that may fail transiently before it is
+   * dead-lettered (default 5, the broker queues' limit). RetryLaterError does not count.
+   */
+  readonly deliveryLimit?: number;
 }
 
 type OutboxRow = EventMessage & { readonly id: string };
+
+/** Where a row's delivery stands while it is retried (kept in memory: a restart starts afresh). */
+interface Progress {
+  /** Consumers that handled the row or dead-lettered it: not handed it again. */
+  readonly settled: Set<string>;
+  /** Transient failures per consumer, counted against the delivery limit. */
+  readonly failures: Map<string, number>;
+  /** Failed deliveries of any kind: the backoff grows with them. */
+  retries: number;
+}
+
+const DEAD_LETTER_SQL = `
+INSERT INTO dead_letters (consumer, event_id, event_type, aggregate_id, message, reason, error, attempts)
+VALUES ($1, $2, $3, $4, $5::text::jsonb, $6, $7, $8)
+ON CONFLICT (event_id, consumer) DO NOTHING`;
 
 /**
  * The embedded default's relay and bus in one: reads unpublished outbox rows, hands each to the
  * consumers of its type, and marks it published only once every one of them has handled it.
  *
- * Delivery is at least once, like the broker's: a crash before the mark leaves the row
- * unpublished, so it is delivered again at the next start and consumers deduplicate. A failed
- * delivery is retried with backoff without holding up the rows behind it.
+ * The same contract as the RabbitMQ consumer (see deliveryPolicy.ts): delivery is at least once,
+ * like the broker's: a crash before the mark leaves the row unpublished, so it is delivered again
+ * at the next start and consumers deduplicate. Each row is validated (messageSchema) before a
+ * handler sees it; an invalid row or a PoisonMessageError goes to the `dead_letters` table at
+ * once, a transient failure is retried with backoff up to the delivery limit and then
+ * dead-lettered with its last error, a RetryLaterError is retried without limit. A dead-lettered
+ * row counts as handled for that consumer, so the row is marked and nothing loops. A failed
+ * delivery is retried without holding up the rows behind it.
  */
 export function createInProcessDelivery(options: InProcessDeliveryOptions) {
   const pollIntervalMs = options.pollIntervalMs ?? 100;
   const concurrency = options.concurrency ?? 128;
   const minDelay = options.retryMinDelayMs ?? 100;
   const maxDelay = options.retryMaxDelayMs ?? 5_000;
+  const deliveryLimit = options.deliveryLimit ?? DEFAULT_DELIVERY_LIMIT;
   const { db, logger } = options;
 
   /** Rows being handled or waiting for a retry: never claimed twice. */
   const held = new Set<string>();
   const handling = new Set<Promise<void>>();
-  const attempts = new Map<string, number>();
+  const progress = new Map<string, Progress>();
   const retryTimers = new Set<ReturnType<typeof setTimeout>>();
   const toMark: string[] = [];
   let marking: Promise<void> | null = null;
@@ -76,14 +104,17 @@ export function createInProcessDelivery(options: InProcessDeliveryOptions) {
     scheduleMarks();
   }
 
-  function retryLater(row: OutboxRow, error: unknown): void {
-    const attempt = (attempts.get(row.id) ?? 0) + 1;
-    attempts.set(row.id, attempt);
-    const delay = Math.min(maxDelay, minDelay * 2 ** (attempt - 1));
-    logger.warn(
-      { err: error, event_id: row.event_id, event_type: row.event_type, attempt, delay },
-      'delivery failed; will retry',
-    );
+  function progressOf(row: OutboxRow): Progress {
+    let p = progress.get(row.id);
+    if (!p) progress.set(row.id, (p = { settled: new Set(), failures: new Map(), retries: 0 }));
+    return p;
+  }
+
+  function retryLater(row: OutboxRow, p: Progress): void {
+    // Stopping: the row stays unpublished and the next start delivers it again.
+    if (stopped) return;
+    p.retries += 1;
+    const delay = backoffDelay(p.retries, minDelay, maxDelay);
     const timer = setTimeout(() => {
       retryTimers.delete(timer);
       held.delete(row.id);
@@ -92,13 +123,67 @@ export function createInProcessDelivery(options: InProcessDeliveryOptions) {
     retryTimers.add(timer);
   }
 
-  async function deliver(row: OutboxRow): Promise<void> {
+  async function deadLetter(
+    consumer: Consumer,
+    row: OutboxRow,
+    verdict: { readonly reason: DeadLetterReason; readonly error: string },
+    attempts: number,
+  ): Promise<void> {
     const { id: _id, ...message } = row;
-    const results = await Promise.allSettled(consumersOf(row.event_type).map((c) => c.handle(message)));
-    const failure = results.find((r) => r.status === 'rejected');
-    if (failure) return retryLater(row, failure.reason);
-    attempts.delete(row.id);
-    markPublished(row.id);
+    await db.query(DEAD_LETTER_SQL, [
+      consumer.name,
+      row.event_id,
+      row.event_type,
+      row.aggregate_id,
+      JSON.stringify(message),
+      verdict.reason,
+      verdict.error,
+      attempts,
+    ]);
+    logger.error(
+      { consumer: consumer.name, event_id: row.event_id, event_type: row.event_type, ...verdict, attempts },
+      'message dead-lettered',
+    );
+  }
+
+  /** Hands the row to one consumer; resolves to true once that consumer is done with it. */
+  async function deliverTo(consumer: Consumer, row: OutboxRow, p: Progress): Promise<boolean> {
+    const attempt = (p.failures.get(consumer.name) ?? 0) + 1;
+    try {
+      const { id: _id, ...raw } = row;
+      await consumer.handle(admit(consumer, raw));
+      return true;
+    } catch (error) {
+      const verdict = failureVerdict(error, attempt, deliveryLimit);
+      if (verdict.action === 'retry') p.failures.set(consumer.name, attempt);
+      if (verdict.action !== 'dead-letter') {
+        logger.warn(
+          { err: error, consumer: consumer.name, event_id: row.event_id, attempt, retry: verdict.action },
+          'delivery failed; will retry',
+        );
+        return false;
+      }
+      try {
+        await deadLetter(consumer, row, verdict, attempt);
+        return true;
+      } catch (failure) {
+        logger.error({ err: failure, event_id: row.event_id }, 'recording a dead letter failed; will retry');
+        return false;
+      }
+    }
+  }
+
+  async function deliver(row: OutboxRow): Promise<void> {
+    const p = progressOf(row);
+    const pending = consumersOf(row.event_type).filter((c) => !p.settled.has(c.name));
+    const done = await Promise.all(pending.map((c) => deliverTo(c, row, p)));
+    pending.forEach((c, i) => {
+      if (done[i]) p.settled.add(c.name);
+    });
+    if (done.every(Boolean)) {
+      progress.delete(row.id);
+      markPublished(row.id);
+    } else retryLater(row, p);
   }
 
   /** Oldest first; `outbox.id`, not the ::text alias, so the partial index serves the order. */
@@ -165,6 +250,7 @@ export function createInProcessDelivery(options: InProcessDeliveryOptions) {
       for (const timer of retryTimers) clearTimeout(timer);
       retryTimers.clear();
       while (handling.size > 0) await Promise.allSettled([...handling]);
+      progress.clear();
       await marking;
       await flushMarks();
     },
