@@ -193,14 +193,14 @@ export function parseEventMessage(raw: unknown): EventMessage {
 }
 
 /**
- * Parses a message body (JSON bytes from the broker) and validates it.
+ * Parses a message body (JSON bytes from the broker); validate the result with
+ * {@link parseEventMessage}.
  *
- * @throws InvalidMessageError for malformed JSON or a message that fails {@link parseEventMessage}.
+ * @throws InvalidMessageError for malformed JSON.
  */
-export function decodeEventMessage(body: Uint8Array | string): EventMessage {
-  let raw: unknown;
+export function parseJsonBody(body: Uint8Array | string): unknown {
   try {
-    raw = JSON.parse(typeof body === 'string' ? body : Buffer.from(body).toString('utf8'));
+    return JSON.parse(typeof body === 'string' ? body : Buffer.from(body).toString('utf8'));
   } catch (error) {
     throw new InvalidMessageError(
       undefined,
@@ -208,5 +208,4 @@ export function decodeEventMessage(body: Uint8Array | string): EventMessage {
       { cause: error },
     );
   }
-  return parseEventMessage(raw);
 }
