@@ -2,6 +2,7 @@ import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
 import { parse as parseLosslessJson } from 'lossless-json';
+import type { ChannelsService } from '../app/notifications/channels.ts';
 import type { OrderService } from '../app/orders.ts';
 import { sagaView } from '../app/sagaView.ts';
 import { NotFoundError, ValidationError } from '../domain/errors.ts';
@@ -9,6 +10,7 @@ import type { Currencies } from '../domain/money.ts';
 import type { Database } from '../infra/db/port.ts';
 import type { EventStore, StoredEvent } from '../infra/eventStore.ts';
 import type { Logger } from '../infra/logger.ts';
+import { validateChannelsRequest, validateUserId } from './channelsRequest.ts';
 import { validateOrderRequest } from './orderRequest.ts';
 import { errorHandler, problemResponse, RequestProblem } from './problems.ts';
 
@@ -18,6 +20,8 @@ export interface AppDeps {
   readonly currencies: Currencies;
   readonly db: Database;
   readonly logger: Logger;
+  /** Users' notification channels (`/users/:userId/channels`); the routes exist only with it. */
+  readonly channels?: ChannelsService | undefined;
   /** Largest accepted request body; 16 KiB unless set. */
   readonly maxBodyBytes?: number;
 }
@@ -51,15 +55,18 @@ function readIdempotencyKey(header: string | undefined): string | undefined {
   return header;
 }
 
-/** Reads the body as JSON, keeping numbers' exact text (amounts never pass through a float). */
-async function readJson(request: Request): Promise<unknown> {
+/**
+ * Reads the body as JSON, keeping numbers' exact text (amounts never pass through a float).
+ * `what` names the body in the error, e.g. "the order".
+ */
+async function readJson(request: Request, what: string): Promise<unknown> {
   const contentType = request.headers.get('content-type') ?? '';
   if (!JSON_CONTENT_TYPE.test(contentType)) {
     throw new RequestProblem(
       415,
       'unsupported_media_type',
       'Unsupported content type',
-      `Send the order as JSON with "Content-Type: application/json" (got ${contentType ? `"${contentType}"` : 'none'})`,
+      `Send ${what} as JSON with "Content-Type: application/json" (got ${contentType ? `"${contentType}"` : 'none'})`,
     );
   }
   const text = await request.text();
@@ -94,34 +101,32 @@ export function createApp(deps: AppDeps): Hono {
     return raw.toLowerCase();
   };
 
-  app.post(
-    '/orders',
-    bodyLimit({
-      maxSize: maxBodyBytes,
-      onError: () => {
-        throw new RequestProblem(
-          413,
-          'body_too_large',
-          'Request body too large',
-          `The body must be at most ${maxBodyBytes} bytes`,
-        );
-      },
-    }),
-    async (c) => {
-      const body = await readJson(c.req.raw);
-      const order = validateOrderRequest(body, deps.currencies);
-      const idempotencyKey = readIdempotencyKey(c.req.header('idempotency-key'));
-      const { order_id, replayed } = await deps.orders.accept(order, {
-        causationId: c.get('requestId'),
-        ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
-      });
-      return c.json(
-        { order_id, status: 'pending', message: 'Order accepted and will be processed asynchronously' },
-        202,
-        { Location: `/orders/${order_id}`, ...(replayed ? { 'Idempotent-Replayed': 'true' } : {}) },
+  const limitBody = bodyLimit({
+    maxSize: maxBodyBytes,
+    onError: () => {
+      throw new RequestProblem(
+        413,
+        'body_too_large',
+        'Request body too large',
+        `The body must be at most ${maxBodyBytes} bytes`,
       );
     },
-  );
+  });
+
+  app.post('/orders', limitBody, async (c) => {
+    const body = await readJson(c.req.raw, 'the order');
+    const order = validateOrderRequest(body, deps.currencies);
+    const idempotencyKey = readIdempotencyKey(c.req.header('idempotency-key'));
+    const { order_id, replayed } = await deps.orders.accept(order, {
+      causationId: c.get('requestId'),
+      ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+    });
+    return c.json(
+      { order_id, status: 'pending', message: 'Order accepted and will be processed asynchronously' },
+      202,
+      { Location: `/orders/${order_id}`, ...(replayed ? { 'Idempotent-Replayed': 'true' } : {}) },
+    );
+  });
 
   app.get('/orders/:id', async (c) => {
     const { state, version } = await deps.orders.get(orderId(c.req.param('id')));
@@ -143,6 +148,18 @@ export function createApp(deps: AppDeps): Hono {
   });
 
   app.get('/orders/:id/saga', async (c) => c.json(await sagaView(deps.store, orderId(c.req.param('id')))));
+
+  const channels = deps.channels;
+  if (channels) {
+    app.put('/users/:userId/channels', limitBody, async (c) => {
+      const userId = c.req.param('userId');
+      const changes = validateChannelsRequest(userId, await readJson(c.req.raw, 'the channels'));
+      return c.json(await channels.update(userId, changes));
+    });
+    app.get('/users/:userId/channels', async (c) =>
+      c.json(await channels.get(validateUserId(c.req.param('userId')))),
+    );
+  }
 
   app.get('/health', async (c) => {
     try {

@@ -2,26 +2,9 @@ import { isLosslessNumber } from 'lossless-json';
 import { z } from 'zod';
 import type { PlaceOrder } from '../app/orders.ts';
 import { ValidationError } from '../domain/errors.ts';
-import type { FieldProblem } from '../domain/errors.ts';
 import { formatAmount, parseAmount } from '../domain/money.ts';
 import type { Currencies, Currency } from '../domain/money.ts';
-
-/** What a JSON value is, in words, for "must be a string, got a number". */
-function jsonKind(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  if (isLosslessNumber(value)) return 'a number';
-  switch (typeof value) {
-    case 'string':
-      return 'a string';
-    case 'boolean':
-      return 'a boolean';
-    case 'object':
-      return 'an object';
-    default:
-      return typeof value;
-  }
-}
+import { issuesToProblems, jsonKind } from './fields.ts';
 
 const requiredString = (what = 'a string') =>
   z.string({
@@ -66,17 +49,6 @@ export function orderRequestSchema(currencies: Currencies) {
   );
 }
 
-function issuesToProblems(issues: readonly z.core.$ZodIssue[]): FieldProblem[] {
-  return issues.flatMap((issue) =>
-    issue.code === 'unrecognized_keys'
-      ? issue.keys.map((key) => ({
-          field: [...issue.path, key].join('.'),
-          message: 'is not a field of an order',
-        }))
-      : [{ field: issue.path.map(String).join('.'), message: issue.message }],
-  );
-}
-
 /**
  * Validates a parsed order body. Every failing field is reported at once, cross-field rules
  * included whenever the fields they need are themselves valid.
@@ -84,7 +56,7 @@ function issuesToProblems(issues: readonly z.core.$ZodIssue[]): FieldProblem[] {
  */
 export function validateOrderRequest(body: unknown, currencies: Currencies): PlaceOrder {
   const parsed = orderRequestSchema(currencies).safeParse(body);
-  const problems = parsed.success ? [] : issuesToProblems(parsed.error.issues);
+  const problems = parsed.success ? [] : issuesToProblems(parsed.error.issues, 'is not a field of an order');
   const failed = new Set(problems.map((p) => p.field));
 
   const raw = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
