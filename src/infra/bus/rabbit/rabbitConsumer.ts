@@ -193,6 +193,9 @@ export function createRabbitConsumer(options: RabbitConsumerOptions) {
       void from.connection.close().catch(() => {});
       return;
     }
+    // Draining (stop() was called): leave it unacked; the broker requeues it when the channel
+    // closes, and no handler saw it.
+    if (stopped) return;
     const task = handleDelivery(from, message)
       .catch((err: unknown) => {
         // The original stays unacked; a fresh channel gets it again.
@@ -327,8 +330,11 @@ export function createRabbitConsumer(options: RabbitConsumerOptions) {
       await reconnect();
     },
     /**
-     * Cancels the consumer (no new deliveries), lets in-flight handlers finish and settle their
-     * messages, then closes the connection.
+     * Cancels the consumer (no new deliveries; any that were already on their way are left
+     * unacked and requeued at the close), lets in-flight handlers finish and settle their
+     * messages, then closes the channel and only then the connection: on quorum queues (RabbitMQ
+     * 3.10, checked here) acks sent just before a bare connection close are dropped and the
+     * messages requeued, while a channel close waits for them.
      */
     async stop(): Promise<void> {
       if (stopped) return;
@@ -339,9 +345,11 @@ export function createRabbitConsumer(options: RabbitConsumerOptions) {
       abort.abort();
       await connecting;
       while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
-      const last = link;
+      for (const last of new Set([consuming, link])) {
+        await last?.channel.close().catch(() => {});
+        await last?.connection.close().catch(() => {});
+      }
       link = null;
-      for (const l of new Set([consuming, last])) await l?.connection.close().catch(() => {});
     },
     /** True while connected to the broker and consuming. */
     get connected(): boolean {
