@@ -36,10 +36,10 @@ export type ClaimResult =
 const CLAIM_SQL = `
 INSERT INTO notifications AS n
   (event_id, channel, order_id, user_id, recipient, status, text, error, attempts, lease_token, lease_until)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
-  CASE WHEN $6 = 'sending' THEN 1 ELSE 0 END,
-  CASE WHEN $6 = 'sending' THEN $9::uuid END,
-  CASE WHEN $6 = 'sending' THEN $10::timestamptz END)
+VALUES ($1, $2, $3, $4, $5, $6::text, $7, $8,
+  CASE WHEN $6::text = 'sending' THEN 1 ELSE 0 END,
+  CASE WHEN $6::text = 'sending' THEN $9::uuid END,
+  CASE WHEN $6::text = 'sending' THEN $10::timestamptz END)
 ON CONFLICT (event_id, channel) DO UPDATE
   SET attempts = n.attempts + 1, lease_token = $9::uuid, lease_until = $10::timestamptz
   WHERE n.status = 'sending' AND (n.lease_until IS NULL OR n.lease_until <= $11)

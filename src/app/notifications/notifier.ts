@@ -55,11 +55,13 @@ export interface NotifierMetrics {
   /** Sends recorded after this notifier's lease had expired: another may have sent them too. */
   readonly leaseLost: number;
   /**
-   * The duplicate window: from the start of a successful send to the commit of its record. A
-   * crash inside it leaves a notification that was sent but not recorded, and it is sent again
-   * once the lease expires; nowhere else can a duplicate arise.
+   * The duplicate window, at most: from the start of a successful send to the commit of its
+   * record. A crash inside it, once the provider has taken the message, leaves a notification
+   * sent but not recorded, sent again when the lease expires; nowhere else can a duplicate arise.
    */
   readonly duplicateWindow: DurationHistogram;
+  /** The duplicate window, at least: from the provider's answer to the commit of the record. */
+  readonly recordLag: DurationHistogram;
 }
 
 export interface Notifier extends Consumer {
@@ -126,6 +128,7 @@ export function createNotifier(deps: NotifierDeps): Notifier {
   };
   const counts = { sent: 0, failed: 0, skipped: 0, busy: 0, reclaimed: 0, leaseLost: 0 };
   const window = durationHistogram();
+  const lag = durationHistogram();
 
   async function drafts(message: EventMessage, text: NotificationText): Promise<NotificationDraft[]> {
     const userId = await userOf(store, message);
@@ -175,6 +178,7 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     const { heldLease } = await record(delivery, token, { status: 'sent', at: now() });
     const windowMs = performance.now() - started;
     window.observe(windowMs);
+    lag.observe(windowMs - sentMs);
     counts.sent += 1;
     if (!heldLease) counts.leaseLost += 1;
     logger[heldLease ? 'info' : 'warn'](
@@ -238,7 +242,7 @@ export function createNotifier(deps: NotifierDeps): Notifier {
         await deliver({ message, draft, last: i === all.length - 1 }, text);
       }
     },
-    metrics: () => ({ ...counts, duplicateWindow: window.read() }),
+    metrics: () => ({ ...counts, duplicateWindow: window.read(), recordLag: lag.read() }),
   };
 }
 

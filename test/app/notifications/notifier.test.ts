@@ -1,0 +1,397 @@
+import { randomInt, randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RetryLaterError } from '../../../src/app/messages.ts';
+import type { EventMessage } from '../../../src/app/messages.ts';
+import { createChannelsService } from '../../../src/app/notifications/channels.ts';
+import type { ChannelChanges } from '../../../src/app/notifications/channels.ts';
+import {
+  createNotifier,
+  DEFAULT_LEASE_MS,
+  NOTIFIER_CONSUMER,
+} from '../../../src/app/notifications/notifier.ts';
+import type { Notifier, NotifierDeps } from '../../../src/app/notifications/notifier.ts';
+import type { DurationHistogram } from '../../../src/app/notifications/metrics.ts';
+import { TransientDeliveryError } from '../../../src/app/notifications/transport.ts';
+import type { DomainEventType } from '../../../src/domain/events.ts';
+import type { Database } from '../../../src/infra/db/port.ts';
+import { createEventStore } from '../../../src/infra/eventStore.ts';
+import { silentLogger } from '../../../src/infra/logger.ts';
+import { createMailer } from '../../../src/infra/notify/mail.ts';
+import type { Mailer } from '../../../src/infra/notify/mail.ts';
+import { createTelegramClient } from '../../../src/infra/notify/telegram.ts';
+import { DATABASE_URL, migratedPglite, migratedPostgres } from '../../helpers/databases.ts';
+import { aCatalogueEvent, aMessage } from '../../helpers/messages.ts';
+import { startBotApiFront, startMailSink, startTelegramEmulator } from '../../helpers/notifyPeers.ts';
+import type { BotApiFront, MailSink, TelegramEmulator } from '../../helpers/notifyPeers.ts';
+import { testClock } from '../../helpers/saga.ts';
+
+const TOKEN = '123456:notifier-test';
+const FROM = 'market-order-saga <noreply@example.test>';
+
+interface NotificationRow {
+  channel: string;
+  status: string;
+  recipient: string | null;
+  text: string;
+  error: string | null;
+  attempts: number;
+}
+
+/**
+ * Delivers like a bus: again after a RetryLaterError, until handled, with a doubling backoff
+ * (5 to 80 ms) as a bus would, so the put-off deliveries do not crowd out the one that sends.
+ */
+async function deliverUntilHandled(notifier: Notifier, message: EventMessage): Promise<number> {
+  for (let putOff = 0; ; putOff++) {
+    try {
+      await notifier.handle(message);
+      return putOff;
+    } catch (error) {
+      if (!(error instanceof RetryLaterError) || putOff > 200) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(80, 5 * 2 ** putOff)));
+    }
+  }
+}
+
+/**
+ * The notifier against real peers: the telegram-test-api Bot API emulator (behind a small front
+ * that can answer 429 or 400 on cue) and an smtp-server that keeps every mail. `open` gives each
+ * notifier instance its database: the same PGlite, or a pool of its own on PostgreSQL, as
+ * separate processes would have.
+ */
+function notifierSuite(open: () => Promise<Database>) {
+  let dbs: Database[] = [];
+  let emulator: TelegramEmulator;
+  let front: BotApiFront;
+  let sink: MailSink;
+  let mailer: Mailer;
+  const clock = testClock();
+
+  beforeAll(async () => {
+    dbs = [await open(), await open(), await open()];
+    emulator = await startTelegramEmulator();
+    front = await startBotApiFront(emulator.apiRoot);
+    sink = await startMailSink();
+    mailer = createMailer({ smtpUrl: sink.smtpUrl, from: FROM, timeoutMs: 5_000 });
+  });
+  afterAll(async () => {
+    mailer?.close();
+    await Promise.all([front?.stop(), emulator?.stop(), sink?.stop()]);
+    await Promise.all([...new Set(dbs)].map((db) => db.close()));
+  });
+
+  const db = () => dbs[0] as Database;
+
+  function notifier(instance = 0, overrides: Partial<NotifierDeps> = {}): Notifier {
+    const on = dbs[instance] as Database;
+    return createNotifier({
+      db: on,
+      logger: silentLogger,
+      telegram: createTelegramClient({ token: TOKEN, apiRoot: front.apiRoot, retryDelayMs: 20 }),
+      mail: mailer,
+      now: clock.now,
+      ...overrides,
+    });
+  }
+
+  /** A stored order of a fresh user with the given channels, and its terminal message. */
+  async function terminalOrder(type: DomainEventType, channels: ChannelChanges) {
+    const orderId = randomUUID();
+    const accepted = aCatalogueEvent(orderId, 'OrderAccepted');
+    await createEventStore(db()).append([
+      { aggregate_id: orderId, aggregate_type: 'order', expected_version: 0, events: [accepted] },
+    ]);
+    const userId = `user-${orderId}`;
+    if (Object.keys(channels).length > 0) await createChannelsService(db()).update(userId, channels);
+    return {
+      orderId,
+      userId,
+      short: orderId.slice(0, 8),
+      message: { ...aMessage(type, orderId), version: 2 },
+    };
+  }
+
+  const freshChat = () => String(randomInt(1, 2 ** 40));
+  const freshEmail = () => `trader-${randomUUID()}@example.test`;
+  const sentTo = (chatId: string) => emulator.sent(TOKEN).filter((m) => m.chat_id === chatId);
+
+  async function rows(eventId: string): Promise<NotificationRow[]> {
+    return db().query<NotificationRow>(
+      `SELECT channel, status, recipient, text, error, attempts FROM notifications
+       WHERE event_id = $1 ORDER BY channel DESC`,
+      [eventId],
+    );
+  }
+
+  async function processed(eventId: string): Promise<number> {
+    const [row] = await db().query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM processed_events WHERE event_id = $1 AND processed_by = $2',
+      [eventId, NOTIFIER_CONSUMER],
+    );
+    return row?.n ?? 0;
+  }
+
+  describe('when an order completes and its user has Telegram and email', () => {
+    it('sends one Telegram message to the chat and one mail to the address, saying what happened', async () => {
+      const chat = freshChat();
+      const email = freshEmail();
+      const { message, short } = await terminalOrder('OrderCompleted', { telegram_chat_id: chat, email });
+      const text = `Order ${short} completed: 1000 USDT → 0.01 BTC at 100,000 USDT/BTC`;
+
+      await notifier().handle(message);
+
+      expect(sentTo(chat)).toEqual([{ chat_id: chat, text }]);
+      expect(await sink.waitForMails(email, 1)).toEqual([
+        { to: [email], from: 'noreply@example.test', subject: `Order ${short} completed`, text },
+      ]);
+      expect(await rows(message.event_id)).toEqual([
+        { channel: 'telegram', status: 'sent', recipient: chat, text, error: null, attempts: 1 },
+        { channel: 'email', status: 'sent', recipient: email, text, error: null, attempts: 1 },
+      ]);
+      expect(await processed(message.event_id)).toBe(1);
+    });
+
+    it('sends nothing more when the message is delivered again', async () => {
+      const chat = freshChat();
+      const email = freshEmail();
+      const { message } = await terminalOrder('OrderCompleted', { telegram_chat_id: chat, email });
+
+      await notifier(0).handle(message);
+      await notifier(1).handle(message);
+      await notifier(2).handle(message);
+
+      expect(sentTo(chat)).toHaveLength(1);
+      expect(sink.mailsTo(email)).toHaveLength(1);
+      expect(front.arrivals(chat)).toHaveLength(1);
+      expect(await processed(message.event_id)).toBe(1);
+    });
+  });
+
+  describe('when an order fails', () => {
+    it('tells the user why, in words', async () => {
+      const chat = freshChat();
+      const { message, short } = await terminalOrder('OrderFailed', { telegram_chat_id: chat });
+
+      await notifier().handle(message);
+
+      expect(sentTo(chat)).toEqual([
+        { chat_id: chat, text: `Order ${short} failed: insufficient liquidity` },
+      ]);
+    });
+  });
+
+  describe('when the same message is delivered 20 times at once to 3 notifiers', () => {
+    it('sends one Telegram message and one mail, and records the message once', async () => {
+      const chat = freshChat();
+      const email = freshEmail();
+      const { message } = await terminalOrder('OrderCompleted', { telegram_chat_id: chat, email });
+      const notifiers = [notifier(0), notifier(1), notifier(2)];
+
+      const putOff = await Promise.all(
+        Array.from({ length: 20 }, (_, i) => deliverUntilHandled(notifiers[i % 3] as Notifier, message)),
+      );
+
+      expect(sentTo(chat)).toHaveLength(1);
+      expect(await sink.waitForMails(email, 1)).toHaveLength(1);
+      expect((await rows(message.event_id)).map((r) => [r.channel, r.status, r.attempts])).toEqual([
+        ['telegram', 'sent', 1],
+        ['email', 'sent', 1],
+      ]);
+      expect(await processed(message.event_id)).toBe(1);
+      const metrics = notifiers.map((n) => n.metrics());
+      expect(metrics.reduce((sum, m) => sum + m.sent, 0)).toBe(2);
+      expect(metrics.reduce((sum, m) => sum + m.busy, 0)).toBe(putOff.reduce((a, b) => a + b, 0));
+      // Only after the first attempt sent and recorded can the second mail be checked as absent.
+      expect(sink.mailsTo(email)).toHaveLength(1);
+    });
+  });
+
+  describe('when Telegram answers 429 with retry_after', () => {
+    it('waits as long as it was told, then sends the message once', async () => {
+      const chat = freshChat();
+      const { message } = await terminalOrder('OrderCompleted', { telegram_chat_id: chat });
+      front.answerNext(chat, {
+        status: 429,
+        body: {
+          ok: false,
+          error_code: 429,
+          description: 'Too Many Requests: retry after 1',
+          parameters: { retry_after: 1 },
+        },
+      });
+
+      await notifier().handle(message);
+
+      const [first = 0, second = 0] = front.arrivals(chat);
+      expect(front.arrivals(chat)).toHaveLength(2);
+      expect(second - first).toBeGreaterThanOrEqual(1000);
+      expect(sentTo(chat)).toHaveLength(1);
+      expect((await rows(message.event_id))[0]).toMatchObject({ status: 'sent', attempts: 1 });
+    });
+  });
+
+  describe('when Telegram keeps failing beyond the time a send may take', () => {
+    it('releases its claim and fails the delivery, and the next delivery sends', async () => {
+      const chat = freshChat();
+      const { message } = await terminalOrder('OrderCompleted', { telegram_chat_id: chat });
+      const unavailable = {
+        status: 502,
+        body: { ok: false as const, error_code: 502, description: 'Bad Gateway' },
+      };
+      for (let i = 0; i < 3; i++) front.answerNext(chat, unavailable);
+      const impatient = notifier(0, {
+        telegram: createTelegramClient({
+          token: TOKEN,
+          apiRoot: front.apiRoot,
+          retryDelayMs: 20,
+          maxSendMs: 100,
+        }),
+      });
+
+      await expect(impatient.handle(message)).rejects.toBeInstanceOf(TransientDeliveryError);
+      expect((await rows(message.event_id))[0]).toMatchObject({
+        status: 'sending',
+        error: expect.stringContaining('Telegram 502: Bad Gateway') as unknown,
+      });
+      expect(await processed(message.event_id)).toBe(0);
+
+      await notifier(1).handle(message);
+
+      expect(sentTo(chat)).toHaveLength(1);
+      expect((await rows(message.event_id))[0]).toMatchObject({ status: 'sent', error: null });
+      expect(await processed(message.event_id)).toBe(1);
+    });
+  });
+
+  describe('when Telegram refuses for good (chat not found)', () => {
+    it('records the notification as failed with the reason and does not retry it', async () => {
+      const chat = freshChat();
+      const email = freshEmail();
+      const { message } = await terminalOrder('OrderCompleted', { telegram_chat_id: chat, email });
+      front.answerNext(chat, {
+        status: 400,
+        body: { ok: false, error_code: 400, description: 'Bad Request: chat not found' },
+      });
+      sink.refuse(email);
+
+      await notifier().handle(message);
+      await notifier(1).handle(message);
+
+      expect(front.arrivals(chat)).toHaveLength(1);
+      expect(sentTo(chat)).toEqual([]);
+      const [telegram, mail] = await rows(message.event_id);
+      expect(telegram).toMatchObject({
+        status: 'failed',
+        error: 'Telegram 400: Bad Request: chat not found',
+      });
+      expect(mail).toMatchObject({ status: 'failed', error: expect.stringContaining('SMTP 550') as unknown });
+      expect(await processed(message.event_id)).toBe(1);
+    });
+  });
+
+  describe('when the user has no channel', () => {
+    it('sends nothing and records both channels as skipped, with why', async () => {
+      const { message, short } = await terminalOrder('OrderFailed', {});
+      const before = emulator.sent(TOKEN).length;
+
+      await notifier().handle(message);
+
+      expect(emulator.sent(TOKEN)).toHaveLength(before);
+      const text = `Order ${short} failed: insufficient liquidity`;
+      expect(await rows(message.event_id)).toEqual([
+        {
+          channel: 'telegram',
+          status: 'skipped',
+          recipient: null,
+          text,
+          error: 'the user has no Telegram chat id',
+          attempts: 0,
+        },
+        {
+          channel: 'email',
+          status: 'skipped',
+          recipient: null,
+          text,
+          error: 'the user has no email address',
+          attempts: 0,
+        },
+      ]);
+      expect(await processed(message.event_id)).toBe(1);
+    });
+  });
+
+  describe('when no transport is configured (the embedded default)', () => {
+    it('records the notification as skipped, naming the missing setting', async () => {
+      const { message } = await terminalOrder('OrderCompleted', { telegram_chat_id: freshChat() });
+
+      await createNotifier({ db: db(), logger: silentLogger }).handle(message);
+
+      expect((await rows(message.event_id))[0]).toMatchObject({
+        status: 'skipped',
+        error: 'Telegram is not configured (TELEGRAM_BOT_TOKEN)',
+      });
+    });
+  });
+
+  describe('when a notifier crashes between the send and its record', () => {
+    it('puts other deliveries off while the lease lasts, then sends again once: the one duplicate', async () => {
+      const chat = freshChat();
+      const { message } = await terminalOrder('OrderCompleted', { telegram_chat_id: chat });
+      const crashing = notifier(0, {
+        afterSend: () => {
+          throw new Error('crash after send');
+        },
+      });
+      await expect(crashing.handle(message)).rejects.toThrow('crash after send');
+      expect(sentTo(chat)).toHaveLength(1);
+
+      const survivor = notifier(1);
+      await expect(survivor.handle(message)).rejects.toBeInstanceOf(RetryLaterError);
+      expect(await processed(message.event_id)).toBe(0);
+
+      clock.advance(DEFAULT_LEASE_MS);
+      await survivor.handle(message);
+
+      expect(sentTo(chat)).toHaveLength(2);
+      expect((await rows(message.event_id))[0]).toMatchObject({ status: 'sent', attempts: 2 });
+      expect(survivor.metrics()).toMatchObject({ sent: 1, busy: 1, reclaimed: 1, leaseLost: 0 });
+      expect(await processed(message.event_id)).toBe(1);
+    });
+  });
+
+  describe('the duplicate window', () => {
+    it('is measured from each send to its record, and stays short', async () => {
+      const measured = notifier(2);
+      const orders = await Promise.all(
+        Array.from({ length: 30 }, () => terminalOrder('OrderCompleted', { telegram_chat_id: freshChat() })),
+      );
+
+      for (const { message } of orders) await measured.handle(message);
+
+      const { duplicateWindow, recordLag } = measured.metrics();
+      expect(duplicateWindow.count).toBe(30);
+      expect(duplicateWindow.buckets['+Inf']).toBe(30);
+      expect(recordLag.count).toBe(30);
+      expect(recordLag.maxMs).toBeLessThanOrEqual(duplicateWindow.maxMs);
+      expect(duplicateWindow.maxMs).toBeLessThan(1000);
+      const summary = (h: DurationHistogram) =>
+        `mean ${(h.sumMs / h.count).toFixed(1)} ms, max ${h.maxMs.toFixed(1)} ms, buckets ${JSON.stringify(h.buckets)}`;
+      console.info(
+        `notifier on ${db().kind}, ${duplicateWindow.count} sends: send start → record ${summary(duplicateWindow)}; ` +
+          `send answered → record ${summary(recordLag)}`,
+      );
+    });
+  });
+}
+
+describe('the notifier on PGlite', () => {
+  let shared: Promise<Database> | undefined;
+  notifierSuite(() => (shared ??= migratedPglite()));
+});
+
+describe.runIf(DATABASE_URL)(
+  'the notifier on PostgreSQL (one pool per notifier, as separate processes)',
+  () => {
+    notifierSuite(() => migratedPostgres({ max: 4 }));
+  },
+);
