@@ -3,20 +3,16 @@ import process from 'node:process';
 import lockfile from 'proper-lockfile';
 import { loadConfig } from './config.ts';
 import type { Config } from './config.ts';
-import { createApp } from './http/app.ts';
 import { pgliteDatabase } from './infra/db/pglite.ts';
 import type { Database } from './infra/db/port.ts';
 import { postgresDatabase } from './infra/db/postgres.ts';
 import { createLogger } from './infra/logger.ts';
 import type { Logger } from './infra/logger.ts';
 import { migrate } from './infra/migrations.ts';
-import { serveHttp } from './infra/server.ts';
-import { wireOrderFlow } from './wiring.ts';
-import type { PriceService, TradeVenue } from './app/ports.ts';
 import { startStatelyInspector } from './infra/inspector.ts';
-import { createHttpPriceService } from './infra/venues/httpPriceService.ts';
-import { createHttpTradeWorker } from './infra/venues/httpTradeWorker.ts';
-import { createSimulatedMarket } from './infra/venues/simulatedMarket.ts';
+import { startService } from './service.ts';
+import { runCheck } from './ops/checkCommand.ts';
+import { serveSimulatedMarket } from './infra/venues/simulatedHttpServer.ts';
 
 interface Opened {
   readonly db: Database;
@@ -55,28 +51,30 @@ async function openDatabase(config: Config, logger: Logger): Promise<Opened> {
   };
 }
 
-/** The price service and venue: HTTP adapters when their URLs are set, else the simulated market. */
-function outsideWorld(config: Config, logger: Logger): { prices: PriceService; venue: TradeVenue } {
-  const market = createSimulatedMarket({ seed: config.simulationSeed, currencies: config.currencies });
-  const prices = config.priceServiceUrl
-    ? createHttpPriceService({ baseUrl: config.priceServiceUrl, timeoutMs: config.saga.callTimeoutMs })
-    : market.priceService;
-  const venue = config.tradeWorkerUrl
-    ? createHttpTradeWorker({ baseUrl: config.tradeWorkerUrl, timeoutMs: config.saga.callTimeoutMs })
-    : market.venue;
-  logger.info(
-    { prices: config.priceServiceUrl ?? 'simulated', venue: config.tradeWorkerUrl ?? 'simulated' },
-    'outside world',
-  );
-  return { prices, venue };
+/**
+ * `market`: the simulated price service and trade venue as a server of their own, for several
+ * service processes to share one market (PRICE_SERVICE_URL = TRADE_WORKER_URL = its URL).
+ */
+async function serveMarket(config: Config, logger: Logger): Promise<void> {
+  const served = await serveSimulatedMarket({
+    seed: config.simulationSeed,
+    currencies: config.currencies,
+    host: config.host,
+    port: config.marketPort,
+  });
+  logger.info({ url: served.url }, 'simulated market serving; GET /simulation shows its ledger');
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => void served.server.close().then(() => process.exit(0)));
+  }
 }
 
 async function main(args: readonly string[]): Promise<void> {
   const command = args[0] ?? 'serve';
   const config = loadConfig(process.env);
   const logger = createLogger(config.logLevel);
-  if (command !== 'serve' && command !== 'migrate') {
-    throw new Error(`Unknown command "${command}"; use "serve" (default) or "migrate"`);
+  if (command === 'market') return serveMarket(config, logger);
+  if (!['serve', 'migrate', 'check'].includes(command)) {
+    throw new Error(`Unknown command "${command}"; use "serve" (default), "migrate", "check" or "market"`);
   }
 
   const opened = await openDatabase(config, logger);
@@ -87,42 +85,25 @@ async function main(args: readonly string[]): Promise<void> {
     await opened.close();
     return;
   }
+  if (command === 'check') {
+    const ok = await runCheck(config, db, (text) => process.stdout.write(`${text}\n`));
+    await opened.close();
+    process.exit(ok ? 0 : 1);
+  }
 
   const inspector = config.sagaInspect
     ? await startStatelyInspector(config.inspectPort, config.host)
     : undefined;
   if (inspector) logger.info({ url: inspector.url }, 'Stately inspector bridge: open this URL in a browser');
 
-  const { prices, venue } = outsideWorld(config, logger);
-  const { store, orders, delivery } = wireOrderFlow({
-    db,
-    logger,
-    prices,
-    venue,
-    currencies: config.currencies,
-    settings: config.saga,
-    ...(inspector ? { inspect: inspector.inspect } : {}),
-  });
-  delivery.start();
-
-  const app = createApp({
-    orders,
-    store,
-    currencies: config.currencies,
-    db,
-    logger,
-    maxBodyBytes: config.maxBodyBytes,
-  });
-  const server = await serveHttp(app.fetch, { host: config.host, port: config.port });
-  logger.info({ url: `http://${config.host}:${server.port}` }, 'serving');
+  const service = await startService({ config, logger, db, inspector });
 
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
-    await server.close();
-    await delivery.stop();
+    await service.stop();
     inspector?.stop();
     await opened.close();
     logger.info('stopped');

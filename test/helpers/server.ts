@@ -35,7 +35,9 @@ export async function startService(
   const port = await freePort();
   const [bin = process.execPath, ...args] = command;
   const child: ChildProcess = spawn(bin, args, {
-    env: { ...process.env, LOG_LEVEL: 'info', ...env, HOST: '127.0.0.1', PORT: String(port) },
+    // The in-process bus unless the caller says otherwise: with CI's AMQP_URL inherited, these
+    // services would share the broker's unprefixed queues (see cluster.ts for RabbitMQ runs).
+    env: { ...process.env, LOG_LEVEL: 'info', AMQP_URL: '', ...env, HOST: '127.0.0.1', PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';

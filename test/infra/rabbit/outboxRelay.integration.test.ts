@@ -80,6 +80,7 @@ async function unpublished(db: Database, eventIds: readonly string[]): Promise<n
 
 describe.runIf(DATABASE_URL && AMQP_URL)('outbox relay on PostgreSQL and RabbitMQ', () => {
   // A private exchange and database: nothing of other test files is published or seen.
+  // No queues of its own: each test binds the queues it reads, for every type (all mandatory).
   const topo = { ...topology({ prefix: `test.relay.${randomUUID().slice(0, 8)}.` }), queues: [] };
   let scratch: Awaited<ReturnType<typeof scratchPostgres>>;
   let db: Database;
@@ -94,6 +95,7 @@ describe.runIf(DATABASE_URL && AMQP_URL)('outbox relay on PostgreSQL and RabbitM
       amqpUrl: AMQP_URL ?? '',
       logger: silentLogger,
       topology: topo,
+      mandatory: () => true,
       batchSize: 100,
       ...overrides,
     });

@@ -35,16 +35,19 @@ export function messageBody(row: OutboxRow): Buffer {
 }
 
 /**
- * Properties of a published event: persistent, mandatory (an unroutable message comes back
- * instead of being confirmed and dropped), messageId = event_id so consumers and the return
- * handler identify it, and the envelope in headers so consumers can route and deduplicate
+ * Properties of a published event: persistent; mandatory when `routed` — the topology binds a
+ * queue to its type, so the broker must route it, and an unroutable one comes back instead of
+ * being confirmed and dropped (a lost binding shows up at once). Types no queue takes (PriceQuoted,
+ * SwapExecuting…, kept for consumers to come) are published without it: the broker confirms and
+ * drops them, where mandatory would return them and the relay would retry them for ever.
+ * messageId = event_id so consumers and the return handler identify it, and the envelope in headers so consumers can route and deduplicate
  * without parsing the body.
  */
-export function publishOptions(row: OutboxRow): Options.Publish {
+export function publishOptions(row: OutboxRow, routed: boolean): Options.Publish {
   const metadata = row.metadata as Partial<EventMessage['metadata']> | null;
   return {
     persistent: true,
-    mandatory: true,
+    mandatory: routed,
     contentType: 'application/json',
     messageId: row.event_id,
     type: row.event_type,

@@ -16,6 +16,11 @@ export interface OutboxRelayOptions {
   /** Declared at every (re)connect; events go to its exchange (default {@link TOPOLOGY}). */
   readonly topology?: Topology;
   readonly topologyOptions?: TopologyOptions;
+  /**
+   * Which event types go out with the mandatory flag, so that the broker returns them when no
+   * queue takes them (default: the types the topology binds a queue to; see publishOptions).
+   */
+  readonly mandatory?: (eventType: string) => boolean;
   /** Rows claimed, published and confirmed together (default 500). */
   readonly batchSize?: number;
   /** Fallback poll when no NOTIFY woke the relay (default 100 ms). */
@@ -69,6 +74,8 @@ interface Backoff {
 export function createOutboxRelay(options: OutboxRelayOptions) {
   const { db, logger } = options;
   const topo = options.topology ?? TOPOLOGY;
+  const routedTypes = new Set(topo.queues.flatMap((q) => q.routingKeys));
+  const mandatory = options.mandatory ?? ((type: string) => routedTypes.has(type));
   const batchSize = options.batchSize ?? 500;
   const pollIntervalMs = options.pollIntervalMs ?? 100;
   const confirmTimeoutMs = options.confirmTimeoutMs ?? 5_000;
@@ -184,12 +191,18 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
         new Promise<boolean>((resolve, reject) => {
           // publish() returning false only means the socket buffer is full; a batch is bounded,
           // so it is left to drain rather than awaited.
-          ch.publish(topo.exchange, row.event_type, messageBody(row), publishOptions(row), (err) => {
-            if (err == null) resolve(true);
-            // A nack refuses this row only; any other error (the channel closed) fails the batch.
-            else if ((err as Error).message === 'message nacked') resolve(false);
-            else reject(err as Error);
-          });
+          ch.publish(
+            topo.exchange,
+            row.event_type,
+            messageBody(row),
+            publishOptions(row, mandatory(row.event_type)),
+            (err) => {
+              if (err == null) resolve(true);
+              // A nack refuses this row only; any other error (the channel closed) fails the batch.
+              else if ((err as Error).message === 'message nacked') resolve(false);
+              else reject(err as Error);
+            },
+          );
         }),
     );
     let timer: ReturnType<typeof setTimeout> | undefined;

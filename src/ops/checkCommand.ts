@@ -1,0 +1,59 @@
+import { connect } from 'amqplib';
+import type { Config } from '../config.ts';
+import { NOTIFIER_CONSUMER } from '../app/notifications/notifier.ts';
+import { SAGA_CONSUMER } from '../app/sagaConsumer.ts';
+import { deadLetterQueueOf, topology } from '../infra/bus/rabbit/topology.ts';
+import type { Queryable } from '../infra/db/port.ts';
+import { checkGuarantees, formatReport } from './guarantees.ts';
+import type { GuaranteeSources, QueueDepth } from './guarantees.ts';
+
+/** Ready messages in every consumer queue and its dead-letter queue. */
+async function queueDepths(amqpUrl: string, prefix: string): Promise<QueueDepth[]> {
+  const connection = await connect(amqpUrl);
+  try {
+    const channel = await connection.createChannel();
+    const depths: QueueDepth[] = [];
+    for (const queue of topology({ prefix }).queues) {
+      for (const name of [queue.name, deadLetterQueueOf(queue.name)]) {
+        const { messageCount } = await channel.checkQueue(name);
+        depths.push({ queue: name, messages: messageCount });
+      }
+    }
+    return depths;
+  } finally {
+    await connection.close();
+  }
+}
+
+/** The simulated market's ledger, when TRADE_WORKER_URL points at one (`npm run market`). */
+async function venueLedger(tradeWorkerUrl: string | undefined): Promise<GuaranteeSources['ledger']> {
+  if (!tradeWorkerUrl) return undefined;
+  const response = await fetch(new URL('/simulation', tradeWorkerUrl)).catch(() => undefined);
+  if (!response?.ok) return undefined;
+  const body = (await response.json()) as { ledger?: { idempotency_key: string; tx_hash: string }[] };
+  return body.ledger;
+}
+
+/**
+ * `check`: checks every guarantee of ARCHITECTURE.md against the database (and the broker's queues
+ * and the venue's ledger when AMQP_URL / TRADE_WORKER_URL are set). Run it after the system has
+ * drained. Resolves true when nothing is violated.
+ */
+export async function runCheck(
+  config: Config,
+  db: Queryable,
+  print: (text: string) => void,
+): Promise<boolean> {
+  const ledger = await venueLedger(config.tradeWorkerUrl);
+  const results = await checkGuarantees({
+    db,
+    ...(config.amqpUrl ? { queues: await queueDepths(config.amqpUrl, config.amqpPrefix) } : {}),
+    ...(ledger ? { ledger } : {}),
+    consumers: [
+      { name: SAGA_CONSUMER, eventTypes: ['OrderAccepted'] },
+      { name: NOTIFIER_CONSUMER, eventTypes: ['OrderCompleted', 'OrderFailed'] },
+    ],
+  });
+  print(formatReport(results));
+  return results.every((r) => r.status !== 'violated');
+}

@@ -1,0 +1,189 @@
+import type { Config, Role } from './config.ts';
+import { ROLES } from './config.ts';
+import { createApp } from './http/app.ts';
+import { createChannelsService } from './app/notifications/channels.ts';
+import { createNotifier } from './app/notifications/notifier.ts';
+import { createMailer } from './infra/notify/mail.ts';
+import { createTelegramClient } from './infra/notify/telegram.ts';
+import type { PriceService, TradeVenue } from './app/ports.ts';
+import { outboxNotifier } from './infra/bus/outboxNotifier.ts';
+import { createOutboxRelay } from './infra/bus/rabbit/outboxRelay.ts';
+import { createRabbitConsumer } from './infra/bus/rabbit/rabbitConsumer.ts';
+import { QUEUES, topology } from './infra/bus/rabbit/topology.ts';
+import type { Database } from './infra/db/port.ts';
+import type { SagaInspector } from './infra/inspector.ts';
+import type { Logger } from './infra/logger.ts';
+import { serveHttp } from './infra/server.ts';
+import { createHttpPriceService } from './infra/venues/httpPriceService.ts';
+import { createHttpTradeWorker } from './infra/venues/httpTradeWorker.ts';
+import { createSimulatedMarket } from './infra/venues/simulatedMarket.ts';
+import { wireOrderFlow, wireOrders } from './wiring.ts';
+
+/** Something a role started; stopped in reverse order of starting. */
+interface Part {
+  readonly name: string;
+  stop(): Promise<void>;
+}
+
+export interface RunningService {
+  /** `http://host:port` when this process runs the `api` role. */
+  readonly url: string | undefined;
+  /** Stops the roles: HTTP first, then consumers (draining), then the relay. */
+  stop(): Promise<void>;
+}
+
+/** The price service and venue: HTTP adapters when their URLs are set, else the simulated market. */
+function outsideWorld(config: Config, logger: Logger): { prices: PriceService; venue: TradeVenue } {
+  const market = createSimulatedMarket({ seed: config.simulationSeed, currencies: config.currencies });
+  const prices = config.priceServiceUrl
+    ? createHttpPriceService({ baseUrl: config.priceServiceUrl, timeoutMs: config.saga.callTimeoutMs })
+    : market.priceService;
+  const venue = config.tradeWorkerUrl
+    ? createHttpTradeWorker({ baseUrl: config.tradeWorkerUrl, timeoutMs: config.saga.callTimeoutMs })
+    : market.venue;
+  logger.info(
+    { prices: config.priceServiceUrl ?? 'simulated', venue: config.tradeWorkerUrl ?? 'simulated' },
+    'outside world',
+  );
+  return { prices, venue };
+}
+
+export interface ServiceOptions {
+  readonly config: Config;
+  readonly logger: Logger;
+  readonly db: Database;
+  readonly inspector?: SagaInspector | undefined;
+}
+
+/** The notifier with the transports that are configured (none: notifications are logged). */
+function notifierOf(config: Config, logger: Logger, db: Database) {
+  const { telegramBotToken, telegramApiRoot, smtpUrl, mailFrom } = config.notifications;
+  const telegram = telegramBotToken
+    ? createTelegramClient({ token: telegramBotToken, apiRoot: telegramApiRoot, logger })
+    : undefined;
+  const mail = smtpUrl ? createMailer({ smtpUrl, from: mailFrom }) : undefined;
+  logger.info(
+    { telegram: telegram ? telegramApiRoot : 'off', email: smtpUrl ? 'on' : 'off' },
+    'notification channels',
+  );
+  return { notifier: createNotifier({ db, logger, telegram, mail }), close: () => mail?.close() };
+}
+
+/**
+ * Starts this process's roles (ROLES, all by default):
+ * - `api`: the HTTP API (order intake, history, saga view, channels);
+ * - `relay`: outbox → RabbitMQ;
+ * - `saga`: the orchestrator, consuming `saga.order-accepted`;
+ * - `notifier`: notifications, consuming `notifications`.
+ * Without AMQP_URL events travel on the in-process bus, so one process runs every role.
+ */
+export async function startService(options: ServiceOptions): Promise<RunningService> {
+  const { config, logger, db, inspector } = options;
+  const has = (role: Role) => config.roles.has(role);
+  if (!config.amqpUrl && config.roles.size !== ROLES.length) {
+    throw new Error(
+      `ROLES=${[...config.roles].join(',')} needs AMQP_URL: without a broker, events travel on the ` +
+        'in-process bus, so one process runs every role',
+    );
+  }
+  const { prices, venue } = outsideWorld(config, logger);
+  const flowOptions = {
+    db,
+    logger,
+    prices,
+    venue,
+    currencies: config.currencies,
+    settings: config.saga,
+    ...(inspector ? { inspect: inspector.inspect } : {}),
+  };
+  const parts: Part[] = [];
+  const start = async (name: string, part: { start(): Promise<void> | void; stop(): Promise<void> }) => {
+    await part.start();
+    parts.push({ name, stop: () => part.stop() });
+    logger.info({ part: name }, 'started');
+  };
+
+  let wired: ReturnType<typeof wireOrders>;
+  const notifications = () => {
+    const made = notifierOf(config, logger, db);
+    parts.push({ name: 'mail', stop: () => Promise.resolve(made.close()) });
+    return made.notifier;
+  };
+  if (config.amqpUrl) {
+    // Appends wake the relays of every process (this one's too) through NOTIFY.
+    const notify = outboxNotifier(db, (error) => logger.warn({ err: error }, 'NOTIFY outbox failed'));
+    wired = wireOrders({ ...flowOptions, onAppended: notify });
+    const amqpUrl = config.amqpUrl;
+    const prefix = config.amqpPrefix;
+    const topo = topology({ prefix });
+    if (has('relay')) {
+      await start(
+        'relay',
+        createOutboxRelay({ db, amqpUrl, logger, topology: topo, pollIntervalMs: config.relayPollMs }),
+      );
+    }
+    if (has('saga')) {
+      await start(
+        'saga',
+        createRabbitConsumer({
+          amqpUrl,
+          logger,
+          consumer: wired.orchestrator,
+          queue: `${prefix}${QUEUES.sagaOrderAccepted.name}`,
+          topology: topo,
+          prefetch: config.prefetch,
+          connectionName: 'market-order-saga saga',
+        }),
+      );
+    }
+    if (has('notifier')) {
+      await start(
+        'notifier',
+        createRabbitConsumer({
+          amqpUrl,
+          logger,
+          consumer: notifications(),
+          queue: `${prefix}${QUEUES.notifications.name}`,
+          topology: topo,
+          prefetch: config.prefetch,
+          connectionName: 'market-order-saga notifier',
+        }),
+      );
+    }
+  } else {
+    const flow = wireOrderFlow({ ...flowOptions, consumers: [notifications()] });
+    wired = flow;
+    await start('in-process bus', flow.delivery);
+  }
+
+  let url: string | undefined;
+  if (has('api')) {
+    const app = createApp({
+      orders: wired.orders,
+      store: wired.store,
+      currencies: config.currencies,
+      db,
+      logger,
+      maxBodyBytes: config.maxBodyBytes,
+      channels: createChannelsService(db),
+    });
+    const server = await serveHttp(app.fetch, { host: config.host, port: config.port });
+    url = `http://${config.host}:${server.port}`;
+    parts.push({ name: 'api', stop: () => server.close() });
+    logger.info({ url, roles: [...config.roles] }, 'serving');
+  }
+
+  return {
+    url,
+    async stop() {
+      // HTTP first (no new orders), then consumers drain, then the relay publishes what they wrote.
+      const order = ['api', 'saga', 'notifier', 'in-process bus', 'relay', 'mail'];
+      const sorted = [...parts].sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
+      for (const part of sorted) {
+        await part
+          .stop()
+          .catch((error: unknown) => logger.error({ err: error, part: part.name }, 'stop failed'));
+      }
+    },
+  };
+}

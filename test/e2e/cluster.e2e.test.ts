@@ -1,0 +1,80 @@
+import { describe, expect, it } from 'vitest';
+import { DATABASE_URL } from '../helpers/databases.ts';
+import { AMQP_URL } from '../helpers/rabbit.ts';
+import { runClusterOrders, startCluster, until } from '../helpers/cluster.ts';
+
+// Real processes against the real PostgreSQL and RabbitMQ: DATABASE_URL and AMQP_URL.
+describe.runIf(DATABASE_URL && AMQP_URL)('the service as separate processes through RabbitMQ', () => {
+  const servers = { databaseUrl: DATABASE_URL ?? '', amqpUrl: AMQP_URL ?? '' };
+
+  it('carries the original order through RabbitMQ with every role in one process, and drains', async () => {
+    const cluster = await startCluster({ ...servers, processes: [['api', 'relay', 'saga', 'notifier']] });
+    try {
+      const res = await fetch(`${cluster.apiUrl}/orders`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          user_id: 'user-123',
+          from_amount: 1000,
+          from_currency: 'USDT',
+          to_currency: 'BTC',
+          order_type: 'market',
+        }),
+      });
+      expect(res.status).toBe(202);
+      const { order_id } = (await res.json()) as { order_id: string };
+      const events = await until(async () => {
+        const body = (await (await fetch(`${cluster.apiUrl}/orders/${order_id}/events`)).json()) as {
+          events: { event_type: string; version: number }[];
+        };
+        return body.events.some((e) => e.event_type === 'OrderCompleted') && body.events;
+      }, 'the order to complete');
+      expect(events.map((e) => [e.event_type, e.version])).toEqual([
+        ['OrderAccepted', 1],
+        ['PriceQuoted', 2],
+        ['SwapExecuting', 3],
+        ['SwapExecuted', 4],
+        ['OrderCompleted', 5],
+      ]);
+      // Stopping drains; then the queues are empty and every guarantee holds.
+      for (const service of cluster.services) expect(await service.stop()).toBe(0);
+      const { code, report } = await cluster.check();
+      expect(report).toContain('zero violations');
+      expect(code).toBe(0);
+    } finally {
+      await cluster.close();
+    }
+  });
+
+  it('completes every order across api+relay, saga and saga+notifier processes, with a saga process killed mid-run', async () => {
+    const cluster = await startCluster({
+      ...servers,
+      processes: [['api', 'relay'], ['saga'], ['saga', 'notifier']],
+    });
+    try {
+      const run = runClusterOrders(cluster, { orders: 300, clients: 16 });
+      // Kill -9 the saga-only process once sagas are under way; its unacked messages go back to
+      // the queue and the other saga process resumes them from their events.
+      await until(async () => {
+        const [row] = await cluster.db.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM events WHERE event_type = 'OrderCompleted'`,
+        );
+        return (row?.n ?? 0) >= 30;
+      }, '30 completed orders');
+      const victim = cluster.services[1];
+      expect(victim?.name).toBe('saga');
+      await victim?.kill();
+      await cluster.startService(['saga']);
+      const result = await run;
+      expect(result.completed + result.failed).toBe(300);
+      // Every 20th order is above the simulated liquidity.
+      expect(result.failures).toEqual({ insufficient_liquidity: 15 });
+      for (const service of cluster.services) await service.stop();
+      const { code, report } = await cluster.check();
+      expect(report).toContain('zero violations');
+      expect(code).toBe(0);
+    } finally {
+      await cluster.close();
+    }
+  }, 120_000);
+});

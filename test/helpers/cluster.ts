@@ -1,0 +1,327 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connect } from 'amqplib';
+import { deleteTopology, topology } from '../../src/infra/bus/rabbit/topology.ts';
+import type { Database } from '../../src/infra/db/port.ts';
+import { postgresDatabase } from '../../src/infra/db/postgres.ts';
+import { freePort } from './server.ts';
+
+/** The service's entry point, run the way `npm start` runs it. */
+const MAIN = ['--import', 'tsx', 'src/main.ts'];
+
+/** One service process of the cluster, with its output kept for failure reports. */
+export interface ClusterProcess {
+  readonly name: string;
+  readonly child: ChildProcess;
+  /** Resolves with the exit code once the process has exited. */
+  readonly exited: Promise<number | null>;
+  output(): string;
+  /** SIGTERM (drain) and wait for the exit code. */
+  stop(): Promise<number | null>;
+  /** SIGKILL: a crash, nothing drained. */
+  kill(): Promise<number | null>;
+}
+
+function startProcess(name: string, args: readonly string[], env: Record<string, string>): ClusterProcess {
+  const child = spawn(process.execPath, [...MAIN, ...args], {
+    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const keep = (chunk: Buffer) => {
+    output += chunk.toString();
+    if (output.length > 200_000) output = output.slice(-100_000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const signal = async (sig: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+    return exited;
+  };
+  return {
+    name,
+    child,
+    exited,
+    output: () => output,
+    stop: () => signal('SIGTERM'),
+    kill: () => signal('SIGKILL'),
+  };
+}
+
+/**
+ * Waits until `check` holds, polling every `everyMs`: for conditions in other processes (a
+ * database row, a queue's consumers) there is no event to await.
+ */
+export async function until<T>(
+  check: () => Promise<T | undefined | false>,
+  what: string,
+  timeoutMs = 60_000,
+  everyMs = 100,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+export interface ClusterOptions {
+  readonly databaseUrl: string;
+  readonly amqpUrl: string;
+  /** ROLES of each service process, e.g. [['api', 'relay'], ['saga'], ['saga', 'notifier']]. */
+  readonly processes: readonly (readonly string[])[];
+  /** More environment for every service process (notification settings, saga settings…). */
+  readonly env?: Record<string, string>;
+}
+
+export interface Cluster {
+  /** The scratch database the processes share. */
+  readonly db: Database;
+  readonly databaseUrl: string;
+  /** The api process's URL. */
+  readonly apiUrl: string;
+  /** The shared simulated market (price service and trade worker). */
+  readonly marketUrl: string;
+  /** Exchange and queue name prefix of this cluster. */
+  readonly prefix: string;
+  readonly env: Record<string, string>;
+  readonly services: ClusterProcess[];
+  /** Starts another service process with these roles (e.g. to replace a killed one). */
+  startService(roles: readonly string[]): Promise<ClusterProcess>;
+  /** Runs `src/main.ts check` with the cluster's settings; resolves with its exit code and report. */
+  check(): Promise<{ code: number | null; report: string }>;
+  /** Stops every process (draining), drops the database and the topology. */
+  close(options?: { keep?: boolean }): Promise<void>;
+}
+
+async function consumersOn(amqpUrl: string, queues: readonly string[]): Promise<number[]> {
+  const connection = await connect(amqpUrl);
+  try {
+    const channel = await connection.createChannel();
+    const counts: number[] = [];
+    for (const queue of queues) {
+      const ok = await channel.checkQueue(queue).catch(() => ({ consumerCount: 0 }));
+      counts.push(ok.consumerCount);
+    }
+    return counts;
+  } finally {
+    await connection.close().catch(() => {});
+  }
+}
+
+/**
+ * Several service processes against one scratch PostgreSQL database, one RabbitMQ (under a name
+ * prefix of their own) and one simulated market served over HTTP, so that a swap executed by one
+ * process is known to the others, as with a real venue.
+ */
+export async function startCluster(options: ClusterOptions): Promise<Cluster> {
+  const id = randomUUID().slice(0, 8);
+  const admin = postgresDatabase(options.databaseUrl, { max: 1 });
+  const dbName = `cluster_${id}`;
+  await admin.exec(`CREATE DATABASE ${dbName}`);
+  const target = new URL(options.databaseUrl);
+  target.pathname = `/${dbName}`;
+  const databaseUrl = target.toString();
+  const prefix = `cluster-${id}.`;
+  const marketPort = await freePort();
+  const market = startProcess('market', ['market'], { MARKET_PORT: String(marketPort) });
+  const marketUrl = `http://127.0.0.1:${marketPort}`;
+  const env: Record<string, string> = {
+    DATABASE_URL: databaseUrl,
+    AMQP_URL: options.amqpUrl,
+    AMQP_PREFIX: prefix,
+    PRICE_SERVICE_URL: marketUrl,
+    TRADE_WORKER_URL: marketUrl,
+    ...options.env,
+  };
+  const services: ClusterProcess[] = [];
+  const db = postgresDatabase(databaseUrl, { max: 4 });
+
+  const close = async (closeOptions: { keep?: boolean } = {}) => {
+    for (const service of services) await service.stop();
+    await market.stop();
+    await db.close();
+    if (closeOptions.keep) return;
+    await admin.exec(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
+    await admin.close();
+    const connection = await connect(options.amqpUrl);
+    await deleteTopology(await connection.createChannel(), topology({ prefix })).catch(() => {});
+    await connection.close().catch(() => {});
+  };
+
+  try {
+    await until(
+      () =>
+        fetch(`${marketUrl}/health`).then(
+          (r) => r.ok,
+          () => false,
+        ),
+      'the market to serve',
+    );
+    // Migrate once before the services start, as a deployment would.
+    const migrator = startProcess('migrate', ['migrate'], env);
+    if ((await migrator.exited) !== 0) throw new Error(`migrate failed:\n${migrator.output()}`);
+
+    let apiUrl = '';
+    const startService = async (roles: readonly string[]): Promise<ClusterProcess> => {
+      const port = await freePort();
+      const service = startProcess(roles.join('+'), ['serve'], {
+        ...env,
+        ROLES: roles.join(','),
+        PORT: String(port),
+      });
+      services.push(service);
+      if (roles.includes('api')) {
+        apiUrl = `http://127.0.0.1:${port}`;
+        await until(
+          () =>
+            service.child.exitCode === null
+              ? fetch(`${apiUrl}/health`).then(
+                  (r) => r.ok,
+                  () => false,
+                )
+              : Promise.reject(new Error(`${service.name} exited:\n${service.output()}`)),
+          `${service.name} to serve`,
+        );
+      }
+      return service;
+    };
+    for (const roles of options.processes) await startService(roles);
+
+    // Consumers are up once every queue has as many consumers as processes that consume it.
+    const topo = topology({ prefix });
+    const expected = topo.queues.map(
+      (q) =>
+        options.processes.filter((roles) =>
+          roles.includes(q.name.endsWith('notifications') ? 'notifier' : 'saga'),
+        ).length,
+    );
+    await until(async () => {
+      for (const s of services)
+        if (s.child.exitCode !== null) throw new Error(`${s.name} exited:\n${s.output()}`);
+      const counts = await consumersOn(
+        options.amqpUrl,
+        topo.queues.map((q) => q.name),
+      );
+      return counts.every((n, i) => n >= (expected[i] ?? 0));
+    }, 'every consumer to attach');
+
+    return {
+      db,
+      databaseUrl,
+      apiUrl,
+      marketUrl,
+      prefix,
+      env,
+      services,
+      startService,
+      async check() {
+        const checker = startProcess('check', ['check'], env);
+        return { code: await checker.exited, report: checker.output() };
+      },
+      close,
+    };
+  } catch (error) {
+    for (const p of [market, ...services]) await p.kill();
+    await close().catch(() => {});
+    throw error;
+  }
+}
+
+export interface ClusterRun {
+  readonly orders: number;
+  readonly completed: number;
+  readonly failed: number;
+  /** First submission → last terminal event. */
+  readonly ms: number;
+  /** OrderAccepted → terminal event, from the events' recording times. */
+  readonly latency: { readonly p50: number; readonly p99: number; readonly max: number };
+  readonly orderIds: readonly string[];
+  /** OrderFailed reasons and how many orders failed with each. */
+  readonly failures: Readonly<Record<string, number>>;
+}
+
+/** Every 20th order is above the simulated market's liquidity (1M USD per pair by default). */
+export function clusterOrder(i: number, userId: string) {
+  const large = i % 20 === 19;
+  return {
+    user_id: userId,
+    from_amount: large ? '5000000' : String(10 + (i % 990)),
+    from_currency: 'USDT',
+    to_currency: i % 2 === 0 ? 'BTC' : 'ETH',
+    order_type: 'market',
+  };
+}
+
+/**
+ * Submits `orders` orders over HTTP from `clients` concurrent clients, then waits until every one
+ * has its terminal event.
+ */
+export async function runClusterOrders(
+  cluster: Cluster,
+  options: { readonly orders: number; readonly clients: number; readonly users?: readonly string[] },
+): Promise<ClusterRun> {
+  const users = options.users ?? Array.from({ length: 50 }, () => randomUUID());
+  const orderIds: string[] = [];
+  const started = Date.now();
+  let next = 0;
+  const client = async () => {
+    while (next < options.orders) {
+      const i = next++;
+      const response = await fetch(`${cluster.apiUrl}/orders`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(clusterOrder(i, users[i % users.length] ?? randomUUID())),
+      });
+      if (response.status !== 202)
+        throw new Error(`POST /orders → ${response.status}: ${await response.text()}`);
+      orderIds.push(((await response.json()) as { order_id: string }).order_id);
+    }
+  };
+  await Promise.all(Array.from({ length: options.clients }, client));
+  const terminal = `SELECT count(*)::int AS n FROM events WHERE event_type IN ('OrderCompleted', 'OrderFailed')`;
+  await until(
+    async () => {
+      for (const s of cluster.services)
+        if (s.child.exitCode !== null) throw new Error(`${s.name} exited:\n${s.output()}`);
+      const [row] = await cluster.db.query<{ n: number }>(terminal);
+      return (row?.n ?? 0) >= options.orders;
+    },
+    `${options.orders} terminal events`,
+    Math.max(60_000, options.orders * 50),
+    200,
+  );
+  const ms = Date.now() - started;
+  const [stats] = await cluster.db.query<{
+    completed: number;
+    failed: number;
+    p50: number;
+    p99: number;
+    max: number;
+  }>(`
+    SELECT count(*) FILTER (WHERE t.event_type = 'OrderCompleted')::int AS completed,
+           count(*) FILTER (WHERE t.event_type = 'OrderFailed')::int AS failed,
+           round(percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM t.created_at - a.created_at)) * 1000)::int AS p50,
+           round(percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM t.created_at - a.created_at)) * 1000)::int AS p99,
+           round(max(extract(epoch FROM t.created_at - a.created_at)) * 1000)::int AS max
+    FROM events a JOIN events t ON t.aggregate_id = a.aggregate_id
+    WHERE a.event_type = 'OrderAccepted' AND t.event_type IN ('OrderCompleted', 'OrderFailed')`);
+  const reasons = await cluster.db.query<{ reason: string; n: number }>(
+    `SELECT event_data->>'reason' AS reason, count(*)::int AS n FROM events
+     WHERE event_type = 'OrderFailed' GROUP BY 1 ORDER BY 1`,
+  );
+  return {
+    failures: Object.fromEntries(reasons.map((r) => [r.reason, r.n])),
+    orders: options.orders,
+    completed: stats?.completed ?? 0,
+    failed: stats?.failed ?? 0,
+    ms,
+    latency: { p50: stats?.p50 ?? 0, p99: stats?.p99 ?? 0, max: stats?.max ?? 0 },
+    orderIds,
+  };
+}
