@@ -1,12 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChannelsService } from '../../src/app/notifications/channels.ts';
-import { createOrderService } from '../../src/app/orders.ts';
-import { currencies } from '../../src/domain/money.ts';
 import type { Database } from '../../src/infra/db/port.ts';
-import { createEventStore } from '../../src/infra/eventStore.ts';
-import { silentLogger } from '../../src/infra/logger.ts';
-import { createApp } from '../../src/http/app.ts';
+import { testApp } from '../helpers/app.ts';
 import { migratedPglite } from '../helpers/databases.ts';
 
 interface Problem {
@@ -19,14 +15,11 @@ interface Problem {
 
 describe('the channels API', () => {
   let db: Database;
-  let app: ReturnType<typeof createApp>;
+  let app: ReturnType<typeof testApp>;
 
   beforeAll(async () => {
     db = await migratedPglite();
-    const store = createEventStore(db);
-    const orders = createOrderService({ store, now: () => new Date(), newId: randomUUID });
-    const channels = createChannelsService(db);
-    app = createApp({ orders, store, currencies: currencies(), db, logger: silentLogger, channels });
+    app = testApp(db, { channels: createChannelsService(db) });
   });
   afterAll(async () => {
     await db.close();
@@ -156,9 +149,7 @@ describe('the channels API', () => {
   });
   describe('when the app is created without the channels service', () => {
     it('has no channels routes (404)', async () => {
-      const store = createEventStore(db);
-      const orders = createOrderService({ store, now: () => new Date(), newId: randomUUID });
-      const bare = createApp({ orders, store, currencies: currencies(), db, logger: silentLogger });
+      const bare = testApp(db);
       expect((await bare.request('/users/u1/channels')).status).toBe(404);
     });
   });

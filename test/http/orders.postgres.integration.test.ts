@@ -1,22 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createOrderService } from '../../src/app/orders.ts';
-import { currencies } from '../../src/domain/money.ts';
 import type { Database } from '../../src/infra/db/port.ts';
-import { createEventStore } from '../../src/infra/eventStore.ts';
-import { silentLogger } from '../../src/infra/logger.ts';
-import { createApp } from '../../src/http/app.ts';
+import { testApp } from '../helpers/app.ts';
 import { countRows, DATABASE_URL, migratedPostgres } from '../helpers/databases.ts';
 
 // Needs a PostgreSQL server: DATABASE_URL. Real concurrency only shows on a multi-backend server.
 describe.runIf(DATABASE_URL)('the orders API on PostgreSQL', () => {
   let db: Database;
-  let app: ReturnType<typeof createApp>;
+  let app: ReturnType<typeof testApp>;
   beforeAll(async () => {
     db = await migratedPostgres({ max: 20 });
-    const store = createEventStore(db);
-    const orders = createOrderService({ store, now: () => new Date(), newId: randomUUID });
-    app = createApp({ orders, store, currencies: currencies(), db, logger: silentLogger });
+    app = testApp(db);
   });
   afterAll(async () => {
     await db.close();

@@ -1,11 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createOrderService } from '../../src/app/orders.ts';
-import { currencies } from '../../src/domain/money.ts';
 import type { Database } from '../../src/infra/db/port.ts';
-import { createEventStore } from '../../src/infra/eventStore.ts';
-import { silentLogger } from '../../src/infra/logger.ts';
-import { createApp } from '../../src/http/app.ts';
+import { testApp } from '../helpers/app.ts';
 import { migratedPglite } from '../helpers/databases.ts';
 
 const original = {
@@ -18,13 +14,11 @@ const original = {
 
 describe('the orders API', () => {
   let db: Database;
-  let app: ReturnType<typeof createApp>;
+  let app: ReturnType<typeof testApp>;
 
   beforeAll(async () => {
     db = await migratedPglite();
-    const store = createEventStore(db);
-    const orders = createOrderService({ store, now: () => new Date(), newId: randomUUID });
-    app = createApp({ orders, store, currencies: currencies(), db, logger: silentLogger });
+    app = testApp(db);
   });
   afterAll(async () => {
     await db.close();
