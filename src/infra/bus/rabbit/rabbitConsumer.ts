@@ -1,39 +1,15 @@
-import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from 'amqplib';
-import type { ChannelModel, ConfirmChannel, ConsumeMessage, Message, Options } from 'amqplib';
+import type { ChannelModel, ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
 import pRetry from 'p-retry';
 import type { Consumer } from '../../../app/messages.ts';
 import { parseJsonBody } from '../../../app/messageSchema.ts';
 import type { Logger } from '../../logger.ts';
-import { admit, backoffDelay, DEFAULT_DELIVERY_LIMIT, errorText, failureVerdict } from '../deliveryPolicy.ts';
+import { admit, backoffDelay, DEFAULT_DELIVERY_LIMIT, failureVerdict } from '../deliveryPolicy.ts';
 import type { DeadLetterReason } from '../deliveryPolicy.ts';
+import { DELIVERY_COUNT, HEADERS, headerCount, publishCopy } from './messageCopies.ts';
 import { deadLetterQueueOf, declareTopology, TOPOLOGY } from './topology.ts';
 import type { Topology, TopologyOptions } from './topology.ts';
-
-/**
- * Headers this consumer writes on the copies it publishes. A dead letter keeps the original's
- * headers and properties and adds why it died; RabbitMQ's own `x-death` is left to the broker's
- * backstop (a message dead-lettered by the queue's delivery limit carries `x-death` instead).
- */
-export const HEADERS = {
-  /** Why: `invalid-message` | `poison` | `delivery-limit` (see deliveryPolicy.ts). */
-  reason: 'x-dead-letter-reason',
-  /** The validation problems or the handler's (last) error, as text. */
-  error: 'x-error',
-  /** The consumer that gave up on it and its queue. */
-  consumer: 'x-dead-lettered-by',
-  queue: 'x-original-queue',
-  /** Deliveries to this consumer, the last one included. */
-  attempts: 'x-attempts',
-  /** Times the message was put back because its handler asked to retry later (RetryLaterError). */
-  retryLater: 'x-retry-later-count',
-  /** Matches a basic.return to its publish (the message id is shared by every copy). */
-  publishId: 'x-publish-id',
-} as const;
-
-/** Set by quorum queues on redelivery: failed deliveries so far (absent on the first). */
-const DELIVERY_COUNT = 'x-delivery-count';
 
 export interface RabbitConsumerOptions {
   readonly amqpUrl: string;
@@ -73,11 +49,13 @@ export interface RabbitConsumerCounters {
   connections: number;
 }
 
+export { HEADERS } from './messageCopies.ts';
+
 /** One connection and its confirm channel; deliveries are acked on the channel they came on. */
 interface Link {
   readonly connection: ChannelModel;
   readonly channel: ConfirmChannel;
-  /** Publish ids the broker returned as unroutable. */
+  /** Publish ids the broker returned as unroutable (see messageCopies.ts). */
   readonly returned: Set<string>;
   open: boolean;
   consumerTag?: string;
@@ -230,7 +208,13 @@ export function createRabbitConsumer(options: RabbitConsumerOptions) {
         const retries = headerCount(message, HEADERS.retryLater) + 1;
         log.info({ ...context, retries }, 'handler asked to retry later');
         await backoff(retries);
-        await publishCopy(from, '', queue, message, { [HEADERS.retryLater]: retries });
+        await publishCopy(
+          from,
+          { exchange: '', routingKey: queue },
+          message,
+          { [HEADERS.retryLater]: retries },
+          confirmTimeoutMs,
+        );
         settle(from, message, 'ack');
         counters.retried += 1;
         return;
@@ -250,13 +234,15 @@ export function createRabbitConsumer(options: RabbitConsumerOptions) {
     verdict: { readonly reason: DeadLetterReason; readonly error: string },
     attempt: number,
   ): Promise<void> {
-    await publishCopy(from, topo.deadLetterExchange, deadLetterQueueOf(queue), message, {
+    const to = { exchange: topo.deadLetterExchange, routingKey: deadLetterQueueOf(queue) };
+    const why = {
       [HEADERS.reason]: verdict.reason,
       [HEADERS.error]: verdict.error,
       [HEADERS.consumer]: consumer.name,
       [HEADERS.queue]: queue,
       [HEADERS.attempts]: attempt,
-    });
+    };
+    await publishCopy(from, to, message, why, confirmTimeoutMs);
     settle(from, message, 'ack');
     counters.deadLettered += 1;
   }
@@ -264,49 +250,6 @@ export function createRabbitConsumer(options: RabbitConsumerOptions) {
   /** Waits a retry backoff, cut short by stop() so draining does not wait on timers. */
   async function backoff(retry: number): Promise<void> {
     await sleep(backoffDelay(retry, retryMin, retryMax), undefined, { signal: abort.signal }).catch(() => {});
-  }
-
-  /**
-   * Publishes a copy of `message` (properties and headers kept, `extra` headers added) and waits
-   * for its confirm. Rejects when the broker returns it (unroutable), nacks it, or does not
-   * confirm in time: a confirm can hang forever on a dropped connection.
-   */
-  async function publishCopy(
-    via: Link,
-    exchange: string,
-    routingKey: string,
-    message: ConsumeMessage,
-    extra: Record<string, unknown>,
-  ): Promise<void> {
-    const publishId = randomUUID();
-    const original = (message.properties.headers ?? {}) as Record<string, unknown>;
-    // The broker sets the delivery count; copied, it would age the fresh copy.
-    const { [DELIVERY_COUNT]: _count, ...headers } = original;
-    const properties: Options.Publish = {
-      ...copiedProperties(message),
-      persistent: true,
-      mandatory: true,
-      headers: { ...headers, ...extra, [HEADERS.publishId]: publishId },
-    };
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const confirmed = new Promise<void>((resolve, reject) => {
-      via.channel.publish(exchange, routingKey, message.content, properties, (err) => {
-        if (err) reject(err instanceof Error ? err : new Error(errorText(err)));
-        else if (via.returned.delete(publishId)) reject(new Error(`${exchange}/${routingKey} returned it`));
-        else resolve();
-      });
-    });
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`no confirm within ${confirmTimeoutMs} ms`)),
-        confirmTimeoutMs,
-      );
-    });
-    try {
-      await Promise.race([confirmed, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   /** Acks or requeues on the delivery's channel; on a closed one the broker redelivers anyway. */
@@ -364,15 +307,3 @@ export function createRabbitConsumer(options: RabbitConsumerOptions) {
 
 /** A running RabbitMQ consumer (see {@link createRabbitConsumer}). */
 export type RabbitConsumer = ReturnType<typeof createRabbitConsumer>;
-
-function headerCount(message: Message, header: string): number {
-  const value = Number(message.properties.headers?.[header] ?? 0);
-  return Number.isFinite(value) && value > 0 ? value : 0;
-}
-
-/** The original's properties worth keeping on a copy. */
-function copiedProperties(message: Message): Options.Publish {
-  const { contentType, contentEncoding, messageId, type, appId, correlationId, timestamp } =
-    message.properties as Options.Publish;
-  return { contentType, contentEncoding, messageId, type, appId, correlationId, timestamp };
-}
