@@ -181,7 +181,7 @@ export async function rabbitHarness(db: Database, amqpUrl: string): Promise<BusH
   async function publishTo(consumer: Consumer, copies: readonly object[]): Promise<void> {
     for (const message of copies) {
       const row = { ...message, id: '0' } as OutboxRow;
-      channel.sendToQueue(queueOf(consumer), messageBody(row), { ...publishOptions(row), mandatory: false });
+      channel.sendToQueue(queueOf(consumer), messageBody(row), publishOptions(row, false));
     }
     await channel.waitForConfirms();
   }
