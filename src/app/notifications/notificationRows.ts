@@ -95,6 +95,36 @@ async function standing(db: Queryable, draft: NotificationDraft): Promise<ClaimR
   return { status: 'busy', leaseUntil: row?.lease_until ?? null };
 }
 
+/** Where a message's notifications stand, across all channels, before any claim. */
+export type MessageStanding =
+  /** Every channel's row is final: nothing left to do but record the message as processed. */
+  | { readonly status: 'settled' }
+  /** Another notifier holds an unexpired lease on a channel: it is at work on this message. */
+  | { readonly status: 'busy'; readonly leaseUntil: Date }
+  /** Something is left to claim. */
+  | { readonly status: 'open' };
+
+/**
+ * One cheap read that settles most redeliveries (duplicates, deliveries put off while another
+ * notifier sends) without loading the order or the user's channels. The claims stay the
+ * authority: this only decides whether they are worth making.
+ */
+export async function messageStanding(
+  db: Queryable,
+  eventId: string,
+  channels: number,
+  now: Date,
+): Promise<MessageStanding> {
+  const rows = await db.query<{ status: string; lease_until: Date | null }>(
+    'SELECT status, lease_until FROM notifications WHERE event_id = $1',
+    [eventId],
+  );
+  const leased = rows.find((row) => row.status === 'sending' && row.lease_until && row.lease_until > now);
+  if (leased?.lease_until) return { status: 'busy', leaseUntil: leased.lease_until };
+  const final = rows.filter((row) => row.status !== 'sending');
+  return final.length === channels ? { status: 'settled' } : { status: 'open' };
+}
+
 /** How a claimed notification ended. */
 export type Outcome =
   | { readonly status: 'sent'; readonly at: Date }

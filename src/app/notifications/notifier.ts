@@ -10,7 +10,7 @@ import type { Consumer, EventMessage } from '../messages.ts';
 import { readAddresses } from './channels.ts';
 import { durationHistogram } from './metrics.ts';
 import type { DurationHistogram } from './metrics.ts';
-import { claimNotification, recordOutcome, releaseClaim } from './notificationRows.ts';
+import { claimNotification, messageStanding, recordOutcome, releaseClaim } from './notificationRows.ts';
 import type { NotificationDraft, Outcome } from './notificationRows.ts';
 import { notificationText } from './texts.ts';
 import type { NotificationText, TerminalEvent } from './texts.ts';
@@ -206,18 +206,18 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     throw error;
   }
 
+  function putOff(what: string, leaseUntil: Date | null): never {
+    counts.busy += 1;
+    const until = leaseUntil ? ` (lease until ${leaseUntil.toISOString()})` : '';
+    throw new RetryLaterError(`Notification ${what} is being sent by another notifier${until}`);
+  }
+
   async function deliver(delivery: Delivery, text: NotificationText): Promise<void> {
     const { draft } = delivery;
     const at = now();
     const lease = { token: randomUUID(), now: at, until: new Date(at.getTime() + leaseMs) };
     const claim = await claimNotification(db, draft, lease);
-    if (claim.status === 'busy') {
-      counts.busy += 1;
-      throw new RetryLaterError(
-        `Notification ${draft.event_id}/${draft.channel} is being sent by another notifier` +
-          (claim.leaseUntil ? ` (lease until ${claim.leaseUntil.toISOString()})` : ''),
-      );
-    }
+    if (claim.status === 'busy') putOff(`${draft.event_id}/${draft.channel}`, claim.leaseUntil);
     if (claim.status === 'settled') {
       if (claim.now) logSkipped(draft, draft.skipped ?? 'nothing to send');
       if (delivery.last) await markProcessed(db, NOTIFIER_CONSUMER, delivery.message);
@@ -237,6 +237,9 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     eventTypes: ['OrderCompleted', 'OrderFailed'],
     async handle(message) {
       const text = notificationText(terminalEvent(message));
+      const standing = await messageStanding(db, message.event_id, CHANNELS.length, now());
+      if (standing.status === 'busy') putOff(message.event_id, standing.leaseUntil);
+      if (standing.status === 'settled') return markProcessed(db, NOTIFIER_CONSUMER, message);
       const all = await drafts(message, text);
       for (const [i, draft] of all.entries()) {
         await deliver({ message, draft, last: i === all.length - 1 }, text);

@@ -1,7 +1,10 @@
+import { spawn } from 'node:child_process';
 import { randomInt, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { RetryLaterError } from '../../../src/app/messages.ts';
-import type { EventMessage } from '../../../src/app/messages.ts';
 import { createChannelsService } from '../../../src/app/notifications/channels.ts';
 import type { ChannelChanges } from '../../../src/app/notifications/channels.ts';
 import {
@@ -9,7 +12,7 @@ import {
   DEFAULT_LEASE_MS,
   NOTIFIER_CONSUMER,
 } from '../../../src/app/notifications/notifier.ts';
-import type { Notifier, NotifierDeps } from '../../../src/app/notifications/notifier.ts';
+import type { Notifier, NotifierDeps, NotifierMetrics } from '../../../src/app/notifications/notifier.ts';
 import type { DurationHistogram } from '../../../src/app/notifications/metrics.ts';
 import { TransientDeliveryError } from '../../../src/app/notifications/transport.ts';
 import type { DomainEventType } from '../../../src/domain/events.ts';
@@ -23,6 +26,7 @@ import { DATABASE_URL, migratedPglite, migratedPostgres } from '../../helpers/da
 import { aCatalogueEvent, aMessage } from '../../helpers/messages.ts';
 import { startBotApiFront, startMailSink, startTelegramEmulator } from '../../helpers/notifyPeers.ts';
 import type { BotApiFront, MailSink, TelegramEmulator } from '../../helpers/notifyPeers.ts';
+import { deliverUntilHandled } from '../../helpers/redeliver.ts';
 import { testClock } from '../../helpers/saga.ts';
 
 const TOKEN = '123456:notifier-test';
@@ -38,28 +42,12 @@ interface NotificationRow {
 }
 
 /**
- * Delivers like a bus: again after a RetryLaterError, until handled, with a doubling backoff
- * (5 to 80 ms) as a bus would, so the put-off deliveries do not crowd out the one that sends.
- */
-async function deliverUntilHandled(notifier: Notifier, message: EventMessage): Promise<number> {
-  for (let putOff = 0; ; putOff++) {
-    try {
-      await notifier.handle(message);
-      return putOff;
-    } catch (error) {
-      if (!(error instanceof RetryLaterError) || putOff > 200) throw error;
-      await new Promise((resolve) => setTimeout(resolve, Math.min(80, 5 * 2 ** putOff)));
-    }
-  }
-}
-
-/**
  * The notifier against real peers: the telegram-test-api Bot API emulator (behind a small front
  * that can answer 429 or 400 on cue) and an smtp-server that keeps every mail. `open` gives each
  * notifier instance its database: the same PGlite, or a pool of its own on PostgreSQL, as
- * separate processes would have.
+ * separate processes would have. With `processes`, notifiers also run in processes of their own.
  */
-function notifierSuite(open: () => Promise<Database>) {
+function notifierSuite(open: () => Promise<Database>, options: { processes?: boolean } = {}) {
   let dbs: Database[] = [];
   let emulator: TelegramEmulator;
   let front: BotApiFront;
@@ -205,6 +193,37 @@ function notifierSuite(open: () => Promise<Database>) {
       expect(sink.mailsTo(email)).toHaveLength(1);
     });
   });
+
+  describe.runIf(options.processes)(
+    'when the same message is delivered 21 times at once to 3 processes',
+    () => {
+      it('sends one Telegram message and one mail', async () => {
+        const chat = freshChat();
+        const email = freshEmail();
+        const { message } = await terminalOrder('OrderCompleted', { telegram_chat_id: chat, email });
+        const env = {
+          TELEGRAM_API_ROOT: front.apiRoot,
+          TELEGRAM_BOT_TOKEN: TOKEN,
+          SMTP_URL: sink.smtpUrl,
+          MESSAGE: JSON.stringify(message),
+          DELIVERIES: '7',
+        };
+
+        const reports = await runNotifierProcesses(3, env);
+
+        expect(front.arrivals(chat)).toHaveLength(1);
+        expect(sentTo(chat)).toHaveLength(1);
+        expect(await sink.waitForMails(email, 1)).toHaveLength(1);
+        expect(reports.reduce((sum, r) => sum + r.sent, 0)).toBe(2);
+        expect((await rows(message.event_id)).map((r) => [r.channel, r.status, r.attempts])).toEqual([
+          ['telegram', 'sent', 1],
+          ['email', 'sent', 1],
+        ]);
+        expect(await processed(message.event_id)).toBe(1);
+        expect(sink.mailsTo(email)).toHaveLength(1);
+      });
+    },
+  );
 
   describe('when Telegram answers 429 with retry_after', () => {
     it('waits as long as it was told, then sends the message once', async () => {
@@ -384,14 +403,38 @@ function notifierSuite(open: () => Promise<Database>) {
   });
 }
 
+const PROCESS_SCRIPT = fileURLToPath(new URL('../../helpers/notifierProcess.ts', import.meta.url));
+
+/**
+ * Starts `count` notifier processes (test/helpers/notifierProcess.ts), lets them all go at once
+ * when every one is ready, and answers their metrics.
+ */
+async function runNotifierProcesses(count: number, env: Record<string, string>): Promise<NotifierMetrics[]> {
+  const children = Array.from({ length: count }, () =>
+    spawn(process.execPath, ['--import', 'tsx', PROCESS_SCRIPT], {
+      env: { ...process.env, ...env },
+      stdio: ['pipe', 'pipe', 'inherit'],
+    }),
+  );
+  const lines = children.map((child) => createInterface({ input: child.stdout })[Symbol.asyncIterator]());
+  const next = async (i: number) => String((await lines[i]?.next())?.value);
+  expect(await Promise.all(children.map((_, i) => next(i)))).toEqual(children.map(() => 'ready'));
+  for (const child of children) child.stdin.write('go\n');
+  const reports = await Promise.all(
+    children.map(async (_, i) => JSON.parse(await next(i)) as NotifierMetrics),
+  );
+  await Promise.all(children.map(async (child) => (child.exitCode === null ? once(child, 'exit') : [])));
+  return reports;
+}
+
 describe('the notifier on PGlite', () => {
   let shared: Promise<Database> | undefined;
   notifierSuite(() => (shared ??= migratedPglite()));
 });
 
 describe.runIf(DATABASE_URL)(
-  'the notifier on PostgreSQL (one pool per notifier, as separate processes)',
+  'the notifier on PostgreSQL (a pool per notifier, and notifiers in processes of their own)',
   () => {
-    notifierSuite(() => migratedPostgres({ max: 4 }));
+    notifierSuite(() => migratedPostgres({ max: 4 }), { processes: true });
   },
 );
