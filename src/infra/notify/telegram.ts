@@ -107,7 +107,11 @@ export function createTelegramClient(options: TelegramOptions): NotificationTran
       const deadline = performance.now() + maxSendMs;
       for (let retry = 0; ; retry++) {
         const left = deadline - performance.now();
-        const result = await attempt(chatId, message.text, Math.max(1, Math.ceil(Math.min(requestTimeoutMs, left))));
+        const result = await attempt(
+          chatId,
+          message.text,
+          Math.max(1, Math.ceil(Math.min(requestTimeoutMs, left))),
+        );
         if (result.kind === 'sent') return;
         if (result.kind === 'permanent') throw new PermanentDeliveryError(result.reason);
         const wait = result.afterMs ?? retryDelayMs * 2 ** retry;
