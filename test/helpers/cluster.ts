@@ -137,6 +137,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     AMQP_PREFIX: prefix,
     PRICE_SERVICE_URL: marketUrl,
     TRADE_WORKER_URL: marketUrl,
+    // Several processes and parallel test files share PostgreSQL's 100 connections.
+    DATABASE_POOL_SIZE: '8',
     ...options.env,
   };
   const services: ClusterProcess[] = [];
@@ -233,6 +235,19 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   }
 }
 
+/** Waits until the outbox is published and every terminal order was seen by the notifier (if one runs). */
+export async function drained(cluster: Cluster): Promise<void> {
+  const notifying = cluster.services.some((s) => s.name.split('+').includes('notifier'));
+  await until(async () => {
+    const [row] = await cluster.db.query<{ unpublished: number; unnotified: number }>(`
+        SELECT (SELECT count(*) FROM outbox WHERE NOT published)::int AS unpublished,
+               (SELECT count(*) FROM events e WHERE e.event_type IN ('OrderCompleted', 'OrderFailed')
+                  AND NOT EXISTS (SELECT 1 FROM processed_events p
+                                  WHERE p.event_id = e.event_id AND p.processed_by = 'notifier'))::int AS unnotified`);
+    return row?.unpublished === 0 && (!notifying || row.unnotified === 0);
+  }, 'the outbox and the notifications to drain');
+}
+
 export interface ClusterRun {
   readonly orders: number;
   readonly completed: number;
@@ -278,8 +293,12 @@ export async function runClusterOrders(
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(clusterOrder(i, users[i % users.length] ?? randomUUID())),
       });
-      if (response.status !== 202)
-        throw new Error(`POST /orders → ${response.status}: ${await response.text()}`);
+      if (response.status !== 202) {
+        const api = cluster.services.find((s) => s.name.startsWith('api'));
+        throw new Error(
+          `POST /orders → ${response.status}: ${await response.text()}\n${api?.output().slice(-3000) ?? ''}`,
+        );
+      }
       orderIds.push(((await response.json()) as { order_id: string }).order_id);
     }
   };
@@ -297,6 +316,7 @@ export async function runClusterOrders(
     200,
   );
   const ms = Date.now() - started;
+  await drained(cluster);
   const [stats] = await cluster.db.query<{
     completed: number;
     failed: number;
