@@ -162,8 +162,9 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     const transport = transports[draft.channel];
     const reason = skipReason(draft.channel, recipient ?? undefined, transport);
     if (reason !== undefined || recipient === null || transport === undefined) {
+      // Reclaimed after the transport was switched off: nothing can send it now.
       await record(delivery, token, { status: 'skipped', reason: reason ?? 'nothing to send' });
-      counts.skipped += 1;
+      logSkipped(draft, reason ?? 'nothing to send');
       return;
     }
     const started = performance.now();
