@@ -19,6 +19,8 @@ const { values } = parseArgs({
     orders: { type: 'string', default: '5000' },
     clients: { type: 'string', default: '32' },
     keep: { type: 'boolean', default: false },
+    /** Writes a CPU profile of every process into this directory (node --cpu-prof). */
+    profile: { type: 'string' },
   },
 });
 
@@ -31,7 +33,12 @@ if (!databaseUrl || !amqpUrl) {
 
 const processes = [['api', 'relay'], ['saga'], ['saga', 'notifier']];
 console.log(`starting ${processes.map((p) => p.join('+')).join(', ')} and the simulated market…`);
-const cluster = await startCluster({ databaseUrl, amqpUrl, processes });
+const cluster = await startCluster({
+  databaseUrl,
+  amqpUrl,
+  processes,
+  ...(values.profile ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] } : {}),
+});
 let ok: boolean;
 try {
   const run = await runClusterOrders(cluster, {

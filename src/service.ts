@@ -119,7 +119,14 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     if (has('relay')) {
       await start(
         'relay',
-        createOutboxRelay({ db, amqpUrl, logger, topology: topo, pollIntervalMs: config.relayPollMs }),
+        createOutboxRelay({
+          db,
+          amqpUrl,
+          logger,
+          topology: topo,
+          pollIntervalMs: config.relayPollMs,
+          connectionName: `${prefix}market-order-saga relay`,
+        }),
       );
     }
     if (has('saga')) {
@@ -132,7 +139,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
           queue: `${prefix}${QUEUES.sagaOrderAccepted.name}`,
           topology: topo,
           prefetch: config.prefetch,
-          connectionName: 'market-order-saga saga',
+          connectionName: `${prefix}market-order-saga saga`,
         }),
       );
     }
@@ -146,7 +153,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
           queue: `${prefix}${QUEUES.notifications.name}`,
           topology: topo,
           prefetch: config.prefetch,
-          connectionName: 'market-order-saga notifier',
+          connectionName: `${prefix}market-order-saga notifier`,
         }),
       );
     }

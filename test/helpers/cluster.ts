@@ -24,8 +24,13 @@ export interface ClusterProcess {
   kill(): Promise<number | null>;
 }
 
-function startProcess(name: string, args: readonly string[], env: Record<string, string>): ClusterProcess {
-  const child = spawn(process.execPath, [...MAIN, ...args], {
+function startProcess(
+  name: string,
+  args: readonly string[],
+  env: Record<string, string>,
+  nodeArgs: readonly string[] = [],
+): ClusterProcess {
+  const child = spawn(process.execPath, [...nodeArgs, ...MAIN, ...args], {
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -77,6 +82,8 @@ export interface ClusterOptions {
   readonly processes: readonly (readonly string[])[];
   /** More environment for every service process (notification settings, saga settings…). */
   readonly env?: Record<string, string>;
+  /** Node options for the service processes, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof']. */
+  readonly nodeArgs?: readonly string[];
 }
 
 export interface Cluster {
@@ -129,7 +136,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const databaseUrl = target.toString();
   const prefix = `cluster-${id}.`;
   const marketPort = await freePort();
-  const market = startProcess('market', ['market'], { MARKET_PORT: String(marketPort) });
+  const market = startProcess('market', ['market'], { MARKET_PORT: String(marketPort) }, options.nodeArgs);
   const marketUrl = `http://127.0.0.1:${marketPort}`;
   const env: Record<string, string> = {
     DATABASE_URL: databaseUrl,
@@ -172,11 +179,12 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     let apiUrl = '';
     const startService = async (roles: readonly string[]): Promise<ClusterProcess> => {
       const port = await freePort();
-      const service = startProcess(roles.join('+'), ['serve'], {
-        ...env,
-        ROLES: roles.join(','),
-        PORT: String(port),
-      });
+      const service = startProcess(
+        roles.join('+'),
+        ['serve'],
+        { ...env, ROLES: roles.join(','), PORT: String(port) },
+        options.nodeArgs,
+      );
       services.push(service);
       if (roles.includes('api')) {
         apiUrl = `http://127.0.0.1:${port}`;

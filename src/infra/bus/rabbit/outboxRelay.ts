@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect } from 'amqplib';
+import { connectBroker } from './connection.ts';
 import type { ChannelModel, ConfirmChannel, Message } from 'amqplib';
 import type { Database, Queryable } from '../../db/port.ts';
 import type { Logger } from '../../logger.ts';
@@ -16,6 +16,8 @@ export interface OutboxRelayOptions {
   /** Declared at every (re)connect; events go to its exchange (default {@link TOPOLOGY}). */
   readonly topology?: Topology;
   readonly topologyOptions?: TopologyOptions;
+  /** `connection_name` client property (default "outbox relay"). */
+  readonly connectionName?: string;
   /**
    * Which event types go out with the mandatory flag, so that the broker returns them when no
    * queue takes them (default: the types the topology binds a queue to; see publishOptions).
@@ -114,7 +116,7 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
   }
 
   async function openConnection(): Promise<void> {
-    const conn = await connect(options.amqpUrl);
+    const conn = await connectBroker(options.amqpUrl, options.connectionName ?? 'outbox relay');
     try {
       // Without an 'error' listener a connection error would crash the process.
       conn.on('error', (err: Error) => logger.warn({ err }, 'relay: broker connection error'));

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect } from 'amqplib';
+import { connectBroker } from './connection.ts';
 import type { ChannelModel, ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
 import pRetry from 'p-retry';
 import type { Consumer } from '../../../app/messages.ts';
@@ -105,9 +105,10 @@ export function createRabbitConsumer(options: RabbitConsumerOptions) {
   let abort = new AbortController();
 
   async function openLink(): Promise<void> {
-    const connection = await connect(options.amqpUrl, {
-      clientProperties: { connection_name: options.connectionName ?? `consumer ${consumer.name}` },
-    });
+    const connection = await connectBroker(
+      options.amqpUrl,
+      options.connectionName ?? `consumer ${consumer.name}`,
+    );
     try {
       const channel = await connection.createConfirmChannel();
       const current: Link = { connection, channel, returned: new Set(), open: true };
