@@ -1,15 +1,32 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DATABASE_URL } from '../helpers/databases.ts';
 import { AMQP_URL } from '../helpers/rabbit.ts';
-import { drained, runClusterOrders, startCluster, until } from '../helpers/cluster.ts';
+import { drained, runClusterOrders, setTelegramChat, startCluster, until } from '../helpers/cluster.ts';
+import { startTelegramEmulator } from '../helpers/notifyPeers.ts';
+import type { TelegramEmulator } from '../helpers/notifyPeers.ts';
 
 // Real processes against the real PostgreSQL and RabbitMQ: DATABASE_URL and AMQP_URL.
 describe.runIf(DATABASE_URL && AMQP_URL)('the service as separate processes through RabbitMQ', () => {
   const servers = { databaseUrl: DATABASE_URL ?? '', amqpUrl: AMQP_URL ?? '' };
+  // The Bot API emulator of telegram-test-api; each test's bot has a token of its own.
+  let emulator: TelegramEmulator;
+  beforeAll(async () => {
+    emulator = await startTelegramEmulator();
+  });
+  afterAll(async () => {
+    await emulator.stop();
+  });
+  const bot = () => ({ apiRoot: emulator.apiRoot, token: `${Math.floor(Math.random() * 1e9)}:cluster` });
 
   it('carries the original order through RabbitMQ with every role in one process, and drains', async () => {
-    const cluster = await startCluster({ ...servers, processes: [['api', 'relay', 'saga', 'notifier']] });
+    const telegram = bot();
+    const cluster = await startCluster({
+      ...servers,
+      telegram,
+      processes: [['api', 'relay', 'saga', 'notifier']],
+    });
     try {
+      await setTelegramChat(cluster.apiUrl, 'user-123', '4242');
       const res = await fetch(`${cluster.apiUrl}/orders`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
@@ -38,6 +55,12 @@ describe.runIf(DATABASE_URL && AMQP_URL)('the service as separate processes thro
       ]);
       // Once drained and stopped, the queues are empty and every guarantee holds.
       await drained(cluster);
+      expect(emulator.sent(telegram.token)).toEqual([
+        {
+          chat_id: '4242',
+          text: expect.stringMatching(new RegExp(`^Order ${order_id.slice(0, 8)} completed: 1000 USDT → `)),
+        },
+      ]);
       for (const service of cluster.services) expect(await service.stop()).toBe(0);
       const { code, report } = await cluster.check();
       expect(report).toContain('zero violations');
@@ -48,8 +71,10 @@ describe.runIf(DATABASE_URL && AMQP_URL)('the service as separate processes thro
   });
 
   it('completes every order across api+relay, saga and saga+notifier processes, with a saga process killed mid-run', async () => {
+    const telegram = bot();
     const cluster = await startCluster({
       ...servers,
+      telegram,
       processes: [['api', 'relay'], ['saga'], ['saga', 'notifier']],
     });
     try {
@@ -75,6 +100,12 @@ describe.runIf(DATABASE_URL && AMQP_URL)('the service as separate processes thro
       expect(insufficient_liquidity).toBe(15);
       expect(other).toEqual({});
       expect(result.completed).toBe(300 - 15 - slippage_exceeded);
+      // One Telegram message per order, naming it.
+      const sent = emulator.sent(telegram.token);
+      expect(sent).toHaveLength(300);
+      expect(new Set(sent.map((m) => m.text.slice(0, 14)))).toEqual(
+        new Set(result.orderIds.map((id) => `Order ${id.slice(0, 8)}`)),
+      );
       for (const service of cluster.services) await service.stop();
       const { code, report } = await cluster.check();
       expect(report).toContain('zero violations');

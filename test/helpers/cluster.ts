@@ -84,6 +84,8 @@ export interface ClusterOptions {
   readonly env?: Record<string, string>;
   /** Node options for the service processes, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof']. */
   readonly nodeArgs?: readonly string[];
+  /** A Bot API (the emulator) for the notifier: TELEGRAM_API_ROOT and TELEGRAM_BOT_TOKEN. */
+  readonly telegram?: { readonly apiRoot: string; readonly token: string };
 }
 
 export interface Cluster {
@@ -146,6 +148,9 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     TRADE_WORKER_URL: marketUrl,
     // Several processes and parallel test files share PostgreSQL's 100 connections.
     DATABASE_POOL_SIZE: '8',
+    ...(options.telegram
+      ? { TELEGRAM_API_ROOT: options.telegram.apiRoot, TELEGRAM_BOT_TOKEN: options.telegram.token }
+      : {}),
     ...options.env,
   };
   const services: ClusterProcess[] = [];
@@ -269,6 +274,16 @@ export interface ClusterRun {
   readonly failures: Readonly<Record<string, number>>;
 }
 
+/** Gives `userId` a Telegram chat through the API. */
+export async function setTelegramChat(apiUrl: string, userId: string, chatId: string): Promise<void> {
+  const response = await fetch(`${apiUrl}/users/${encodeURIComponent(userId)}/channels`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ telegram_chat_id: chatId }),
+  });
+  if (response.status !== 200) throw new Error(`PUT channels → ${response.status}: ${await response.text()}`);
+}
+
 /** Every 20th order is above the simulated market's liquidity (1M USD per pair by default). */
 export function clusterOrder(i: number, userId: string) {
   const large = i % 20 === 19;
@@ -290,6 +305,8 @@ export async function runClusterOrders(
   options: { readonly orders: number; readonly clients: number; readonly users?: readonly string[] },
 ): Promise<ClusterRun> {
   const users = options.users ?? Array.from({ length: 50 }, () => randomUUID());
+  // Every user has a Telegram chat (chat id = position in the list + 1000).
+  for (const [i, user] of users.entries()) await setTelegramChat(cluster.apiUrl, user, String(1000 + i));
   const orderIds: string[] = [];
   const started = Date.now();
   let next = 0;
