@@ -13,6 +13,7 @@
  */
 import { parseArgs } from 'node:util';
 import { runClusterOrders, startCluster } from '../test/helpers/cluster.ts';
+import { startTelegramEmulator } from '../test/helpers/notifyPeers.ts';
 
 const { values } = parseArgs({
   options: {
@@ -33,10 +34,14 @@ if (!databaseUrl || !amqpUrl) {
 
 const processes = [['api', 'relay'], ['saga'], ['saga', 'notifier']];
 console.log(`starting ${processes.map((p) => p.join('+')).join(', ')} and the simulated market…`);
+// Every user has a Telegram chat; the notifier sends to the telegram-test-api emulator.
+const emulator = await startTelegramEmulator();
+const telegram = { apiRoot: emulator.apiRoot, token: '1000:bench-cluster' };
 const cluster = await startCluster({
   databaseUrl,
   amqpUrl,
   processes,
+  telegram,
   ...(values.profile ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${values.profile}`] } : {}),
 });
 let ok: boolean;
@@ -52,15 +57,21 @@ try {
   console.log(
     `accept → terminal: p50 ${run.latency.p50} ms, p99 ${run.latency.p99} ms, max ${run.latency.max} ms`,
   );
+  const sent = emulator.sent(telegram.token);
+  const distinct = new Set(sent.map((m) => m.text)).size;
+  console.log(
+    `Telegram emulator: ${sent.length} messages (${distinct} distinct) for ${run.orders} terminal orders`,
+  );
   for (const service of cluster.services) {
     const code = await service.stop();
     console.log(`${service.name} stopped (exit ${code})`);
   }
   const { code, report } = await cluster.check();
   console.log(report.trim());
-  ok = code === 0;
+  ok = code === 0 && sent.length === run.orders && distinct === run.orders;
 } finally {
   await cluster.close({ keep: values.keep });
+  await emulator.stop();
   if (values.keep) console.log(`kept database ${cluster.databaseUrl} and prefix ${cluster.prefix}`);
 }
 process.exit(ok ? 0 : 1);

@@ -6,15 +6,7 @@ import { SMTPServer } from 'smtp-server';
 // The package's index re-exports the class as a CommonJS `default`, which NodeNext types as the
 // module object; the class's own module names it plainly.
 import { TelegramServer } from 'telegram-test-api/lib/telegramServer.js';
-
-/** A port nobody listens on right now (the emulator cannot listen on port 0 and tell us which). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
+import { freePort } from './server.ts';
 
 /** A message a bot sent, as the emulator stored it. */
 export interface SentTelegram {
