@@ -40,8 +40,8 @@ export function messageBody(row: OutboxRow): Buffer {
  * being confirmed and dropped (a lost binding shows up at once). Types no queue takes (PriceQuoted,
  * SwapExecuting…, kept for consumers to come) are published without it: the broker confirms and
  * drops them, where mandatory would return them and the relay would retry them for ever.
- * messageId = event_id so consumers and the return handler identify it, and the envelope in headers so consumers can route and deduplicate
- * without parsing the body.
+ * messageId = event_id so consumers and the return handler identify it, and the envelope in
+ * headers so consumers can route and deduplicate without parsing the body.
  */
 export function publishOptions(row: OutboxRow, routed: boolean): Options.Publish {
   const metadata = row.metadata as Partial<EventMessage['metadata']> | null;
