@@ -3,11 +3,16 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { markProcessed } from '../../src/app/inbox.ts';
 import { RetryLaterError } from '../../src/app/messages.ts';
 import type { Consumer, EventMessage } from '../../src/app/messages.ts';
+import { createChannelsService } from '../../src/app/notifications/channels.ts';
+import { createNotifier } from '../../src/app/notifications/notifier.ts';
 import { sagaConsumer } from '../../src/app/sagaConsumer.ts';
+import { silentLogger } from '../../src/infra/logger.ts';
+import { createTelegramClient } from '../../src/infra/notify/telegram.ts';
 import { idempotencyKeyFor } from '../../src/domain/ids.ts';
 import { eventually } from '../helpers/buses.ts';
 import type { BusHarness, DeadLetterView } from '../helpers/buses.ts';
 import { aMessage } from '../helpers/messages.ts';
+import { startTelegramEmulator } from '../helpers/notifyPeers.ts';
 import { assertSagaGuarantees, sagaWorld, streams } from '../helpers/saga.ts';
 import type { SagaWorld } from '../helpers/saga.ts';
 
@@ -130,6 +135,58 @@ export function consumerContract(label: string, open: () => Promise<BusHarness>)
         assertSagaGuarantees(orderId, events, world.market);
         expect(await processed(orchestrators[0]?.consumer as Consumer, message.event_id)).toBe(1);
         expect(await bus.deadLetters(orchestrators[0]?.consumer as Consumer, message.event_id)).toEqual([]);
+      });
+    });
+
+    describe('when one OrderCompleted is delivered 20 times at once to 3 notifiers', () => {
+      it('sends one Telegram message to the right chat and records one processed row', async () => {
+        const emulator = await startTelegramEmulator();
+        try {
+          const token = `${Math.floor(Math.random() * 1e9)}:contract`;
+          const userId = `user-${randomUUID()}`;
+          await createChannelsService(bus.db).update(userId, { telegram_chat_id: '777' });
+          const world = sagaWorld(bus.db);
+          const orderId = await world.place({ user_id: userId });
+          await world.runner.run(orderId);
+          const completed = (await world.events(orderId)).find((e) => e.event_type === 'OrderCompleted');
+          if (!completed) throw new Error(`order ${orderId} did not complete`);
+          const { id: _id, created_at: _at, position: _position, ...message } = completed;
+          const notifiers = [0, 1, 2].map(() =>
+            counting(
+              createNotifier({
+                db: bus.db,
+                logger: silentLogger,
+                telegram: createTelegramClient({ token, apiRoot: emulator.apiRoot }),
+              }),
+            ),
+          );
+          const finished = () => notifiers.reduce((n, o) => n + o.finished(message.event_id), 0);
+
+          await bus.deliverConcurrently(
+            message,
+            20,
+            notifiers.map((n) => n.consumer),
+          );
+          // A broker delivers all 20 copies; on the in-process bus the endpoints told to retry
+          // later find the row published by the one that sent, and stop. Either way, once the
+          // message is processed and the endpoints drained, nothing more may be sent.
+          await eventually(
+            async () =>
+              (await processed(notifiers[0]?.consumer as Consumer, message.event_id)) === 1 &&
+              (!bus.carriesBytes || finished() === 20),
+            'the message processed (and, on a broker, every copy handled)',
+          );
+          await bus.stopAll();
+          expect(emulator.sent(token)).toEqual([
+            {
+              chat_id: '777',
+              text: expect.stringMatching(new RegExp(`^Order ${orderId.slice(0, 8)} completed: `)),
+            },
+          ]);
+          expect(await processed(notifiers[0]?.consumer as Consumer, message.event_id)).toBe(1);
+        } finally {
+          await emulator.stop();
+        }
       });
     });
 
