@@ -177,12 +177,9 @@ export function consumerContract(label: string, open: () => Promise<BusHarness>)
             'the message processed (and, on a broker, every copy handled)',
           );
           await bus.stopAll();
-          expect(emulator.sent(token)).toEqual([
-            {
-              chat_id: '777',
-              text: expect.stringMatching(new RegExp(`^Order ${orderId.slice(0, 8)} completed: `)),
-            },
-          ]);
+          const sent = emulator.sent(token);
+          expect(sent.map((m) => m.chat_id)).toEqual(['777']);
+          expect(sent[0]?.text).toMatch(new RegExp(`^Order ${orderId.slice(0, 8)} completed: `));
           expect(await processed(notifiers[0]?.consumer as Consumer, message.event_id)).toBe(1);
         } finally {
           await emulator.stop();
