@@ -1,4 +1,5 @@
 import type { Config, Role } from './config.ts';
+import type { Consumer } from './app/messages.ts';
 import { ROLES } from './config.ts';
 import { createApp } from './http/app.ts';
 import { createChannelsService } from './app/notifications/channels.ts';
@@ -129,34 +130,21 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         }),
       );
     }
-    if (has('saga')) {
-      await start(
-        'saga',
+    const consume = (role: 'saga' | 'notifier', consumer: Consumer, queue: string) =>
+      start(
+        role,
         createRabbitConsumer({
           amqpUrl,
           logger,
-          consumer: wired.orchestrator,
-          queue: `${prefix}${QUEUES.sagaOrderAccepted.name}`,
+          consumer,
+          queue: `${prefix}${queue}`,
           topology: topo,
           prefetch: config.prefetch,
-          connectionName: `${prefix}market-order-saga saga`,
+          connectionName: `${prefix}market-order-saga ${role}`,
         }),
       );
-    }
-    if (has('notifier')) {
-      await start(
-        'notifier',
-        createRabbitConsumer({
-          amqpUrl,
-          logger,
-          consumer: notifications(),
-          queue: `${prefix}${QUEUES.notifications.name}`,
-          topology: topo,
-          prefetch: config.prefetch,
-          connectionName: `${prefix}market-order-saga notifier`,
-        }),
-      );
-    }
+    if (has('saga')) await consume('saga', wired.orchestrator, QUEUES.sagaOrderAccepted.name);
+    if (has('notifier')) await consume('notifier', notifications(), QUEUES.notifications.name);
   } else {
     const flow = wireOrderFlow({ ...flowOptions, consumers: [notifications()] });
     wired = flow;
