@@ -12,6 +12,8 @@ import { migrate } from './infra/migrations.ts';
 import { startStatelyInspector } from './infra/inspector.ts';
 import { startService } from './service.ts';
 import { runCheck } from './ops/checkCommand.ts';
+import { redriveDeadLetters, redriveQueues } from './ops/redrive.ts';
+import { topology } from './infra/bus/rabbit/topology.ts';
 import { serveSimulatedMarket } from './infra/venues/simulatedHttpServer.ts';
 
 interface Opened {
@@ -73,8 +75,10 @@ async function main(args: readonly string[]): Promise<void> {
   const config = loadConfig(process.env);
   const logger = createLogger(config.logLevel);
   if (command === 'market') return serveMarket(config, logger);
-  if (!['serve', 'migrate', 'check'].includes(command)) {
-    throw new Error(`Unknown command "${command}"; use "serve" (default), "migrate", "check" or "market"`);
+  if (!['serve', 'migrate', 'check', 'redrive'].includes(command)) {
+    throw new Error(
+      `Unknown command "${command}"; use "serve" (default), "migrate", "check", "redrive" or "market"`,
+    );
   }
 
   const opened = await openDatabase(config, logger);
@@ -82,6 +86,14 @@ async function main(args: readonly string[]): Promise<void> {
   const applied = await migrate(db, { logger });
   if (command === 'migrate') {
     logger.info({ applied }, applied.length ? 'migrations applied' : 'database already up to date');
+    await opened.close();
+    return;
+  }
+  if (command === 'redrive') {
+    const redriven = config.amqpUrl
+      ? await redriveQueues(config.amqpUrl, topology({ prefix: config.amqpPrefix }))
+      : await redriveDeadLetters(db);
+    logger.info({ redriven }, 'dead letters sent back to their consumers');
     await opened.close();
     return;
   }
