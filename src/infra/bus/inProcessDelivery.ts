@@ -104,12 +104,6 @@ export function createInProcessDelivery(options: InProcessDeliveryOptions) {
     scheduleMarks();
   }
 
-  function progressOf(row: OutboxRow): Progress {
-    let p = progress.get(row.id);
-    if (!p) progress.set(row.id, (p = { settled: new Set(), failures: new Map(), retries: 0 }));
-    return p;
-  }
-
   function retryLater(row: OutboxRow, p: Progress): void {
     // Stopping: the row stays unpublished and the next start delivers it again.
     if (stopped) return;
@@ -174,16 +168,21 @@ export function createInProcessDelivery(options: InProcessDeliveryOptions) {
   }
 
   async function deliver(row: OutboxRow): Promise<void> {
-    const p = progressOf(row);
-    const pending = consumersOf(row.event_type).filter((c) => !p.settled.has(c.name));
+    // Most rows are handled at the first delivery: their progress is only kept once one fails.
+    const before = progress.get(row.id);
+    const pending = consumersOf(row.event_type).filter((c) => !before?.settled.has(c.name));
+    const p = before ?? { settled: new Set<string>(), failures: new Map<string, number>(), retries: 0 };
     const done = await Promise.all(pending.map((c) => deliverTo(c, row, p)));
-    pending.forEach((c, i) => {
-      if (done[i]) p.settled.add(c.name);
-    });
     if (done.every(Boolean)) {
       progress.delete(row.id);
       markPublished(row.id);
-    } else retryLater(row, p);
+      return;
+    }
+    pending.forEach((c, i) => {
+      if (done[i]) p.settled.add(c.name);
+    });
+    progress.set(row.id, p);
+    retryLater(row, p);
   }
 
   /** Oldest first; `outbox.id`, not the ::text alias, so the partial index serves the order. */
