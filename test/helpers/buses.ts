@@ -140,9 +140,23 @@ export function inProcessHarness(db: Database): BusHarness {
     publish,
     publishBytes: () => Promise.reject(new Error('the outbox carries JSON, not bytes')),
     async deliverConcurrently(message, times, consumers) {
+      // Every endpoint must claim the row before any handler can mark it published (claims queue
+      // for the pool's connections): handlers of this message wait until all `times` have it.
+      let arrived = 0;
+      let release = () => {};
+      const allArrived = new Promise<void>((resolve) => (release = resolve));
+      const gated = (consumer: Consumer): Consumer => ({
+        ...consumer,
+        async handle(m) {
+          if (m.event_id === message.event_id) {
+            if (++arrived === times) release();
+            await allArrived;
+          }
+          return consumer.handle(m);
+        },
+      });
       await publish(consumers[0] as Consumer, message);
-      // Started in one tick: every endpoint claims the row before any handler marks it.
-      for (let i = 0; i < times; i++) started(consumers[i % consumers.length] as Consumer);
+      for (let i = 0; i < times; i++) started(gated(consumers[i % consumers.length] as Consumer));
     },
     async deadLetters(consumer, eventId) {
       return db.query<DeadLetterView>(
