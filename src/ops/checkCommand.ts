@@ -7,21 +7,24 @@ import type { Queryable } from '../infra/db/port.ts';
 import { checkGuarantees, formatReport } from './guarantees.ts';
 import type { GuaranteeSources, QueueDepth } from './guarantees.ts';
 
-/** Ready messages in every consumer queue and its dead-letter queue. */
-async function queueDepths(amqpUrl: string, prefix: string): Promise<QueueDepth[]> {
+/** Ready messages and consumers of every consumer queue and its dead-letter queue. */
+export async function queueStates(
+  amqpUrl: string,
+  prefix: string,
+): Promise<(QueueDepth & { readonly consumers: number })[]> {
   const connection = await connect(amqpUrl);
   try {
     const channel = await connection.createChannel();
-    const depths: QueueDepth[] = [];
+    const states: (QueueDepth & { consumers: number })[] = [];
     for (const queue of topology({ prefix }).queues) {
       for (const name of [queue.name, deadLetterQueueOf(queue.name)]) {
-        const { messageCount } = await channel.checkQueue(name);
-        depths.push({ queue: name, messages: messageCount });
+        const { messageCount, consumerCount } = await channel.checkQueue(name);
+        states.push({ queue: name, messages: messageCount, consumers: consumerCount });
       }
     }
-    return depths;
+    return states;
   } finally {
-    await connection.close();
+    await connection.close().catch(() => {});
   }
 }
 
@@ -47,7 +50,7 @@ export async function runCheck(
   const ledger = await venueLedger(config.tradeWorkerUrl);
   const results = await checkGuarantees({
     db,
-    ...(config.amqpUrl ? { queues: await queueDepths(config.amqpUrl, config.amqpPrefix) } : {}),
+    ...(config.amqpUrl ? { queues: await queueStates(config.amqpUrl, config.amqpPrefix) } : {}),
     ...(ledger ? { ledger } : {}),
     consumers: [
       { name: SAGA_CONSUMER, eventTypes: ['OrderAccepted'] },

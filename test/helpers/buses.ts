@@ -18,18 +18,7 @@ import { silentLogger } from '../../src/infra/logger.ts';
 import { consumeQueue } from './rabbit.ts';
 import type { Collector } from './rabbit.ts';
 
-/** Waits until `check` holds, polling every 10 ms; fails after `timeoutMs` naming `what`. */
-export async function eventually(
-  check: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 15_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+export { eventually } from './wait.ts';
 
 /** One running consumer of a bus, as one process would run it. */
 export interface Endpoint {

@@ -1,12 +1,15 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from 'amqplib';
 import { deleteTopology, topology } from '../../src/infra/bus/rabbit/topology.ts';
+import { queueStates } from '../../src/ops/checkCommand.ts';
 import type { Database } from '../../src/infra/db/port.ts';
 import { postgresDatabase } from '../../src/infra/db/postgres.ts';
 import { freePort } from './server.ts';
+import { until } from './wait.ts';
+
+export { until };
 
 /** The service's entry point, run the way `npm start` runs it. */
 const MAIN = ['--import', 'tsx', 'src/main.ts'];
@@ -56,25 +59,6 @@ function startProcess(
   };
 }
 
-/**
- * Waits until `check` holds, polling every `everyMs`: for conditions in other processes (a
- * database row, a queue's consumers) there is no event to await.
- */
-export async function until<T>(
-  check: () => Promise<T | undefined | false>,
-  what: string,
-  timeoutMs = 60_000,
-  everyMs = 100,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
-
 export interface ClusterOptions {
   readonly databaseUrl: string;
   readonly amqpUrl: string;
@@ -106,21 +90,6 @@ export interface Cluster {
   check(): Promise<{ code: number | null; report: string }>;
   /** Stops every process (draining), drops the database and the topology. */
   close(options?: { keep?: boolean }): Promise<void>;
-}
-
-async function consumersOn(amqpUrl: string, queues: readonly string[]): Promise<number[]> {
-  const connection = await connect(amqpUrl);
-  try {
-    const channel = await connection.createChannel();
-    const counts: number[] = [];
-    for (const queue of queues) {
-      const ok = await channel.checkQueue(queue).catch(() => ({ consumerCount: 0 }));
-      counts.push(ok.consumerCount);
-    }
-    return counts;
-  } finally {
-    await connection.close().catch(() => {});
-  }
 }
 
 /**
@@ -219,11 +188,10 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     await until(async () => {
       for (const s of services)
         if (s.child.exitCode !== null) throw new Error(`${s.name} exited:\n${s.output()}`);
-      const counts = await consumersOn(
-        options.amqpUrl,
-        topo.queues.map((q) => q.name),
-      );
-      return counts.every((n, i) => n >= (expected[i] ?? 0));
+      // Until the first consumer declares them, the queues do not exist: not ready yet.
+      const states = await queueStates(options.amqpUrl, prefix).catch(() => undefined);
+      const consumers = new Map(states?.map((q) => [q.queue, q.consumers]));
+      return topo.queues.every((q, i) => (consumers.get(q.name) ?? 0) >= (expected[i] ?? 0));
     }, 'every consumer to attach');
 
     return {
