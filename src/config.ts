@@ -3,6 +3,7 @@ import { currencies, DEFAULT_CURRENCIES, DEFAULT_MAX_AMOUNT, parseCurrencyList }
 import type { Currencies } from './domain/money.ts';
 import { DEFAULT_SAGA_SETTINGS } from './app/sagaSteps.ts';
 import type { SagaSettings } from './app/sagaSteps.ts';
+import { DEFAULT_TELEGRAM_API_ROOT } from './infra/notify/telegram.ts';
 
 /** What a process does; a process runs one or more roles (all of them by default). */
 export const ROLES = ['api', 'relay', 'saga', 'notifier'] as const;
@@ -55,15 +56,18 @@ export interface Config {
 }
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
+/** A URL of the given scheme(s), or unset: absent and empty both mean "not configured". */
+const optionalUrl = (scheme: RegExp, message: string) =>
+  z
+    .string()
+    .regex(scheme, message)
+    .optional()
+    .or(z.literal('').transform(() => undefined));
 
 const EnvSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   PORT: port(8080),
-  DATABASE_URL: z
-    .string()
-    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
-    .optional()
-    .or(z.literal('').transform(() => undefined)),
+  DATABASE_URL: optionalUrl(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
   DATA_DIR: z.string().min(1).default('./data'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   CURRENCIES: z.string().optional(),
@@ -90,11 +94,7 @@ const EnvSchema = z.object({
   SAGA_INSPECT: z.enum(['stately']).optional(),
   INSPECT_PORT: port(8081),
   MARKET_PORT: port(8090),
-  AMQP_URL: z
-    .string()
-    .regex(/^amqps?:\/\//, 'must be an amqp:// URL')
-    .optional()
-    .or(z.literal('').transform(() => undefined)),
+  AMQP_URL: optionalUrl(/^amqps?:\/\//, 'must be an amqp:// URL'),
   ROLES: z
     .string()
     .default(ROLES.join(','))
@@ -116,11 +116,8 @@ const EnvSchema = z.object({
   PREFETCH: z.coerce.number().int().positive().max(65535).default(32),
   RELAY_POLL_MS: z.coerce.number().int().positive().default(100),
   TELEGRAM_BOT_TOKEN: z.string().min(1).optional(),
-  TELEGRAM_API_ROOT: z.url().default('https://api.telegram.org'),
-  SMTP_URL: z
-    .string()
-    .regex(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL')
-    .optional(),
+  TELEGRAM_API_ROOT: z.url().default(DEFAULT_TELEGRAM_API_ROOT),
+  SMTP_URL: optionalUrl(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL'),
   MAIL_FROM: z.string().min(3).default('market-order-saga <noreply@localhost>'),
 });
 
