@@ -8,13 +8,20 @@
  *
  * Latency first, on a fresh database: orders submitted at a fixed rate (100/s); accept → terminal.
  * Throughput then: N orders submitted by 32 concurrent clients; completed sagas/s over the run.
- * Memory: heap after GC every 5,000 orders, and live saga actors at the end (must be 0).
+ * Memory: heap after GC every 5,000 orders, and live saga actors at the end (must be 0). With the
+ * simulated market in process (the default) the heap includes the venue's ledger, which keeps every
+ * swap by design (about 0.8 KB each); `--market process` serves the market from a process of its own
+ * (`npm run market`, reached through the HTTP adapters, as a deployment would), so the heap is the
+ * service's alone:
+ *
+ *   npm run bench:saga -- --orders 20000 --only postgres --market process
  * COUNT_QUERIES=1 also prints how many statements of each kind were sent (round trips per saga).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import type { PriceService, TradeVenue } from '../src/app/ports.ts';
 import { DEFAULT_SAGA_SETTINGS } from '../src/app/sagaSteps.ts';
 import { currencies } from '../src/domain/money.ts';
 import { pgliteDatabase } from '../src/infra/db/pglite.ts';
@@ -22,7 +29,10 @@ import type { Database } from '../src/infra/db/port.ts';
 import { postgresDatabase } from '../src/infra/db/postgres.ts';
 import { silentLogger } from '../src/infra/logger.ts';
 import { migrate } from '../src/infra/migrations.ts';
+import { createHttpPriceService } from '../src/infra/venues/httpPriceService.ts';
+import { createHttpTradeWorker } from '../src/infra/venues/httpTradeWorker.ts';
 import { createSimulatedMarket } from '../src/infra/venues/simulatedMarket.ts';
+import { startMarket } from '../test/helpers/cluster.ts';
 import { wireOrderFlow } from '../src/wiring.ts';
 
 const { values } = parseArgs({
@@ -34,8 +44,13 @@ const { values } = parseArgs({
     concurrency: { type: 'string', default: '128' },
     pool: { type: 'string', default: '16' },
     only: { type: 'string' },
+    /** `in-process` (default): the simulated market in this heap; `process`: over HTTP. */
+    market: { type: 'string', default: 'in-process' },
   },
 });
+if (!['in-process', 'process'].includes(values.market)) {
+  throw new Error(`--market must be "in-process" or "process", not "${values.market}"`);
+}
 const ORDERS = Number(values.orders);
 const RATE = Number(values.rate);
 const RATE_SECONDS = Number(values['rate-seconds']);
@@ -52,8 +67,7 @@ const heapMb = () => {
 };
 
 /** The service's saga path, wired as main.ts wires it, with a completion probe on the consumer. */
-function system(db: Database) {
-  const market = createSimulatedMarket({ seed: 11 });
+function system(db: Database, market: { priceService: PriceService; venue: TradeVenue }) {
   const accepted = new Map<string, number>();
   const latencies: number[] = [];
   /** Every 5,000 finished sagas: when, and the heap after GC. */
@@ -137,11 +151,35 @@ function counting(db: Database): Database {
   };
 }
 
+/** The price service and trade venue the sagas call, in this process or in a market process. */
+async function openMarket(): Promise<{
+  priceService: PriceService;
+  venue: TradeVenue;
+  close(): Promise<unknown>;
+}> {
+  if (values.market === 'in-process') {
+    return { ...createSimulatedMarket({ seed: 11 }), close: () => Promise.resolve() };
+  }
+  const served = await startMarket();
+  return {
+    priceService: createHttpPriceService({ baseUrl: served.url }),
+    venue: createHttpTradeWorker({ baseUrl: served.url }),
+    close: () => served.stop(),
+  };
+}
+
 async function bench(backend: string, rawDb: Database): Promise<Report> {
   const db = counting(rawDb);
   await migrate(db);
-  const s = system(db);
+  const market = await openMarket();
+  try {
+    return await measure(backend, system(db, market));
+  } finally {
+    await market.close();
+  }
+}
 
+async function measure(backend: string, s: ReturnType<typeof system>): Promise<Report> {
   // Warm-up: JIT, prepared statements, pools.
   for (let i = 0; i < 200; i++) await s.place();
   await s.allFinished(200);
@@ -243,7 +281,7 @@ if (values.only !== 'pglite') {
 
 for (const [q, n] of [...queryCounts].sort((a, b) => b[1] - a[1])) console.log(String(n).padStart(8), q);
 console.log(
-  `\nsaga: ${RATE}/s for ${RATE_SECONDS}s (latency), then ${ORDERS} orders by ${CLIENTS} clients (throughput); in-process delivery, concurrency ${CONCURRENCY}\n`,
+  `\nsaga: ${RATE}/s for ${RATE_SECONDS}s (latency), then ${ORDERS} orders by ${CLIENTS} clients (throughput); in-process delivery, concurrency ${CONCURRENCY}; market ${values.market}\n`,
 );
 console.log(
   'backend          sagas/s   p50 ms   p99 ms | @rate p50 ms   p99 ms | heap MB (after GC)        live actors',

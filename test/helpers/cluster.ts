@@ -59,6 +59,28 @@ function startProcess(
   };
 }
 
+/** The simulated market (`npm run market`) in a process of its own, once it serves. */
+export async function startMarket(
+  nodeArgs: readonly string[] = [],
+): Promise<ClusterProcess & { url: string }> {
+  const port = await freePort();
+  const market = startProcess('market', ['market'], { MARKET_PORT: String(port) }, nodeArgs);
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await until(() => {
+      if (market.child.exitCode !== null) throw new Error(`the market exited:\n${market.output()}`);
+      return fetch(`${url}/health`).then(
+        (r) => r.ok,
+        () => false,
+      );
+    }, 'the market to serve');
+  } catch (error) {
+    await market.kill();
+    throw error;
+  }
+  return { ...market, url };
+}
+
 export interface ClusterOptions {
   readonly databaseUrl: string;
   readonly amqpUrl: string;
@@ -106,9 +128,8 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   target.pathname = `/${dbName}`;
   const databaseUrl = target.toString();
   const prefix = `cluster-${id}.`;
-  const marketPort = await freePort();
-  const market = startProcess('market', ['market'], { MARKET_PORT: String(marketPort) }, options.nodeArgs);
-  const marketUrl = `http://127.0.0.1:${marketPort}`;
+  const market = await startMarket(options.nodeArgs);
+  const marketUrl = market.url;
   const env: Record<string, string> = {
     DATABASE_URL: databaseUrl,
     AMQP_URL: options.amqpUrl,
@@ -138,14 +159,6 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   };
 
   try {
-    await until(
-      () =>
-        fetch(`${marketUrl}/health`).then(
-          (r) => r.ok,
-          () => false,
-        ),
-      'the market to serve',
-    );
     // Migrate once before the services start, as a deployment would.
     const migrator = startProcess('migrate', ['migrate'], env);
     if ((await migrator.exited) !== 0) throw new Error(`migrate failed:\n${migrator.output()}`);
