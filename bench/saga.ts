@@ -69,11 +69,19 @@ const heapMb = () => {
 /** The service's saga path, wired as main.ts wires it, with a completion probe on the consumer. */
 function system(db: Database, market: { priceService: PriceService; venue: TradeVenue }) {
   const accepted = new Map<string, number>();
+  /** Sagas that ended before accept() returned to their client: the delivery is woken by the append. */
+  const endedEarly = new Map<string, number>();
   const latencies: number[] = [];
   /** Every 5,000 finished sagas: when, and the heap after GC. */
   const milestones: Array<{ at: number; heap: number }> = [];
   let finished = 0;
   let onFinished = () => {};
+  const count = (started: number, ended: number) => {
+    latencies.push(ended - started);
+    finished += 1;
+    if (finished % 5000 === 0) milestones.push({ at: performance.now(), heap: heapMb() });
+    onFinished();
+  };
   const { runner, delivery, orders } = wireOrderFlow({
     db,
     logger: silentLogger,
@@ -87,12 +95,12 @@ function system(db: Database, market: { priceService: PriceService; venue: Trade
       async handle(message) {
         await orchestrator.handle(message);
         const started = accepted.get(message.aggregate_id);
-        if (started === undefined) return;
+        if (started === undefined) {
+          endedEarly.set(message.aggregate_id, performance.now());
+          return;
+        }
         accepted.delete(message.aggregate_id);
-        latencies.push(performance.now() - started);
-        finished += 1;
-        if (finished % 5000 === 0) milestones.push({ at: performance.now(), heap: heapMb() });
-        onFinished();
+        count(started, performance.now());
       },
     }),
   });
@@ -110,7 +118,13 @@ function system(db: Database, market: { priceService: PriceService; venue: Trade
       },
       { causationId: null },
     );
-    accepted.set(order_id, started);
+    const ended = endedEarly.get(order_id);
+    if (ended === undefined) {
+      accepted.set(order_id, started);
+    } else {
+      endedEarly.delete(order_id);
+      count(started, ended);
+    }
   }
 
   const allFinished = (count: number) =>
