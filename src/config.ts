@@ -6,7 +6,7 @@ import type { SagaSettings } from './app/sagaSteps.ts';
 import { DEFAULT_TELEGRAM_API_ROOT } from './infra/notify/telegram.ts';
 
 /** What a process does; a process runs one or more roles (all of them by default). */
-export const ROLES = ['api', 'relay', 'saga', 'notifier'] as const;
+export const ROLES = ['api', 'relay', 'saga', 'notifier', 'sweeper'] as const;
 export type Role = (typeof ROLES)[number];
 
 export interface NotificationConfig {
@@ -52,6 +52,8 @@ export interface Config {
   readonly prefetch: number;
   /** Fallback poll of the outbox when no NOTIFY arrived. */
   readonly relayPollMs: number;
+  /** The sweeper: how often it looks, and after how long without an event a saga has stalled. */
+  readonly sweep: { readonly intervalMs: number; readonly staleMs: number };
   readonly notifications: NotificationConfig;
 }
 
@@ -115,6 +117,8 @@ const EnvSchema = z.object({
     .default(''),
   PREFETCH: z.coerce.number().int().positive().max(65535).default(32),
   RELAY_POLL_MS: z.coerce.number().int().positive().default(100),
+  SWEEP_INTERVAL_MS: z.coerce.number().int().positive().default(5_000),
+  SWEEP_STALE_MS: z.coerce.number().int().positive().default(60_000),
   TELEGRAM_BOT_TOKEN: z.string().min(1).optional(),
   TELEGRAM_API_ROOT: z.url().default(DEFAULT_TELEGRAM_API_ROOT),
   SMTP_URL: optionalUrl(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL'),
@@ -164,6 +168,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     amqpPrefix: e.AMQP_PREFIX,
     prefetch: e.PREFETCH,
     relayPollMs: e.RELAY_POLL_MS,
+    sweep: { intervalMs: e.SWEEP_INTERVAL_MS, staleMs: e.SWEEP_STALE_MS },
     notifications: {
       telegramBotToken: e.TELEGRAM_BOT_TOKEN,
       telegramApiRoot: e.TELEGRAM_API_ROOT,

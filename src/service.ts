@@ -4,6 +4,7 @@ import { ROLES } from './config.ts';
 import { createApp } from './http/app.ts';
 import { createChannelsService } from './app/notifications/channels.ts';
 import { createNotifier } from './app/notifications/notifier.ts';
+import { createSweeper } from './app/sweeper.ts';
 import { createMailer } from './infra/notify/mail.ts';
 import { createTelegramClient } from './infra/notify/telegram.ts';
 import type { PriceService, TradeVenue } from './app/ports.ts';
@@ -75,7 +76,8 @@ function notifierOf(config: Config, logger: Logger, db: Database) {
  * - `api`: the HTTP API (order intake, history, saga view, channels);
  * - `relay`: outbox → RabbitMQ;
  * - `saga`: the orchestrator, consuming `saga.order-accepted`;
- * - `notifier`: notifications, consuming `notifications`.
+ * - `notifier`: notifications, consuming `notifications`;
+ * - `sweeper`: resumes sagas that made no progress for SWEEP_STALE_MS.
  * Without AMQP_URL events travel on the in-process bus, so one process runs every role.
  */
 export async function startService(options: ServiceOptions): Promise<RunningService> {
@@ -151,6 +153,11 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     await start('in-process bus', flow.delivery);
   }
 
+  if (has('sweeper')) {
+    const { intervalMs, staleMs } = config.sweep;
+    await start('sweeper', createSweeper({ db, runner: wired.runner, logger, intervalMs, staleMs }));
+  }
+
   let url: string | undefined;
   if (has('api')) {
     const app = createApp({
@@ -171,8 +178,9 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   return {
     url,
     async stop() {
-      // HTTP first (no new orders), then consumers drain, then the relay publishes what they wrote.
-      const order = ['api', 'saga', 'notifier', 'in-process bus', 'relay', 'mail'];
+      // HTTP first (no new orders), then the sweeper and consumers drain, then the relay publishes
+      // what they wrote.
+      const order = ['api', 'sweeper', 'saga', 'notifier', 'in-process bus', 'relay', 'mail'];
       const sorted = [...parts].sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
       for (const part of sorted) {
         await part

@@ -1,7 +1,12 @@
+import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { createOrderService } from '../../src/app/orders.ts';
+import { pgliteDatabase } from '../../src/infra/db/pglite.ts';
+import { createEventStore } from '../../src/infra/eventStore.ts';
+import { migrate } from '../../src/infra/migrations.ts';
 import { DATABASE_URL } from '../helpers/databases.ts';
 import { startService } from '../helpers/server.ts';
 
@@ -124,6 +129,43 @@ describe('the saga in a running service (embedded database, simulated market)', 
       expect(events.events.at(-1)?.data.reason).toBe('insufficient_liquidity');
     } finally {
       expect(await service.stop()).toBe(0);
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the sweeper in a running service', () => {
+  it('finishes an order whose message was lost before the service started', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'mos-e2e-'));
+    try {
+      // Accepted, then its OrderAccepted lost on the way to the orchestrator.
+      const db = await pgliteDatabase(dataDir);
+      await migrate(db);
+      const orders = createOrderService({
+        store: createEventStore(db),
+        now: () => new Date(),
+        newId: randomUUID,
+      });
+      const { order_id: orderId } = await orders.accept(
+        { ...originalOrder, from_amount: '1000', order_type: 'market' },
+        { causationId: null },
+      );
+      await db.query('UPDATE outbox SET published = true WHERE aggregate_id = $1', [orderId]);
+      await db.close();
+
+      const service = await startService(NODE, {
+        DATA_DIR: dataDir,
+        DATABASE_URL: '',
+        SWEEP_STALE_MS: '1',
+        SWEEP_INTERVAL_MS: '50',
+      });
+      try {
+        await finishedSaga(service.url, orderId);
+        expect(await history(service.url, orderId)).toEqual(COMPLETED_HISTORY);
+      } finally {
+        expect(await service.stop()).toBe(0);
+      }
+    } finally {
       await rm(dataDir, { recursive: true, force: true });
     }
   });

@@ -30,3 +30,28 @@ export async function countRows(db: Database, table: 'events' | 'outbox', aggreg
   );
   return row?.n ?? 0;
 }
+
+/**
+ * A database of its own on the PostgreSQL of DATABASE_URL, migrated: for tests that act on every
+ * row rather than on their own ids (the sweeper claims every open saga). `drop()` closes and drops it.
+ */
+export async function scratchPostgres(
+  options: { max?: number } = {},
+): Promise<{ db: Database; drop(): Promise<void> }> {
+  if (!DATABASE_URL) throw new Error('DATABASE_URL is not set');
+  const admin = postgresDatabase(DATABASE_URL, { max: 1 });
+  const name = `scratch_${randomUUID().replaceAll('-', '')}`;
+  await admin.exec(`CREATE DATABASE ${name}`);
+  const url = new URL(DATABASE_URL);
+  url.pathname = `/${name}`;
+  const db = postgresDatabase(url.toString(), options);
+  await migrate(db);
+  return {
+    db,
+    async drop() {
+      await db.close();
+      await admin.exec(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.close();
+    },
+  };
+}

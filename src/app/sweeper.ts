@@ -1,0 +1,145 @@
+import pLimit from 'p-limit';
+import type { Database } from '../infra/db/port.ts';
+import type { Logger } from '../infra/logger.ts';
+import type { SagaRunner } from './sagaRunner.ts';
+
+export interface SweeperOptions {
+  readonly db: Database;
+  readonly runner: SagaRunner;
+  readonly logger: Logger;
+  /**
+   * A saga whose order stream has had no new event for this long has stalled, and so has one
+   * that nobody has looked at since: resume it (default 60 s). Keep it well above a step's
+   * longest run (call timeout × retries), or a slow saga gets a second, harmless but wasted, driver.
+   */
+  readonly staleMs?: number;
+  /** Pause between sweeps (default 5 s). */
+  readonly intervalMs?: number;
+  /** Open sagas claimed per query (default 64). */
+  readonly batchSize?: number;
+  /** Stalled sagas driven at once (default 8). */
+  readonly concurrency?: number;
+}
+
+/** What one sweep did. */
+export interface SweepReport {
+  /** Open sagas due for a look, claimed by this sweeper (no other sweeper looks at them now). */
+  readonly examined: number;
+  /** Of those, the ones with no event for `staleMs`, resumed here. */
+  readonly resumed: number;
+  readonly completed: number;
+  readonly failed: number;
+  /** Still waiting on the venue (swap outcome unknown); looked at again after `staleMs`. */
+  readonly suspended: number;
+  readonly errors: number;
+}
+
+interface Claimed {
+  readonly order_id: string;
+  readonly stalled: boolean;
+  readonly resumes: number;
+}
+
+/**
+ * The sweeper: no saga waits forever. It resumes sagas that stopped making progress, whatever
+ * stopped them: a message dead-lettered after too many failures, an outbox row never delivered, a
+ * process killed between two steps while its message is parked somewhere. Resuming is safe because
+ * the runner is: it rebuilds the saga from its events and runs only the pending step (the swap by
+ * its idempotency key), and past the deadline it compensates rather than starting a swap.
+ *
+ * Candidates come from `open_sagas` (kept by a trigger on `events`). Each sweep claims the ones not
+ * looked at for `staleMs` with FOR UPDATE SKIP LOCKED and pushes their `checked_at` to now, so
+ * several sweeper processes share the work and each saga is looked at once per `staleMs`. A saga is
+ * resumed only if its order stream's last event is older than `staleMs` too; database time
+ * throughout, so the processes' clocks do not matter.
+ */
+export function createSweeper(options: SweeperOptions) {
+  const { db, runner, logger } = options;
+  const staleMs = options.staleMs ?? 60_000;
+  const intervalMs = options.intervalMs ?? 5_000;
+  const batchSize = options.batchSize ?? 64;
+  const limit = pLimit(options.concurrency ?? 8);
+
+  const claim = () =>
+    db.query<Claimed>(
+      `WITH due AS (
+         SELECT s.order_id,
+                (SELECT max(e.created_at) FROM events e WHERE e.aggregate_id = s.order_id)
+                  < now() - $1 * interval '1 millisecond' AS stalled
+         FROM open_sagas s
+         WHERE s.checked_at < now() - $1 * interval '1 millisecond'
+         ORDER BY s.checked_at
+         LIMIT $2
+         FOR UPDATE OF s SKIP LOCKED)
+       UPDATE open_sagas o
+       SET checked_at = now(), resumes = o.resumes + CASE WHEN due.stalled THEN 1 ELSE 0 END
+       FROM due
+       WHERE o.order_id = due.order_id
+       RETURNING o.order_id::text AS order_id, due.stalled, o.resumes`,
+      [staleMs, batchSize],
+    );
+
+  async function resume(orderId: string, resumes: number): Promise<keyof SweepReport> {
+    try {
+      const result = await runner.run(orderId);
+      const level = result.status === 'suspended' ? 'warn' : 'info';
+      logger[level]({ orderId, resumes, outcome: result.status }, 'sweeper resumed a stalled saga');
+      return result.status === 'not_found' ? 'errors' : result.status;
+    } catch (error) {
+      logger.error({ err: error, orderId, resumes }, 'sweeper could not resume a stalled saga');
+      return 'errors';
+    }
+  }
+
+  /** One sweep: claims the open sagas due for a look and resumes the stalled ones. */
+  async function sweepOnce(): Promise<SweepReport> {
+    const claimed = await claim();
+    // A saga this process is driving right now is progressing, whatever its events say.
+    const stalled = claimed.filter((row) => row.stalled && runner.actor(row.order_id) === undefined);
+    const outcomes = await Promise.all(stalled.map((row) => limit(() => resume(row.order_id, row.resumes))));
+    const tally = (key: keyof SweepReport) => outcomes.filter((outcome) => outcome === key).length;
+    return {
+      examined: claimed.length,
+      resumed: stalled.length,
+      completed: tally('completed'),
+      failed: tally('failed'),
+      suspended: tally('suspended'),
+      errors: tally('errors'),
+    };
+  }
+
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let sweeping: Promise<void> | undefined;
+  let stopped = true;
+
+  async function loop(): Promise<void> {
+    try {
+      // A full batch means more are due: go on at once rather than a whole interval later.
+      while (!stopped && (await sweepOnce()).examined === batchSize);
+    } catch (error) {
+      logger.error({ err: error }, 'sweep failed; trying again after the interval');
+    }
+    if (!stopped) {
+      timer = setTimeout(() => {
+        sweeping = loop();
+      }, intervalMs);
+    }
+  }
+
+  return {
+    sweepOnce,
+    start() {
+      if (!stopped) return;
+      stopped = false;
+      sweeping = loop();
+    },
+    /** Stops sweeping and waits for the sagas being resumed to finish or suspend. */
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await sweeping;
+    },
+  };
+}
+
+export type Sweeper = ReturnType<typeof createSweeper>;
