@@ -1,5 +1,5 @@
 /**
- * The system as the original design draws it, in separate processes: `api`+`relay`, `saga`,
+ * The system as the original design draws it, in separate processes: `api`+`relay`+`sweeper`, `saga`,
  * `saga`+`notifier` against one PostgreSQL (a scratch database), one RabbitMQ (a name prefix of
  * its own) and one simulated market served over HTTP. Submits N orders over HTTP, waits for every
  * saga to end, stops the processes (draining), then runs `src/main.ts check`, which checks every
@@ -32,7 +32,7 @@ if (!databaseUrl || !amqpUrl) {
   process.exit(2);
 }
 
-const processes = [['api', 'relay'], ['saga'], ['saga', 'notifier']];
+const processes = [['api', 'relay', 'sweeper'], ['saga'], ['saga', 'notifier']];
 console.log(`starting ${processes.map((p) => p.join('+')).join(', ')} and the simulated market…`);
 // Every user has a Telegram chat; the notifier sends to the telegram-test-api emulator.
 const emulator = await startTelegramEmulator();

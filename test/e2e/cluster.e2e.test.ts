@@ -111,4 +111,40 @@ describe.runIf(DATABASE_URL && AMQP_URL)('the service as separate processes thro
       await cluster.close();
     }
   }, 120_000);
+
+  it('finishes the orders through the sweeper while no saga process runs; a saga process started later finds them done', async () => {
+    const cluster = await startCluster({
+      ...servers,
+      processes: [['api', 'relay', 'sweeper']],
+      env: { SWEEP_STALE_MS: '300', SWEEP_INTERVAL_MS: '100' },
+    });
+    try {
+      const result = await runClusterOrders(cluster, { orders: 40, clients: 4 });
+      expect(result.completed + result.failed).toBe(40);
+      expect(result.failures.insufficient_liquidity).toBe(2);
+      const [swept] = await cluster.db.query<{ open: number }>(
+        'SELECT count(*)::int AS open FROM open_sagas',
+      );
+      expect(swept?.open).toBe(0);
+
+      // The OrderAccepted messages waited in the queue all along: the orchestrator now takes them,
+      // finds every saga finished, and records them as processed.
+      await cluster.startService(['saga', 'notifier']);
+      await until(async () => {
+        const [row] = await cluster.db.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM processed_events
+           WHERE processed_by = 'saga-orchestrator' AND aggregate_id = ANY($1::uuid[])`,
+          [result.orderIds],
+        );
+        return row?.n === 40;
+      }, 'the orchestrator to take the 40 waiting messages');
+      await drained(cluster);
+      for (const service of cluster.services) expect(await service.stop()).toBe(0);
+      const { code, report } = await cluster.check();
+      expect(report).toContain('zero violations');
+      expect(code).toBe(0);
+    } finally {
+      await cluster.close();
+    }
+  }, 120_000);
 });
