@@ -1,8 +1,7 @@
-import { mkdir } from 'node:fs/promises';
 import process from 'node:process';
-import lockfile from 'proper-lockfile';
 import { loadConfig } from './config.ts';
 import type { Config } from './config.ts';
+import { lockDataDir } from './infra/db/dataDirLock.ts';
 import { pgliteDatabase } from './infra/db/pglite.ts';
 import type { Database } from './infra/db/port.ts';
 import { postgresDatabase } from './infra/db/postgres.ts';
@@ -28,20 +27,7 @@ async function openDatabase(config: Config, logger: Logger): Promise<Opened> {
     const db = postgresDatabase(config.databaseUrl, { max: config.databasePoolSize });
     return { db, close: () => db.close() };
   }
-  await mkdir(config.dataDir, { recursive: true });
-  // PGlite is one process's database: a second process on the same files would corrupt them.
-  const release = await lockfile
-    .lock(config.dataDir, {
-      stale: 15_000,
-      update: 5_000,
-      onCompromised: (error) => logger.error({ err: error }, 'lost the lock on the data directory'),
-    })
-    .catch((error: unknown) => {
-      throw new Error(
-        `The data directory ${config.dataDir} is in use by another process (${(error as Error).message}); ` +
-          'stop it, or set DATA_DIR to another directory',
-      );
-    });
+  const release = await lockDataDir(config.dataDir, logger);
   logger.info({ database: 'pglite', dataDir: config.dataDir }, 'using embedded PGlite');
   const db = await pgliteDatabase(config.dataDir);
   return {

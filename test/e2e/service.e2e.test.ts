@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,6 +10,7 @@ import { createEventStore } from '../../src/infra/eventStore.ts';
 import { migrate } from '../../src/infra/migrations.ts';
 import { DATABASE_URL } from '../helpers/databases.ts';
 import { startService } from '../helpers/server.ts';
+import { until } from '../helpers/wait.ts';
 
 const originalOrder = {
   user_id: 'user-123',
@@ -169,6 +171,66 @@ describe('the sweeper in a running service', () => {
       await rm(dataDir, { recursive: true, force: true });
     }
   });
+});
+
+describe('the embedded service killed with SIGKILL in the middle of a flood of orders', () => {
+  it('restarts within seconds on the same data directory, and every order its clients retry ends exactly once', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'mos-e2e-'));
+    const env = { DATA_DIR: dataDir, DATABASE_URL: '', SWEEP_STALE_MS: '1000', SWEEP_INTERVAL_MS: '200' };
+    const user = `user-${randomUUID()}`;
+    const keys = Array.from({ length: 60 }, (_, i) => `order-${i}`);
+    // Clients send every order with an Idempotency-Key, so that after a failure they can retry it.
+    const post = (url: string, key: string) =>
+      fetch(`${url}/orders`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': key },
+        body: JSON.stringify({ ...originalOrder, user_id: user }),
+      });
+    try {
+      const first = await startService(NODE, env);
+      let accepted = 0;
+      let next = 0;
+      const clients = Array.from({ length: 6 }, async () => {
+        while (next < keys.length) {
+          const res = await post(first.url, keys[next++] ?? '').catch(() => undefined);
+          if (res?.status !== 202) return; // the service is gone
+          accepted += 1;
+        }
+      });
+      await until(() => accepted >= 20, '20 accepted orders');
+      await first.kill();
+      await Promise.all(clients);
+
+      const second = await startService(NODE, env);
+      try {
+        const ids = new Set<string>();
+        for (const key of keys) {
+          const res = await post(second.url, key);
+          expect(res.status).toBe(202);
+          ids.add(((await res.json()) as { order_id: string }).order_id);
+        }
+        expect(ids.size).toBe(keys.length);
+        for (const id of ids) {
+          await until(async () => {
+            const order = (await (await fetch(`${second.url}/orders/${id}`)).json()) as { status: string };
+            return order.status === 'completed' || order.status === 'failed';
+          }, `order ${id} to end`);
+        }
+      } finally {
+        expect(await second.stop()).toBe(0);
+      }
+      // The simulated venue died with the first process, so guarantee 2 is checked from the events.
+      const check = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts', 'check'], {
+        env: { ...process.env, ...env, LOG_LEVEL: 'warn', AMQP_URL: '' },
+        encoding: 'utf8',
+      });
+      expect(check.stdout).toContain(`${keys.length} orders`);
+      expect(check.stdout).toContain('zero violations');
+      expect(check.status).toBe(0);
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });
 
 describe('two services on one embedded data directory', () => {

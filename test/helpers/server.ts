@@ -21,6 +21,8 @@ export interface ServiceProcess {
   readonly output: () => string;
   /** Sends SIGTERM and resolves with the exit code once the process has exited. */
   stop(): Promise<number | null>;
+  /** SIGKILL: a crash, nothing drained, no lock released. Resolves once the process is gone. */
+  kill(): Promise<void>;
 }
 
 /**
@@ -68,6 +70,10 @@ export async function startService(
     async stop() {
       if (child.exitCode === null) child.kill('SIGTERM');
       return exited;
+    },
+    async kill() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await exited;
     },
   };
 }

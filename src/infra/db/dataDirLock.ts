@@ -1,0 +1,75 @@
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import process from 'node:process';
+import lockfile from 'proper-lockfile';
+import type { Logger } from '../logger.ts';
+
+/** proper-lockfile refreshes the lock every UPDATE_MS; a lock not refreshed for STALE_MS is stale. */
+const STALE_MS = 15_000;
+const UPDATE_MS = 5_000;
+/** When the holder is known dead: proper-lockfile's smallest stale time. */
+const DEAD_OWNER_STALE_MS = 2_000;
+const OWNER_FILE = '.owner.pid';
+
+/** False only when no process has that pid; a process that is not ours (EPERM) is alive. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+async function ownerOf(dataDir: string): Promise<number | undefined> {
+  const text = await readFile(join(dataDir, OWNER_FILE), 'utf8').catch(() => '');
+  const pid = Number.parseInt(text, 10);
+  return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+}
+
+/**
+ * Locks PGlite's data directory for this process: PGlite is one process's database, and a second
+ * process on the same files would corrupt them. proper-lockfile keeps the lock (refreshed while we
+ * run, stale 15 s after a crash); the owner's pid is kept beside it. A second live process is
+ * refused at once, naming the holder. After a crash (kill -9, out of memory), a restart takes over
+ * the dead process's lock within seconds instead of failing, and says so.
+ *
+ * @returns the release function.
+ */
+export async function lockDataDir(dataDir: string, logger: Logger): Promise<() => Promise<void>> {
+  await mkdir(dataDir, { recursive: true });
+  const options = {
+    stale: STALE_MS,
+    update: UPDATE_MS,
+    onCompromised: (error: Error) => logger.error({ err: error }, 'lost the lock on the data directory'),
+  };
+  let release: () => Promise<void>;
+  try {
+    release = await lockfile.lock(dataDir, options);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw error;
+    const owner = await ownerOf(dataDir);
+    // Our own pid: a restarted container often gets the pid its crashed predecessor had.
+    if (owner === undefined || (owner !== process.pid && alive(owner))) {
+      throw new Error(
+        `The data directory ${dataDir} is in use by another process` +
+          `${owner === undefined ? '' : ` (pid ${owner})`}; stop it, or set DATA_DIR to another directory`,
+        { cause: error },
+      );
+    }
+    // Its lock is refreshed no more: take it over once it is 2 s old rather than waiting the full
+    // 15 s that protects a live process whose event loop stalls.
+    logger.warn(
+      { dataDir, pid: owner },
+      'the process that held the data directory is gone; taking over its lock',
+    );
+    release = await lockfile.lock(dataDir, {
+      ...options,
+      stale: DEAD_OWNER_STALE_MS,
+      update: DEAD_OWNER_STALE_MS / 2,
+      retries: { retries: 10, minTimeout: 500, maxTimeout: 500 },
+    });
+  }
+  await writeFile(join(dataDir, OWNER_FILE), `${process.pid}\n`);
+  return release;
+}
