@@ -11,14 +11,18 @@ const UPDATE_MS = 5_000;
 const DEAD_OWNER_STALE_MS = 2_000;
 const OWNER_FILE = '.owner.pid';
 
-/** False only when no process has that pid; a process that is not ours (EPERM) is alive. */
-function alive(pid: number): boolean {
+/**
+ * False when no process has that pid, or only a zombie does (killed, not yet reaped by its parent,
+ * e.g. `npm start` a moment after the kill; Linux's /proc tells). A process not ours (EPERM) is alive.
+ */
+async function alive(pid: number): Promise<boolean> {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code !== 'ESRCH';
   }
+  const status = await readFile(`/proc/${pid}/status`, 'utf8').catch(() => '');
+  return !/^State:\s+Z/m.test(status);
 }
 
 async function ownerOf(dataDir: string): Promise<number | undefined> {
@@ -50,7 +54,7 @@ export async function lockDataDir(dataDir: string, logger: Logger): Promise<() =
     if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw error;
     const owner = await ownerOf(dataDir);
     // Our own pid: a restarted container often gets the pid its crashed predecessor had.
-    if (owner === undefined || (owner !== process.pid && alive(owner))) {
+    if (owner === undefined || (owner !== process.pid && (await alive(owner)))) {
       throw new Error(
         `The data directory ${dataDir} is in use by another process` +
           `${owner === undefined ? '' : ` (pid ${owner})`}; stop it, or set DATA_DIR to another directory`,
