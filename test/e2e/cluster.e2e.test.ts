@@ -2,8 +2,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DATABASE_URL } from '../helpers/databases.ts';
 import { AMQP_URL } from '../helpers/rabbit.ts';
 import { drained, runClusterOrders, setTelegramChat, startCluster, until } from '../helpers/cluster.ts';
+import type { Cluster } from '../helpers/cluster.ts';
 import { startTelegramEmulator } from '../helpers/notifyPeers.ts';
 import type { TelegramEmulator } from '../helpers/notifyPeers.ts';
+
+/** `npm run check` on the stopped cluster's database and queues: every guarantee holds. */
+async function expectNoViolations(cluster: Cluster): Promise<void> {
+  const { code, report } = await cluster.check();
+  expect(report).toContain('zero violations');
+  expect(code).toBe(0);
+}
 
 // Real processes against the real PostgreSQL and RabbitMQ: DATABASE_URL and AMQP_URL.
 describe.runIf(DATABASE_URL && AMQP_URL)('the service as separate processes through RabbitMQ', () => {
@@ -59,9 +67,7 @@ describe.runIf(DATABASE_URL && AMQP_URL)('the service as separate processes thro
       expect(sent.map((m) => m.chat_id)).toEqual(['4242']);
       expect(sent[0]?.text).toMatch(new RegExp(`^Order ${order_id.slice(0, 8)} completed: 1000 USDT → `));
       for (const service of cluster.services) expect(await service.stop()).toBe(0);
-      const { code, report } = await cluster.check();
-      expect(report).toContain('zero violations');
-      expect(code).toBe(0);
+      await expectNoViolations(cluster);
     } finally {
       await cluster.close();
     }
@@ -104,9 +110,7 @@ describe.runIf(DATABASE_URL && AMQP_URL)('the service as separate processes thro
         new Set(result.orderIds.map((id) => `Order ${id.slice(0, 8)}`)),
       );
       for (const service of cluster.services) await service.stop();
-      const { code, report } = await cluster.check();
-      expect(report).toContain('zero violations');
-      expect(code).toBe(0);
+      await expectNoViolations(cluster);
     } finally {
       await cluster.close();
     }
@@ -140,9 +144,7 @@ describe.runIf(DATABASE_URL && AMQP_URL)('the service as separate processes thro
       }, 'the orchestrator to take the 40 waiting messages');
       await drained(cluster);
       for (const service of cluster.services) expect(await service.stop()).toBe(0);
-      const { code, report } = await cluster.check();
-      expect(report).toContain('zero violations');
-      expect(code).toBe(0);
+      await expectNoViolations(cluster);
     } finally {
       await cluster.close();
     }
