@@ -34,6 +34,9 @@ export interface SweepReport {
   readonly errors: number;
 }
 
+/** How resuming one saga ended, as counted in the report. */
+type Outcome = 'completed' | 'failed' | 'suspended' | 'errors';
+
 interface Claimed {
   readonly order_id: string;
   readonly stalled: boolean;
@@ -79,7 +82,7 @@ export function createSweeper(options: SweeperOptions) {
       [staleMs, batchSize],
     );
 
-  async function resume(orderId: string, resumes: number): Promise<keyof SweepReport> {
+  async function resume(orderId: string, resumes: number): Promise<Outcome> {
     try {
       const result = await runner.run(orderId);
       const level = result.status === 'suspended' ? 'warn' : 'info';
@@ -97,7 +100,7 @@ export function createSweeper(options: SweeperOptions) {
     // A saga this process is driving right now is progressing, whatever its events say.
     const stalled = claimed.filter((row) => row.stalled && runner.actor(row.order_id) === undefined);
     const outcomes = await Promise.all(stalled.map((row) => limit(() => resume(row.order_id, row.resumes))));
-    const tally = (key: keyof SweepReport) => outcomes.filter((outcome) => outcome === key).length;
+    const tally = (key: Outcome) => outcomes.filter((outcome) => outcome === key).length;
     return {
       examined: claimed.length,
       resumed: stalled.length,

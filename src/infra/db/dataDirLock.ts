@@ -47,33 +47,44 @@ export async function lockDataDir(dataDir: string, logger: Logger): Promise<() =
     update: UPDATE_MS,
     onCompromised: (error: Error) => logger.error({ err: error }, 'lost the lock on the data directory'),
   };
-  let release: () => Promise<void>;
+  const acquire = async () => {
+    const release = await lockfile.lock(dataDir, options);
+    await writeFile(join(dataDir, OWNER_FILE), `${process.pid}\n`);
+    return release;
+  };
+  const inUse = (owner: number | undefined, cause: unknown) =>
+    new Error(
+      `The data directory ${dataDir} is in use by another process` +
+        `${owner === undefined ? '' : ` (pid ${owner})`}; stop it, or set DATA_DIR to another directory`,
+      { cause },
+    );
+
   try {
-    release = await lockfile.lock(dataDir, options);
+    return await acquire();
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw error;
     const owner = await ownerOf(dataDir);
     // Our own pid: a restarted container often gets the pid its crashed predecessor had.
-    if (owner === undefined || (owner !== process.pid && (await alive(owner)))) {
-      throw new Error(
-        `The data directory ${dataDir} is in use by another process` +
-          `${owner === undefined ? '' : ` (pid ${owner})`}; stop it, or set DATA_DIR to another directory`,
-        { cause: error },
-      );
-    }
-    // Its lock is refreshed no more: take it over once it is 2 s old rather than waiting the full
-    // 15 s that protects a live process whose event loop stalls.
+    if (owner === undefined || (owner !== process.pid && (await alive(owner)))) throw inUse(owner, error);
     logger.warn(
       { dataDir, pid: owner },
       'the process that held the data directory is gone; taking over its lock',
     );
-    release = await lockfile.lock(dataDir, {
-      ...options,
-      stale: DEAD_OWNER_STALE_MS,
-      update: DEAD_OWNER_STALE_MS / 2,
-      retries: { retries: 10, minTimeout: 500, maxTimeout: 500 },
-    });
   }
-  await writeFile(join(dataDir, OWNER_FILE), `${process.pid}\n`);
-  return release;
+  // The dead process's lock is refreshed no more: remove it once it is 2 s old rather than after
+  // the 15 s that protect a live process whose event loop stalls; then hold the lock as usual.
+  const removeDead = await lockfile.lock(dataDir, {
+    ...options,
+    stale: DEAD_OWNER_STALE_MS,
+    update: DEAD_OWNER_STALE_MS / 2,
+    retries: { retries: 10, minTimeout: 500, maxTimeout: 500 },
+  });
+  await removeDead();
+  try {
+    return await acquire();
+  } catch (error) {
+    // Another process started in the same moment and took it first.
+    if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') throw error;
+    throw inUse(await ownerOf(dataDir), error);
+  }
 }
