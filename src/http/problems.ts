@@ -3,6 +3,7 @@ import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { AppError } from '../domain/errors.ts';
 import type { FieldProblem } from '../domain/errors.ts';
+import { isDatabaseUnavailable } from '../infra/db/port.ts';
 import type { Logger } from '../infra/logger.ts';
 
 /** An RFC 9457 problem document. `errors` lists the fields that failed, when any did. */
@@ -77,6 +78,17 @@ export function errorHandler(logger: Logger) {
         type: problemType('http'),
         title: error.message || 'Request failed',
         detail: error.message,
+      });
+    }
+    if (isDatabaseUnavailable(error)) {
+      logger.warn({ err: error, path: c.req.path, method: c.req.method }, 'database unavailable');
+      c.header('Retry-After', '1');
+      return problemResponse(c, 503, {
+        type: problemType('database-unavailable'),
+        title: 'The database is unavailable',
+        detail:
+          'The database could not be reached, so the request may or may not have been recorded. ' +
+          'Retry it; an order sent with an Idempotency-Key is then placed once.',
       });
     }
     logger.error({ err: error, path: c.req.path, method: c.req.method }, 'unhandled error');

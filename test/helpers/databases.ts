@@ -37,7 +37,7 @@ export async function countRows(db: Database, table: 'events' | 'outbox', aggreg
  */
 export async function scratchPostgres(
   options: { max?: number } = {},
-): Promise<{ db: Database; drop(): Promise<void> }> {
+): Promise<{ db: Database; url: string; drop(): Promise<void> }> {
   if (!DATABASE_URL) throw new Error('DATABASE_URL is not set');
   const admin = postgresDatabase(DATABASE_URL, { max: 1 });
   const name = `scratch_${randomUUID().replaceAll('-', '')}`;
@@ -48,6 +48,7 @@ export async function scratchPostgres(
   await migrate(db);
   return {
     db,
+    url: url.toString(),
     async drop() {
       await db.close();
       await admin.exec(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);

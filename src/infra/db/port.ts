@@ -45,3 +45,29 @@ export function databaseErrorInfo(error: unknown): DatabaseErrorInfo | undefined
 }
 
 export const UNIQUE_VIOLATION = '23505';
+
+/** Driver and socket codes of a connection that failed or broke (postgres.js, Node). */
+const CONNECTION_CODES = new Set([
+  'CONNECTION_CLOSED',
+  'CONNECTION_DESTROYED',
+  'CONNECTION_ENDED',
+  'CONNECT_TIMEOUT',
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+
+/**
+ * True when the database could not be reached or went away (not when it refused a statement): the
+ * same request may succeed a moment later. SQLSTATE class 08 (connection exception), 57P01–57P03
+ * (shutting down, crashed, not accepting connections yet) and 53300 (too many connections) count.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  const code = databaseErrorInfo(error)?.code;
+  if (code === undefined) return false;
+  return CONNECTION_CODES.has(code) || code.startsWith('08') || /^57P0[123]$/.test(code) || code === '53300';
+}

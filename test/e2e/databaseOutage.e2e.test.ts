@@ -1,0 +1,117 @@
+import { spawnSync } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startMarket } from '../helpers/cluster.ts';
+import { DATABASE_URL, scratchPostgres } from '../helpers/databases.ts';
+import { startService } from '../helpers/server.ts';
+import { startTcpProxy } from '../helpers/tcpProxy.ts';
+import type { TcpProxy } from '../helpers/tcpProxy.ts';
+import { until } from '../helpers/wait.ts';
+
+const NODE = [process.execPath, '--import', 'tsx', 'src/main.ts'];
+const ORDERS = 200;
+
+// Needs a PostgreSQL server: DATABASE_URL. The service reaches it through a TCP proxy the test
+// cuts, as a network partition or a database restart would; a database of its own, and a market
+// process whose ledger `check` reads.
+describe.runIf(DATABASE_URL)('the service while its database becomes unreachable for a while', () => {
+  let scratch: Awaited<ReturnType<typeof scratchPostgres>>;
+  let proxy: TcpProxy;
+  beforeAll(async () => {
+    scratch = await scratchPostgres({ max: 2 });
+    const target = new URL(scratch.url);
+    proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
+  });
+  afterAll(async () => {
+    await proxy?.close();
+    await scratch?.drop();
+  });
+
+  it('answers 503 with Retry-After meanwhile, and every order its clients retry ends once', async () => {
+    const market = await startMarket();
+    const viaProxy = new URL(scratch.url);
+    viaProxy.host = `127.0.0.1:${proxy.port}`;
+    const service = await startService(NODE, {
+      DATABASE_URL: viaProxy.toString(),
+      DATABASE_POOL_SIZE: '8',
+      PRICE_SERVICE_URL: market.url,
+      TRADE_WORKER_URL: market.url,
+      SWEEP_STALE_MS: '2000',
+      SWEEP_INTERVAL_MS: '500',
+    });
+    const user = `user-${randomUUID()}`;
+    const statuses: Record<string, number> = {};
+    const retryAfter = new Set<string | null>();
+    const ids = new Set<string>();
+    try {
+      // Clients send each order with an Idempotency-Key and retry it until it is accepted.
+      let next = 0;
+      const client = async () => {
+        while (next < ORDERS) {
+          const key = `order-${next++}`;
+          for (;;) {
+            const res = await fetch(`${service.url}/orders`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json', 'idempotency-key': key },
+              body: JSON.stringify({
+                user_id: user,
+                from_amount: '250',
+                from_currency: 'USDT',
+                to_currency: 'BTC',
+                order_type: 'market',
+              }),
+            });
+            statuses[res.status] = (statuses[res.status] ?? 0) + 1;
+            if (res.status === 503) retryAfter.add(res.headers.get('retry-after'));
+            if (res.status === 202) {
+              ids.add(((await res.json()) as { order_id: string }).order_id);
+              break;
+            }
+            await res.body?.cancel();
+            await new Promise((resolve) => setTimeout(resolve, 100));
+          }
+        }
+      };
+      const clients = Promise.all(Array.from({ length: 8 }, client));
+      await until(() => ids.size >= 50, '50 accepted orders', 30_000, 10);
+      proxy.cut();
+      await until(() => (statuses[503] ?? 0) >= 5, 'the API to report the outage', 30_000, 10);
+      proxy.restore();
+      await clients;
+
+      expect(ids.size).toBe(ORDERS);
+      expect(Object.keys(statuses).sort()).toEqual(['202', '503']);
+      expect([...retryAfter]).toEqual(['1']);
+      await until(
+        async () => {
+          const [row] = await scratch.db.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM events
+             WHERE event_type IN ('OrderCompleted', 'OrderFailed') AND aggregate_id = ANY($1::uuid[])`,
+            [[...ids]],
+          );
+          return row?.n === ORDERS;
+        },
+        `${ORDERS} orders to end`,
+        60_000,
+      );
+    } finally {
+      expect(await service.stop()).toBe(0);
+    }
+
+    const check = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts', 'check'], {
+      env: {
+        ...process.env,
+        DATABASE_URL: scratch.url,
+        TRADE_WORKER_URL: market.url,
+        AMQP_URL: '',
+        LOG_LEVEL: 'warn',
+      },
+      encoding: 'utf8',
+    });
+    await market.stop();
+    expect(check.stdout).toContain(`${ORDERS} orders`);
+    expect(check.stdout).toContain('against'); // guarantee 2 read the venue's ledger
+    expect(check.stdout).toContain('zero violations');
+    expect(check.status).toBe(0);
+  }, 120_000);
+});
