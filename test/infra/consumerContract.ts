@@ -302,6 +302,26 @@ export function consumerContract(label: string, open: () => Promise<BusHarness>)
       });
     });
 
+    describe('when the database is unreachable', () => {
+      it('delivers again past the delivery limit until it is back, with nothing dead-lettered', async () => {
+        const outage = bus.deliveryLimit + 3;
+        const cut = probe((n) =>
+          n <= outage
+            ? Object.assign(new Error(`write CONNECTION_CLOSED 127.0.0.1:5432 (delivery ${n})`), {
+                code: 'CONNECTION_CLOSED',
+              })
+            : undefined,
+        );
+        await bus.run(cut.consumer);
+        const message = aMessage('OrderCompleted');
+        await bus.publish(cut.consumer, message);
+
+        await cut.handled(message);
+        expect(cut.deliveries(message.event_id)).toBe(outage + 1);
+        expect(await bus.deadLetters(cut.consumer, message.event_id)).toEqual([]);
+      });
+    });
+
     describe('when a handler fails after its effects committed', () => {
       it('gets the message again and the orchestrator finds its work done: one swap, one terminal event', async () => {
         const world = sagaWorld(bus.db);

@@ -1,6 +1,7 @@
 import { InvalidMessageError, parseEventMessage } from '../../app/messageSchema.ts';
 import { PoisonMessageError, RetryLaterError } from '../../app/messages.ts';
 import type { Consumer, EventMessage } from '../../app/messages.ts';
+import { isDatabaseUnavailable } from '../db/port.ts';
 
 /**
  * The delivery contract of ../../app/messages.ts as decisions both buses take the same way: the
@@ -19,7 +20,7 @@ export type DeadLetterReason =
 
 export type FailureVerdict =
   | { readonly action: 'dead-letter'; readonly reason: DeadLetterReason; readonly error: string }
-  /** RetryLaterError: deliver again after a backoff, not counted against the limit. */
+  /** RetryLaterError or an unreachable database: deliver again after a backoff, not counted against the limit. */
   | { readonly action: 'retry-later' }
   /** A transient failure below the limit: deliver again after a backoff. */
   | { readonly action: 'retry' };
@@ -44,7 +45,8 @@ export function failureVerdict(error: unknown, attempt: number, limit: number): 
     return { action: 'dead-letter', reason: 'invalid-message', error: errorText(error) };
   if (error instanceof PoisonMessageError)
     return { action: 'dead-letter', reason: 'poison', error: errorText(error) };
-  if (error instanceof RetryLaterError) return { action: 'retry-later' };
+  // The database being unreachable says nothing about the message: wait for it, however long.
+  if (error instanceof RetryLaterError || isDatabaseUnavailable(error)) return { action: 'retry-later' };
   if (attempt >= limit) return { action: 'dead-letter', reason: 'delivery-limit', error: errorText(error) };
   return { action: 'retry' };
 }
