@@ -1,16 +1,28 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DATABASE_URL } from '../helpers/databases.ts';
 import { AMQP_URL } from '../helpers/rabbit.ts';
-import { drained, runClusterOrders, setTelegramChat, startCluster, until } from '../helpers/cluster.ts';
+import { submitRetrying } from '../helpers/clients.ts';
+import {
+  clusterOrder,
+  drained,
+  runClusterOrders,
+  setTelegramChat,
+  startCluster,
+  until,
+} from '../helpers/cluster.ts';
+import { startTcpProxy } from '../helpers/tcpProxy.ts';
 import type { Cluster } from '../helpers/cluster.ts';
 import { startTelegramEmulator } from '../helpers/notifyPeers.ts';
 import type { TelegramEmulator } from '../helpers/notifyPeers.ts';
 
 /** `npm run check` on the stopped cluster's database and queues: every guarantee holds. */
-async function expectNoViolations(cluster: Cluster): Promise<void> {
+async function expectNoViolations(cluster: Cluster): Promise<string> {
   const { code, report } = await cluster.check();
   expect(report).toContain('zero violations');
   expect(code).toBe(0);
+  return report;
 }
 
 // Real processes against the real PostgreSQL and RabbitMQ: DATABASE_URL and AMQP_URL.
@@ -147,6 +159,57 @@ describe.runIf(DATABASE_URL && AMQP_URL)('the service as separate processes thro
       await expectNoViolations(cluster);
     } finally {
       await cluster.close();
+    }
+  }, 120_000);
+
+  it('carries every order through a database outage: relay, orchestrator and notifier wait for it, nothing is dead-lettered', async () => {
+    const telegram = bot();
+    const target = new URL(servers.databaseUrl);
+    const proxy = await startTcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
+    const cluster = await startCluster({
+      ...servers,
+      telegram,
+      databaseHost: `127.0.0.1:${proxy.port}`,
+      processes: [['api', 'relay', 'sweeper'], ['saga'], ['saga', 'notifier']],
+    });
+    const user = randomUUID();
+    await setTelegramChat(cluster.apiUrl, user, '777');
+    const submitted = submitRetrying(cluster.apiUrl, {
+      count: 200,
+      clients: 8,
+      order: (i) => clusterOrder(i, user),
+    });
+    try {
+      await until(() => submitted.ids.size >= 50, '50 accepted orders', 30_000, 10);
+      proxy.cut();
+      await until(() => (submitted.statuses[503] ?? 0) >= 5, 'the API to report the outage', 30_000, 10);
+      // Longer than the consumers' five deliveries with backoff: the messages must wait, not die.
+      await sleep(3_000);
+      proxy.restore();
+      await submitted.done;
+      expect(submitted.ids.size).toBe(200);
+      expect(Object.keys(submitted.statuses).sort()).toEqual(['202', '503']);
+
+      await until(async () => {
+        const [row] = await cluster.db.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM events
+           WHERE event_type IN ('OrderCompleted', 'OrderFailed') AND aggregate_id = ANY($1::uuid[])`,
+          [[...submitted.ids]],
+        );
+        return row?.n === 200;
+      }, '200 orders to end');
+      await drained(cluster);
+      expect(emulator.sent(telegram.token)).toHaveLength(200);
+      const [open] = await cluster.db.query<{ n: number }>('SELECT count(*)::int AS n FROM open_sagas');
+      expect(open?.n).toBe(0);
+      for (const service of cluster.services) expect(await service.stop()).toBe(0);
+      const report = await expectNoViolations(cluster);
+      expect(report).toContain(`${cluster.prefix}saga.order-accepted.dead=0`);
+      expect(report).toContain(`${cluster.prefix}notifications.dead=0`);
+    } finally {
+      submitted.stop();
+      await cluster.close();
+      await proxy.close();
     }
   }, 120_000);
 });

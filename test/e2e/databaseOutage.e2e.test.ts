@@ -7,6 +7,7 @@ import { startService } from '../helpers/server.ts';
 import { startTcpProxy } from '../helpers/tcpProxy.ts';
 import type { TcpProxy } from '../helpers/tcpProxy.ts';
 import { until } from '../helpers/wait.ts';
+import { submitRetrying } from '../helpers/clients.ts';
 
 const NODE = [process.execPath, '--import', 'tsx', 'src/main.ts'];
 const ORDERS = 200;
@@ -48,44 +49,24 @@ describe.runIf(DATABASE_URL)('the service while its database becomes unreachable
       SWEEP_INTERVAL_MS: '500',
     });
     const user = `user-${randomUUID()}`;
-    const statuses: Record<string, number> = {};
-    const retryAfter = new Set<string | null>();
-    const ids = new Set<string>();
+    const submitted = submitRetrying(service.url, {
+      count: ORDERS,
+      clients: 8,
+      order: () => ({
+        user_id: user,
+        from_amount: '250',
+        from_currency: 'USDT',
+        to_currency: 'BTC',
+        order_type: 'market',
+      }),
+    });
+    const { ids, statuses, retryAfter } = submitted;
     try {
-      // Clients send each order with an Idempotency-Key and retry it until it is accepted.
-      let next = 0;
-      const client = async () => {
-        while (next < ORDERS) {
-          const key = `order-${next++}`;
-          for (;;) {
-            const res = await fetch(`${service.url}/orders`, {
-              method: 'POST',
-              headers: { 'content-type': 'application/json', 'idempotency-key': key },
-              body: JSON.stringify({
-                user_id: user,
-                from_amount: '250',
-                from_currency: 'USDT',
-                to_currency: 'BTC',
-                order_type: 'market',
-              }),
-            });
-            statuses[res.status] = (statuses[res.status] ?? 0) + 1;
-            if (res.status === 503) retryAfter.add(res.headers.get('retry-after'));
-            if (res.status === 202) {
-              ids.add(((await res.json()) as { order_id: string }).order_id);
-              break;
-            }
-            await res.body?.cancel();
-            await new Promise((resolve) => setTimeout(resolve, 100));
-          }
-        }
-      };
-      const clients = Promise.all(Array.from({ length: 8 }, client));
       await until(() => ids.size >= 50, '50 accepted orders', 30_000, 10);
       proxy.cut();
       await until(() => (statuses[503] ?? 0) >= 5, 'the API to report the outage', 30_000, 10);
       proxy.restore();
-      await clients;
+      await submitted.done;
 
       expect(ids.size).toBe(ORDERS);
       expect(Object.keys(statuses).sort()).toEqual(['202', '503']);
@@ -103,6 +84,7 @@ describe.runIf(DATABASE_URL)('the service while its database becomes unreachable
         60_000,
       );
     } finally {
+      submitted.stop();
       expect(await service.stop()).toBe(0);
     }
 

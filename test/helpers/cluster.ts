@@ -92,6 +92,11 @@ export interface ClusterOptions {
   readonly nodeArgs?: readonly string[];
   /** A Bot API (the emulator) for the notifier: TELEGRAM_API_ROOT and TELEGRAM_BOT_TOKEN. */
   readonly telegram?: { readonly apiRoot: string; readonly token: string };
+  /**
+   * `host:port` through which the processes reach PostgreSQL instead (a proxy the test can cut);
+   * the harness's own connection and `check` keep `databaseUrl`.
+   */
+  readonly databaseHost?: string;
 }
 
 export interface Cluster {
@@ -127,11 +132,13 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const target = new URL(options.databaseUrl);
   target.pathname = `/${dbName}`;
   const databaseUrl = target.toString();
+  if (options.databaseHost) target.host = options.databaseHost;
+  const servicesDatabaseUrl = target.toString();
   const prefix = `cluster-${id}.`;
   const market = await startMarket(options.nodeArgs);
   const marketUrl = market.url;
   const env: Record<string, string> = {
-    DATABASE_URL: databaseUrl,
+    DATABASE_URL: servicesDatabaseUrl,
     AMQP_URL: options.amqpUrl,
     AMQP_PREFIX: prefix,
     PRICE_SERVICE_URL: marketUrl,
@@ -217,7 +224,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       services,
       startService,
       async check() {
-        const checker = startProcess('check', ['check'], env);
+        const checker = startProcess('check', ['check'], { ...env, DATABASE_URL: databaseUrl });
         return { code: await checker.exited, report: checker.output() };
       },
       close,

@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connectBroker } from './connection.ts';
 import type { ChannelModel, ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
@@ -271,6 +272,8 @@ export function createRabbitConsumer(options: RabbitConsumerOptions) {
       if (!stopped) return;
       stopped = false;
       abort = new AbortController();
+      // Every message in hand may wait a backoff on this signal: up to `prefetch` listeners.
+      setMaxListeners(prefetch + 10, abort.signal);
       await reconnect();
     },
     /**
