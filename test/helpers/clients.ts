@@ -20,7 +20,12 @@ export interface RetryingClients {
  */
 export function submitRetrying(
   url: string,
-  options: { readonly count: number; readonly clients: number; readonly order: (i: number) => object },
+  options: {
+    readonly count: number;
+    readonly clients: number;
+    /** The body of order `i`, asked once per order (retries send the same). */
+    readonly order: (i: number) => object;
+  },
 ): RetryingClients {
   const ids = new Set<string>();
   const statuses: Record<string, number> = {};
@@ -30,11 +35,12 @@ export function submitRetrying(
   const client = async () => {
     while (next < options.count && !stopped) {
       const i = next++;
+      const body = JSON.stringify(options.order(i));
       while (!stopped) {
         const res = await fetch(`${url}/orders`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'idempotency-key': `order-${i}` },
-          body: JSON.stringify(options.order(i)),
+          body,
         }).catch(() => undefined);
         const status = res ? String(res.status) : 'no answer';
         statuses[status] = (statuses[status] ?? 0) + 1;
