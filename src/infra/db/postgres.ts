@@ -27,6 +27,10 @@ export function postgresDatabase(url: string, options: PostgresOptions = {}): Da
   const sql = postgres(url, {
     max: options.max ?? 20,
     onnotice: () => {},
+    // Seconds before reconnecting after a broken connection. postgres.js grows it 3× per failure,
+    // shared by the pool, up to 20 s: a few seconds of outage left the service idle for up to
+    // 20 s after the database was back. Cap it at 1 s; a reconnect attempt is cheap.
+    backoff: (retries: number) => Math.min(0.05 * 2 ** retries, 1),
     // Timestamps and int8 come back as the adapters agree on: Date and string.
     connection: { application_name: 'market-order-saga' },
   });
