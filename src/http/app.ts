@@ -163,8 +163,12 @@ export function createApp(deps: AppDeps): Hono {
 
   app.get('/health', async (c) => {
     try {
-      await deps.db.query('SELECT 1');
-      return c.json({ status: 'ok', database: deps.db.kind });
+      // The backlog too: outbox rows not yet delivered (on the in-process bus, not yet handled by
+      // every consumer). A partial index keeps the count cheap. 0 means caught up.
+      const [row] = await deps.db.query<{ unpublished: number }>(
+        'SELECT count(*)::int AS unpublished FROM outbox WHERE NOT published',
+      );
+      return c.json({ status: 'ok', database: deps.db.kind, outbox_unpublished: row?.unpublished ?? 0 });
     } catch (error) {
       deps.logger.warn({ err: error }, 'health check failed');
       return c.json({ status: 'unavailable', database: deps.db.kind }, 503);

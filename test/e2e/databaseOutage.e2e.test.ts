@@ -86,6 +86,14 @@ describe.runIf(DATABASE_URL)('the service while its database becomes unreachable
         `${ORDERS} orders to end`,
         60_000,
       );
+      // And drained: on the in-process bus a row is published once every consumer (the
+      // notifier too) has handled it. Stopping earlier is safe, but check would see a backlog.
+      await until(async () => {
+        const [row] = await scratch.db.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM outbox WHERE NOT published',
+        );
+        return row?.n === 0;
+      }, 'the outbox to drain');
     } finally {
       submitted.stop();
       expect(await service.stop()).toBe(0);

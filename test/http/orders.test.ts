@@ -341,10 +341,13 @@ describe('the orders API', () => {
   });
 
   describe('when health is asked', () => {
-    it('reports ok and the database in use', async () => {
+    it('reports ok, the database in use and the outbox backlog', async () => {
       const res = await app.request('/health');
       expect(res.status).toBe(200);
-      expect(await res.json()).toEqual({ status: 'ok', database: 'pglite' });
+      const [row] = await db.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM outbox WHERE NOT published',
+      );
+      expect(await res.json()).toEqual({ status: 'ok', database: 'pglite', outbox_unpublished: row?.n });
     });
   });
 });
