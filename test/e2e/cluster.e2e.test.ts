@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DATABASE_URL } from '../helpers/databases.ts';
 import { AMQP_URL } from '../helpers/rabbit.ts';
-import { submitRetrying } from '../helpers/clients.ts';
+import { ordersEnded, submitRetrying } from '../helpers/clients.ts';
 import {
   clusterOrder,
   drained,
@@ -192,14 +192,7 @@ describe.runIf(DATABASE_URL && AMQP_URL)('the service as separate processes thro
       expect(submitted.ids.size).toBe(200);
       expect(Object.keys(submitted.statuses).sort()).toEqual(['202', '503']);
 
-      await until(async () => {
-        const [row] = await cluster.db.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM events
-           WHERE event_type IN ('OrderCompleted', 'OrderFailed') AND aggregate_id = ANY($1::uuid[])`,
-          [[...submitted.ids]],
-        );
-        return row?.n === 200;
-      }, '200 orders to end');
+      await ordersEnded(cluster.db, submitted.ids);
       await drained(cluster);
       expect(emulator.sent(telegram.token)).toHaveLength(200);
       const [open] = await cluster.db.query<{ n: number }>('SELECT count(*)::int AS n FROM open_sagas');

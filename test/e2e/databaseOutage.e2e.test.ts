@@ -1,13 +1,12 @@
-import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startMarket } from '../helpers/cluster.ts';
 import { DATABASE_URL, scratchPostgres } from '../helpers/databases.ts';
-import { startService } from '../helpers/server.ts';
+import { runCheckCommand, startService } from '../helpers/server.ts';
 import { startTcpProxy } from '../helpers/tcpProxy.ts';
 import type { TcpProxy } from '../helpers/tcpProxy.ts';
 import { until } from '../helpers/wait.ts';
-import { submitRetrying } from '../helpers/clients.ts';
+import { ordersEnded, submitRetrying } from '../helpers/clients.ts';
 
 const NODE = [process.execPath, '--import', 'tsx', 'src/main.ts'];
 const ORDERS = 200;
@@ -74,18 +73,7 @@ describe.runIf(DATABASE_URL)('the service while its database becomes unreachable
       expect(ids.size).toBe(ORDERS);
       expect(Object.keys(statuses).sort()).toEqual(['202', '503']);
       expect([...retryAfter]).toEqual(['1']);
-      await until(
-        async () => {
-          const [row] = await scratch.db.query<{ n: number }>(
-            `SELECT count(*)::int AS n FROM events
-             WHERE event_type IN ('OrderCompleted', 'OrderFailed') AND aggregate_id = ANY($1::uuid[])`,
-            [[...ids]],
-          );
-          return row?.n === ORDERS;
-        },
-        `${ORDERS} orders to end`,
-        60_000,
-      );
+      await ordersEnded(scratch.db, ids);
       // And drained: on the in-process bus a row is published once every consumer (the
       // notifier too) has handled it. Stopping earlier is safe, but check would see a backlog.
       await until(async () => {
@@ -99,16 +87,7 @@ describe.runIf(DATABASE_URL)('the service while its database becomes unreachable
       expect(await service.stop()).toBe(0);
     }
 
-    const check = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts', 'check'], {
-      env: {
-        ...process.env,
-        DATABASE_URL: scratch.url,
-        TRADE_WORKER_URL: marketUrl,
-        AMQP_URL: '',
-        LOG_LEVEL: 'warn',
-      },
-      encoding: 'utf8',
-    });
+    const check = runCheckCommand({ DATABASE_URL: scratch.url, TRADE_WORKER_URL: marketUrl });
     expect(check.stdout).toContain(`${ORDERS} orders`);
     expect(check.stdout).toContain('against'); // guarantee 2 read the venue's ledger
     expect(check.stdout).toContain('zero violations');

@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -9,7 +8,7 @@ import { pgliteDatabase } from '../../src/infra/db/pglite.ts';
 import { createEventStore } from '../../src/infra/eventStore.ts';
 import { migrate } from '../../src/infra/migrations.ts';
 import { DATABASE_URL } from '../helpers/databases.ts';
-import { startService } from '../helpers/server.ts';
+import { runCheckCommand, startService } from '../helpers/server.ts';
 import { until } from '../helpers/wait.ts';
 
 const originalOrder = {
@@ -227,10 +226,7 @@ describe('the embedded service killed with SIGKILL in the middle of a flood of o
         expect(await second.stop()).toBe(0);
       }
       // The simulated venue died with the first process, so guarantee 2 is checked from the events.
-      const check = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts', 'check'], {
-        env: { ...process.env, ...env, LOG_LEVEL: 'warn', AMQP_URL: '' },
-        encoding: 'utf8',
-      });
+      const check = runCheckCommand(env);
       expect(check.stdout).toContain(`${keys.length} orders`);
       expect(check.stdout).toContain('zero violations');
       expect(check.status).toBe(0);

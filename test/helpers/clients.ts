@@ -1,4 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Queryable } from '../../src/infra/db/port.ts';
+import { until } from './wait.ts';
 
 export interface RetryingClients {
   /** The order ids accepted so far (202), one per key. */
@@ -64,4 +66,25 @@ export function submitRetrying(
       stopped = true;
     },
   };
+}
+
+/** Waits until every one of `orderIds` has its terminal event (OrderCompleted or OrderFailed). */
+export async function ordersEnded(
+  db: Queryable,
+  orderIds: Iterable<string>,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const ids = [...orderIds];
+  await until(
+    async () => {
+      const [row] = await db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM events
+         WHERE event_type IN ('OrderCompleted', 'OrderFailed') AND aggregate_id = ANY($1::uuid[])`,
+        [ids],
+      );
+      return row?.n === ids.length;
+    },
+    `${ids.length} orders to end`,
+    timeoutMs,
+  );
 }

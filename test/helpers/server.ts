@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 
@@ -76,4 +76,13 @@ export async function startService(
       await exited;
     },
   };
+}
+
+/** `npm run check` as an operator runs it, with `env` over this process's; its exit code and report. */
+export function runCheckCommand(env: Record<string, string>): { status: number | null; stdout: string } {
+  const check = spawnSync(process.execPath, ['--import', 'tsx', 'src/main.ts', 'check'], {
+    env: { ...process.env, LOG_LEVEL: 'warn', AMQP_URL: '', ...env },
+    encoding: 'utf8',
+  });
+  return { status: check.status, stdout: check.stdout };
 }
