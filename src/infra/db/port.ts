@@ -62,21 +62,22 @@ const CONNECTION_CODES = new Set([
 ]);
 
 /**
- * True when the database could not be reached or went away (not when it refused a statement): the
- * same request may succeed a moment later, so it is retried without limit, never dead-lettered. SQLSTATE class 08 (connection exception), 57P01–57P03
- * (shutting down, crashed, not accepting connections yet) and 53300 (too many connections) count.
+ * True when the database could not be reached or went away (not when it refused a statement):
+ * the same request may succeed a moment later, so it is retried without limit, never
+ * dead-lettered. SQLSTATE class 08 (connection exception), 57P01–57P03 (shutting down, crashed,
+ * not accepting connections yet) and 53300 (too many connections) count. An error may carry the
+ * driver's as its cause, so causes are looked at too.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
-  // An error may carry the driver's as its cause.
-  for (
-    let e = error, depth = 0;
-    e !== undefined && depth < 5;
-    e = (e as { cause?: unknown }).cause, depth++
-  ) {
+  let e = error;
+  for (let depth = 0; e !== undefined && depth < 5; depth++) {
     const code = databaseErrorInfo(e)?.code;
-    if (code === undefined) continue;
-    if (CONNECTION_CODES.has(code) || code.startsWith('08') || /^57P0[123]$/.test(code) || code === '53300')
+    if (
+      code !== undefined &&
+      (CONNECTION_CODES.has(code) || code.startsWith('08') || /^57P0[123]$/.test(code) || code === '53300')
+    )
       return true;
+    e = (e as { cause?: unknown }).cause;
   }
   return false;
 }
