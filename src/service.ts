@@ -5,6 +5,7 @@ import { createApp } from './http/app.ts';
 import { createChannelsService } from './app/notifications/channels.ts';
 import { createNotifier } from './app/notifications/notifier.ts';
 import { createSweeper } from './app/sweeper.ts';
+import { createReconciler } from './app/swapAudit.ts';
 import { createMailer } from './infra/notify/mail.ts';
 import { createTelegramClient } from './infra/notify/telegram.ts';
 import type { PriceService, TradeVenue } from './app/ports.ts';
@@ -155,7 +156,16 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
 
   if (has('sweeper')) {
     const { intervalMs, staleMs } = config.sweep;
-    await start('sweeper', createSweeper({ db, runner: wired.runner, logger, intervalMs, staleMs }));
+    const reconciler = createReconciler({
+      audit: wired.audit,
+      venue,
+      logger,
+      callTimeoutMs: config.saga.callTimeoutMs,
+    });
+    await start(
+      'sweeper',
+      createSweeper({ db, runner: wired.runner, logger, intervalMs, staleMs, reconciler }),
+    );
   }
 
   let url: string | undefined;

@@ -10,6 +10,7 @@ import type { Currencies } from './domain/money.ts';
 import { createInProcessDelivery } from './infra/bus/inProcessDelivery.ts';
 import type { Database } from './infra/db/port.ts';
 import { createEventStore } from './infra/eventStore.ts';
+import { createSwapAudit } from './infra/swapAudit.ts';
 import type { Logger } from './infra/logger.ts';
 
 export interface OrdersOptions {
@@ -35,7 +36,9 @@ export function wireOrders(options: OrdersOptions) {
   const newId = options.newId ?? randomUUID;
   const onAppended = options.onAppended;
   const store = createEventStore(options.db, onAppended ? { onAppended } : {});
+  const audit = createSwapAudit(options.db);
   const runner = createSagaRunner({
+    audit,
     store,
     prices: options.prices,
     venue: options.venue,
@@ -48,7 +51,7 @@ export function wireOrders(options: OrdersOptions) {
   });
   const orchestrator = sagaConsumer(options.db, runner);
   const orders = createOrderService({ store, now, newId });
-  return { store, runner, orchestrator, orders };
+  return { store, runner, orchestrator, orders, audit };
 }
 
 export interface OrderFlowOptions extends Omit<OrdersOptions, 'onAppended'> {

@@ -74,6 +74,7 @@ const EVENT_DATA: { readonly [T in DomainEventType]: z.ZodType<DataOf<T>> } = {
     to_amount: decimal,
     executed_price: decimal,
     executed_at: time,
+    venue_anomalies: z.array(text).optional(),
   }),
   OrderCompleted: z.looseObject({
     order_id: id,

@@ -32,9 +32,16 @@ export interface SwapRequest {
   readonly quoted_price: string;
   /** The venue must not deliver less than this (slippage bound); it rejects instead. */
   readonly min_to_amount: string;
+  /**
+   * ISO-8601 instant (the order's acceptance plus the saga's deadline). The venue refuses to
+   * execute a request it receives or processes after it, by its own clock (`rejected`, reason
+   * `expired`), as a DEX enforces a swap's deadline or an exchange its receive window.
+   */
+  readonly execute_before: string;
 }
 
-export type SwapRejection = 'insufficient_liquidity' | 'slippage_exceeded' | 'venue_rejected';
+/** `expired`: the request reached or was processed by the venue after its `execute_before`. */
+export type SwapRejection = 'insufficient_liquidity' | 'slippage_exceeded' | 'venue_rejected' | 'expired';
 
 export type SwapOutcome =
   | {
@@ -50,6 +57,12 @@ export type SwapOutcome =
       readonly idempotency_key: string;
       readonly reason: SwapRejection;
       readonly detail: string;
+    }
+  /** The key was voided before it executed ({@link TradeVenue.voidSwap}): it never will. */
+  | {
+      readonly status: 'voided';
+      readonly idempotency_key: string;
+      readonly voided_at: string;
     };
 
 export interface TradeVenue {
@@ -61,10 +74,20 @@ export interface TradeVenue {
    */
   executeSwap(request: SwapRequest, signal?: AbortSignal): Promise<SwapOutcome>;
   /**
-   * The outcome recorded for a key, or `undefined` when the venue never received it.
+   * The outcome recorded for a key, or `undefined` when the venue has none yet: it never received
+   * the key, or a request for it is still being processed. `undefined` proves nothing: a request
+   * may still be on its way. Only {@link voidSwap} settles that a swap never executed.
    * @throws TransientError when the lookup itself failed.
    */
   findSwap(idempotencyKey: string, signal?: AbortSignal): Promise<SwapOutcome | undefined>;
+  /**
+   * Settles a key for good, atomically at the venue: a key that has not executed is recorded as
+   * voided and refused forever (any request for it, earlier or later, answers `voided`); a key
+   * that executed (or was rejected) answers that outcome. The only answer from which the saga may
+   * conclude that a swap never executed. Safe to repeat.
+   * @throws TransientError when the call failed: nothing can be concluded, ask again later.
+   */
+  voidSwap(idempotencyKey: string, signal?: AbortSignal): Promise<SwapOutcome>;
 }
 
 /** A failure worth retrying: an error answer, a timeout, a lost answer, an outage. */

@@ -1,7 +1,7 @@
 import { createActor, initialTransition, transition } from 'xstate';
 import type { Actor, InspectionEvent, SnapshotFrom } from 'xstate';
-import type { OrderEvent, PositionEvent } from '../domain/events.ts';
-import { positionIdFor } from '../domain/ids.ts';
+import type { OrderEvent, PositionEvent, SwapExecuted } from '../domain/events.ts';
+import { idempotencyKeyFor, positionIdFor } from '../domain/ids.ts';
 import { orderSaga } from '../machines/orderSaga.ts';
 import type { OrderSagaMachine, SagaCommand, SagaEvent } from '../machines/orderSaga.ts';
 import { ConcurrencyError } from '../infra/eventStore.ts';
@@ -16,6 +16,8 @@ import type { Logger } from '../infra/logger.ts';
 import { toNewEvents } from './orders.ts';
 import { runCommand } from './sagaSteps.ts';
 import type { StepDeps, StepOutcome } from './sagaSteps.ts';
+import { alertExecutedSwapOfFailedOrder } from './swapAudit.ts';
+import type { SwapAudit } from './swapAudit.ts';
 
 export type SagaSnapshot = SnapshotFrom<OrderSagaMachine>;
 
@@ -34,6 +36,8 @@ export interface SagaRunnerDeps extends StepDeps {
   readonly store: EventStore;
   readonly newId: () => string;
   readonly logger: Logger;
+  /** Where a swap executed for an order stored as failed is recorded (besides the error log). */
+  readonly audit?: SwapAudit;
   /** Receives every saga actor's inspection events (e.g. the Stately inspector). */
   readonly inspect?: (event: InspectionEvent) => void;
   /** Test hook: called before each command runs. */
@@ -42,6 +46,24 @@ export interface SagaRunnerDeps extends StepDeps {
   readonly beforeAppend?: (orderId: string, command: SagaCommand) => void | Promise<void>;
   /** Test hook: called for each command of a batch after its events are stored, before the actor moves. */
   readonly afterAppend?: (orderId: string, command: SagaCommand) => void | Promise<void>;
+}
+
+interface RunOptions {
+  readonly processed?: ProcessedRecord;
+  /**
+   * The order's OrderAccepted as delivered: the saga is first assumed to be just accepted, which
+   * saves loading its streams. If it has moved on, the first append meets a version conflict and
+   * the saga is reloaded, so a wrong assumption costs a retry, never a mistake (the first step of
+   * a new saga only asks for a price). Pass it only for a first delivery: a redelivered message
+   * most likely belongs to a saga that moved on, and would ask the price service for nothing.
+   */
+  readonly accepted?: StoredEvent;
+}
+
+/** The venue anomalies a stored SwapExecuted carries, if any. */
+function flagged(record: StoredEvent): readonly string[] | undefined {
+  const anomalies = (record.event_data as SwapExecuted['data']).venue_anomalies;
+  return anomalies && anomalies.length > 0 ? anomalies : undefined;
 }
 
 const toSagaEvent = (event: StoredEvent): SagaEvent =>
@@ -72,7 +94,14 @@ export function replaySaga(events: readonly StoredEvent[]): {
   return { snapshot, pending: snapshot.status === 'done' ? null : pending };
 }
 
-class Conflict extends Error {}
+/** A version conflict on append; `executed` is the venue's execution the losing batch held, if any. */
+class Conflict extends Error {
+  readonly executed: SwapExecuted['data'] | undefined;
+  constructor(message: string, executed?: SwapExecuted['data']) {
+    super(message);
+    this.executed = executed;
+  }
+}
 
 /** Commands that call the outside world; every other command is decided from the saga's state alone. */
 const IO_COMMANDS: ReadonlySet<SagaCommand> = new Set(['QuotePrice', 'ExecuteSwap']);
@@ -131,16 +160,19 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
       expected_version: versions.order,
       events: of('order'),
     });
+    const executed = decided.find(
+      (d): d is { stream: 'order'; event: SwapExecuted } => d.event.type === 'SwapExecuted',
+    )?.event.data;
     try {
       const result = await deps.store.append(streams, {
         sequence: events.map((e) => e.newEvent.event_id),
         ...(processed ? { processed } : {}),
       });
       if (result.status !== 'appended')
-        throw new Conflict(`events already stored: ${result.event_ids.join(', ')}`);
+        throw new Conflict(`events already stored: ${result.event_ids.join(', ')}`, executed);
       return [...result.events];
     } catch (error) {
-      if (error instanceof ConcurrencyError) throw new Conflict(error.message);
+      if (error instanceof ConcurrencyError) throw new Conflict(error.message, executed);
       throw error;
     }
   }
@@ -220,6 +252,20 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
             ? await persist(orderId, decided, versions, causationId, terminal ? processed : undefined)
             : [];
         for (const command of commands) await deps.afterAppend?.(orderId, command);
+        for (const record of stored) {
+          const anomalies = record.event_type === 'SwapExecuted' ? flagged(record) : undefined;
+          if (anomalies) {
+            deps.logger.error(
+              {
+                alert: 'venue_anomaly',
+                orderId,
+                txHash: (record.event_data as { tx_hash?: string }).tx_hash,
+                anomalies,
+              },
+              'the venue executed a swap outside its terms; recorded as done and flagged',
+            );
+          }
+        }
         let storedIndex = 0;
         for (const event of sends) {
           if (event.type === 'StepFailed') {
@@ -243,43 +289,78 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
     }
   }
 
+  /**
+   * This worker held the venue's execution of the swap, but another worker had failed the order
+   * meanwhile: money moved for an order recorded as failed. Alerted and recorded for an operator;
+   * the order stays failed (nothing may follow its terminal event).
+   */
+  async function executedButFailed(orderId: string, executed: SwapExecuted['data']): Promise<void> {
+    const finding = {
+      order_id: orderId,
+      idempotency_key: idempotencyKeyFor(orderId),
+      outcome: 'executed',
+      tx_hash: executed.tx_hash,
+      found_by: 'saga',
+    } as const;
+    alertExecutedSwapOfFailedOrder(deps.logger, finding);
+    await deps.audit?.record(finding);
+  }
+
+  async function runAlone(
+    orderId: string,
+    options: RunOptions,
+    assumeAccepted: boolean,
+  ): Promise<SagaRunResult> {
+    let assumed =
+      assumeAccepted && options.accepted?.event_type === 'OrderAccepted' && options.accepted.version === 1;
+    let held: SwapExecuted['data'] | undefined;
+    for (let attempt = 1; ; attempt++) {
+      const loaded =
+        assumed && options.accepted
+          ? [options.accepted]
+          : await deps.store.loadStreams([orderId, positionIdFor(orderId)]);
+      assumed = false;
+      if (loaded[0]?.event_type !== 'OrderAccepted') return { status: 'not_found', orderId };
+      try {
+        const result = await drive(orderId, loaded, options.processed);
+        if (held && result.status === 'failed') await executedButFailed(orderId, held);
+        return result;
+      } catch (error) {
+        if (!(error instanceof Conflict) || attempt >= 20) throw error;
+        held = error.executed ?? held;
+        deps.logger.debug(
+          { orderId, attempt, reason: error.message },
+          'saga raced another worker; reloading',
+        );
+      }
+    }
+  }
+
+  /** Runs in progress in this process, by order: a second run of an order waits for the first. */
+  const running = new Map<string, Promise<SagaRunResult>>();
+
   return {
     /**
      * Runs an order's saga until it ends or must wait. Safe to call for any order at any time, as
-     * often as wanted, from any number of processes: a finished saga is left as it is.
+     * often as wanted, from any number of processes: a finished saga is left as it is. Within a
+     * process, runs of one order take turns (a redelivery racing the sweeper waits, then finds the
+     * work done) rather than race each other through the database.
      */
-    async run(
-      orderId: string,
-      options: {
-        readonly processed?: ProcessedRecord;
-        /**
-         * The order's OrderAccepted as delivered: the saga is first assumed to be just accepted,
-         * which saves loading its streams. If it has moved on, the first append meets a version
-         * conflict and the saga is reloaded, so a wrong assumption costs a retry, never a mistake
-         * (the first step of a new saga only asks for a price).
-         */
-        readonly accepted?: StoredEvent;
-      } = {},
-    ): Promise<SagaRunResult> {
-      let assumed = options.accepted?.event_type === 'OrderAccepted' && options.accepted.version === 1;
-      for (let attempt = 1; ; attempt++) {
-        const loaded =
-          assumed && options.accepted
-            ? [options.accepted]
-            : await deps.store.loadStreams([orderId, positionIdFor(orderId)]);
-        assumed = false;
-        if (loaded[0]?.event_type !== 'OrderAccepted') return { status: 'not_found', orderId };
-        try {
-          return await drive(orderId, loaded, options.processed);
-        } catch (error) {
-          if (!(error instanceof Conflict) || attempt >= 20) throw error;
-          deps.logger.debug(
-            { orderId, attempt, reason: error.message },
-            'saga raced another worker; reloading',
-          );
-        }
+    async run(orderId: string, options: RunOptions = {}): Promise<SagaRunResult> {
+      const before = running.get(orderId);
+      const mine = before
+        ? before.catch(() => undefined).then(() => runAlone(orderId, options, false))
+        : runAlone(orderId, options, true);
+      running.set(orderId, mine);
+      try {
+        return await mine;
+      } finally {
+        if (running.get(orderId) === mine) running.delete(orderId);
       }
     },
+
+    /** True while a run of the order is in progress (or waiting its turn) in this process. */
+    isRunning: (orderId: string): boolean => running.has(orderId),
 
     /** The live actor of a saga being driven in this process, for inspection. */
     actor: (orderId: string): Actor<OrderSagaMachine> | undefined => active.get(orderId),

@@ -85,17 +85,18 @@ function termsOf(order: OrderState): AcceptedTerms {
   return order;
 }
 
-/**
- * The order's deadline has passed (measured from acceptance). `graceMs` extends it: a worker that
- * resumes a swap of unknown outcome waits until no other worker's call can still be in flight.
- */
-export function pastDeadline(order: OrderState, deps: StepDeps, graceMs = 0): boolean {
-  const terms = termsOf(order);
-  return deps.now().getTime() > Date.parse(terms.accepted_at) + deps.settings.deadlineMs + graceMs;
+/** The instant after which the venue must not execute the order's swap: acceptance + deadline. */
+export function executeBefore(order: OrderState, deps: StepDeps): Date {
+  return new Date(Date.parse(termsOf(order).accepted_at) + deps.settings.deadlineMs);
 }
 
-/** Longest a swap call sent before the deadline can take: one call timeout. */
-const inFlightWindow = (deps: StepDeps) => deps.settings.callTimeoutMs;
+/**
+ * The order's deadline has passed by this worker's clock. It decides only when to stop trying
+ * (not to send, to ask the venue to void): never what happened, which only the venue can say.
+ */
+export function pastDeadline(order: OrderState, deps: StepDeps): boolean {
+  return deps.now().getTime() > executeBefore(order, deps).getTime();
+}
 
 /** Raised inside the retry loop to stop sending once the deadline has passed. */
 class DeadlinePassed extends Error {}
@@ -182,71 +183,108 @@ function swapRequest(context: SagaContext, deps: StepDeps): SwapRequest {
     from_amount: order.from_amount,
     quoted_price: order.quote.price,
     min_to_amount: formatAmount(minimum),
+    execute_before: executeBefore(order, deps).toISOString(),
   };
 }
 
 /**
- * Executes the swap, never under a new key. When a call fails in a way that leaves the outcome
- * unknown, the venue is asked for the key before anything is decided. On a resume (the saga was
- * rebuilt after SwapExecuting) the venue is asked first; past the deadline, a swap the venue never
- * received is not sent any more.
+ * What is wrong with an executed swap's terms: delivered less than the bound we set, or more
+ * decimals than the currency has. The swap happened all the same, so it is recorded as the venue
+ * did it, with these flags for operators and `npm run check`.
+ */
+function venueAnomalies(request: SwapRequest, toAmount: string, deps: StepDeps): string[] {
+  const anomalies: string[] = [];
+  const amount = decimal(toAmount);
+  if (amount.lt(request.min_to_amount)) {
+    anomalies.push(`to_amount ${toAmount} is below min_to_amount ${request.min_to_amount}`);
+  }
+  const precision = deps.currencies.get(request.to_currency)?.precision;
+  if (precision !== undefined && amount.decimalPlaces() > precision) {
+    anomalies.push(`to_amount ${toAmount} has more than the ${precision} decimals of ${request.to_currency}`);
+  }
+  return anomalies;
+}
+
+const suspended = (detail: string): StepOutcome => ({ kind: 'suspended', detail });
+
+/**
+ * Executes the swap, never under a new key, and learns its outcome from the venue alone.
+ *
+ * Before the deadline: send (on a resume, first ask whether an earlier run's request already
+ * has an outcome); a call that fails leaves the outcome unknown, so the venue is asked before a
+ * retry or a decision. An outcome still unknown after the retries suspends the saga.
+ *
+ * Past the deadline (by this worker's clock, which only decides when to stop trying): nothing is
+ * sent any more, and a swap of unknown outcome is settled by `voidSwap`, atomically at the venue:
+ * `voided` (it never executed and never will) compensates; `executed` completes the order, however
+ * late. A venue that cannot be reached leaves the saga suspended, never compensated on a guess.
+ * The request carries `execute_before`, so a request still in flight when the deadline passes is
+ * refused by the venue's own clock.
  */
 async function executeSwap(context: SagaContext, deps: StepDeps, resume: boolean): Promise<StepOutcome> {
   const request = swapRequest(context, deps);
-  const lookup = () => retrying(deps, (signal) => deps.venue.findSwap(request.idempotency_key, signal));
-
+  const key = request.idempotency_key;
   let outcome: SwapOutcome | undefined;
   try {
-    if (resume) {
-      outcome = await lookup();
-      if (!outcome && pastDeadline(context.order, deps, inFlightWindow(deps))) {
-        return failed(
-          'ExecuteSwap',
-          'deadline_exceeded',
-          'the venue never received the swap and the deadline has passed',
-        );
-      }
-    }
+    if (resume) outcome = await retrying(deps, (signal) => deps.venue.findSwap(key, signal));
     outcome ??= await retrying(deps, async (signal) => {
-      // Never send after the deadline: a resuming worker may then decide the swap never happened.
       if (pastDeadline(context.order, deps)) throw new DeadlinePassed();
       try {
         return await deps.venue.executeSwap(request, signal);
       } catch (error) {
         // The call may have executed: only the venue knows. Ask before retrying or deciding.
-        const known = await deps.venue.findSwap(
-          request.idempotency_key,
-          AbortSignal.timeout(deps.settings.callTimeoutMs),
-        );
+        const known = await deps.venue.findSwap(key, AbortSignal.timeout(deps.settings.callTimeoutMs));
         if (known) return known;
         throw error;
       }
     });
   } catch (error) {
-    if (error instanceof TransientError) {
-      return { kind: 'suspended', detail: `swap outcome unknown: ${error.message}` };
+    if (!(error instanceof DeadlinePassed) && !(error instanceof TransientError)) throw error;
+    if (!pastDeadline(context.order, deps)) {
+      return suspended(`swap outcome unknown: ${(error as Error).message}`);
     }
-    if (!(error instanceof DeadlinePassed)) throw error;
-    // Earlier attempts may have reached the venue: ask once more before deciding anything.
-    outcome = await lookup().catch(() => undefined);
-    if (!outcome) return { kind: 'suspended', detail: 'the deadline passed with the swap outcome unknown' };
+  }
+  if (!outcome) {
+    try {
+      outcome = await retrying(deps, (signal) => deps.venue.voidSwap(key, signal));
+    } catch (error) {
+      if (!(error instanceof TransientError)) throw error;
+      return suspended(
+        `the deadline passed with the swap outcome unknown, and voiding it failed: ${error.message}`,
+      );
+    }
   }
 
-  if (outcome.status === 'rejected') return failed('ExecuteSwap', outcome.reason, outcome.detail);
-  return orderEvents(
-    decideOrder(
-      {
-        type: 'RecordSwap',
-        data: {
-          tx_hash: outcome.tx_hash,
-          to_amount: outcome.to_amount,
-          executed_price: outcome.executed_price,
-        },
-        now: deps.now().toISOString(),
-      },
-      context.order,
-    ),
-  );
+  switch (outcome.status) {
+    case 'rejected':
+      return outcome.reason === 'expired'
+        ? failed('ExecuteSwap', 'deadline_exceeded', `the venue refused the swap: ${outcome.detail}`)
+        : failed('ExecuteSwap', outcome.reason, outcome.detail);
+    case 'voided':
+      return failed(
+        'ExecuteSwap',
+        'deadline_exceeded',
+        `not executed within ${deps.settings.deadlineMs} ms of acceptance; the venue voided the swap at ${outcome.voided_at}`,
+      );
+    case 'executed': {
+      const anomalies = venueAnomalies(request, outcome.to_amount, deps);
+      return orderEvents(
+        decideOrder(
+          {
+            type: 'RecordSwap',
+            data: {
+              tx_hash: outcome.tx_hash,
+              to_amount: outcome.to_amount,
+              executed_price: outcome.executed_price,
+              ...(anomalies.length > 0 ? { venue_anomalies: anomalies } : {}),
+            },
+            now: deps.now().toISOString(),
+          },
+          context.order,
+        ),
+      );
+    }
+  }
 }
 
 /**

@@ -2,6 +2,7 @@ import pLimit from 'p-limit';
 import type { Database } from '../infra/db/port.ts';
 import type { Logger } from '../infra/logger.ts';
 import type { SagaRunner } from './sagaRunner.ts';
+import type { Reconciler } from './swapAudit.ts';
 
 export interface SweeperOptions {
   readonly db: Database;
@@ -19,6 +20,8 @@ export interface SweeperOptions {
   readonly batchSize?: number;
   /** Stalled sagas driven at once (default 8). */
   readonly concurrency?: number;
+  /** Asks the venue about the swaps of failed orders, once per sweep (see swapAudit.ts). */
+  readonly reconciler?: Reconciler;
 }
 
 /** What one sweep did. */
@@ -98,7 +101,7 @@ export function createSweeper(options: SweeperOptions) {
   async function sweepOnce(): Promise<SweepReport> {
     const claimed = await claim();
     // A saga this process is driving right now is progressing, whatever its events say.
-    const stalled = claimed.filter((row) => row.stalled && runner.actor(row.order_id) === undefined);
+    const stalled = claimed.filter((row) => row.stalled && !runner.isRunning(row.order_id));
     const outcomes = await Promise.all(stalled.map((row) => limit(() => resume(row.order_id, row.resumes))));
     const tally = (key: Outcome) => outcomes.filter((outcome) => outcome === key).length;
     return {
@@ -121,6 +124,12 @@ export function createSweeper(options: SweeperOptions) {
       while (!stopped && (await sweepOnce()).examined === batchSize);
     } catch (error) {
       logger.error({ err: error }, 'sweep failed; trying again after the interval');
+    }
+    try {
+      const { reconciler } = options;
+      while (!stopped && reconciler && (await reconciler.reconcileOnce()).examined > 0);
+    } catch (error) {
+      logger.error({ err: error }, 'reconciling failed swaps failed; trying again after the interval');
     }
     if (!stopped) {
       timer = setTimeout(() => {

@@ -56,6 +56,11 @@ export type SwapExecuted = {
     readonly to_amount: string;
     readonly executed_price: string;
     readonly executed_at: string;
+    /**
+     * What the venue did that it should not have (delivered below min_to_amount, more decimals
+     * than the currency has): the swap happened, so it is recorded as done, and flagged.
+     */
+    readonly venue_anomalies?: readonly string[];
   };
 };
 

@@ -37,6 +37,7 @@ export type OrderExecution = {
   readonly to_amount: string;
   readonly executed_price: string;
   readonly executed_at: string;
+  readonly venue_anomalies?: readonly string[];
 };
 
 export type OrderFailure = {
@@ -113,7 +114,12 @@ export type StartSwap = {
 
 export type RecordSwap = {
   readonly type: 'RecordSwap';
-  readonly data: { readonly tx_hash: string; readonly to_amount: string; readonly executed_price: string };
+  readonly data: {
+    readonly tx_hash: string;
+    readonly to_amount: string;
+    readonly executed_price: string;
+    readonly venue_anomalies?: readonly string[];
+  };
   readonly now: string;
 };
 

@@ -1,3 +1,4 @@
+import { idempotencyKeyFor } from '../domain/ids.ts';
 import type { Queryable } from '../infra/db/port.ts';
 
 /** One guarantee of ARCHITECTURE.md, checked against what is stored. */
@@ -81,28 +82,69 @@ async function oneTerminalEvent(db: Queryable): Promise<GuaranteeResult> {
   );
 }
 
-/** 2. At most one SwapExecuted per order; with a ledger, each execution matches one SwapExecuted. */
+/**
+ * 2. No swap executed twice for one order, and none for an order that ended failed. From the
+ * events: at most one SwapExecuted per order; from reconciliation (the venue's own answer for every
+ * failed order that sent a swap): no execution found. With the venue's ledger, both ways: every
+ * execution at the venue has its SwapExecuted with the same tx hash and belongs to no failed order,
+ * and every SwapExecuted has its execution.
+ */
 async function noDoubleSwap(db: Queryable, sources: GuaranteeSources): Promise<GuaranteeResult> {
+  const title = 'no swap is executed twice for one order, and none for an order that ended failed';
   const executed = await db.query<{ order_id: string; swaps: number; tx_hashes: string[] }>(`
     SELECT aggregate_id::text AS order_id, count(*)::int AS swaps,
            array_agg(event_data->>'tx_hash') AS tx_hashes
     FROM events WHERE event_type = 'SwapExecuted' GROUP BY aggregate_id`);
-  const violations: unknown[] = executed.filter((r) => r.swaps !== 1);
+  const violations: unknown[] = executed
+    .filter((r) => r.swaps !== 1)
+    .map((r) => ({ ...r, problem: 'more than one SwapExecuted' }));
+
+  const [reconciled] = await db.query<{ present: boolean }>(
+    `SELECT to_regclass('swap_reconciliations') IS NOT NULL AS present`,
+  );
+  let reconciliation = 'no reconciliation table';
+  if (reconciled?.present) {
+    const found = await db.query<{ order_id: string; tx_hash: string; found_by: string }>(`
+      SELECT order_id::text AS order_id, tx_hash, found_by FROM swap_reconciliations
+      WHERE venue_outcome = 'executed'`);
+    violations.push(
+      ...found.map((r) => ({ ...r, problem: 'the venue executed the swap of a failed order' })),
+    );
+    const [tally] = await db.query<{ total: number; unsettled: number }>(`
+      SELECT count(*)::int AS total, count(*) FILTER (WHERE venue_outcome IS NULL)::int AS unsettled
+      FROM swap_reconciliations`);
+    reconciliation = `${tally?.total ?? 0} failed orders that sent a swap, ${tally?.unsettled ?? 0} not yet confirmed by the venue`;
+  }
+  const anomalies = await db.query<{ order_id: string; venue_anomalies: string[] }>(`
+    SELECT aggregate_id::text AS order_id, event_data->'venue_anomalies' AS venue_anomalies
+    FROM events WHERE event_type = 'SwapExecuted' AND event_data ? 'venue_anomalies' LIMIT ${SAMPLE}`);
+  const anomalyDetail = anomalies.length
+    ? `; swaps executed outside their terms (recorded, flagged): ${anomalies.map((a) => `${a.order_id} ${a.venue_anomalies.join(', ')}`).join('; ')}`
+    : '';
+
   if (!sources.ledger) {
     return result(
       2,
-      'no swap is executed twice for one order',
-      `${executed.length} executed swaps (events only)`,
+      title,
+      `${executed.length} executed swaps (events and reconciliation; no venue ledger)`,
       violations,
+      `${reconciliation}${anomalyDetail}`,
     );
   }
+  const failed = new Set(
+    (
+      await db.query<{ order_id: string }>(
+        `SELECT aggregate_id::text AS order_id FROM events WHERE event_type = 'OrderFailed'`,
+      )
+    ).map((r) => r.order_id),
+  );
   const byKey = new Map<string, string[]>();
   for (const entry of sources.ledger) {
     byKey.set(entry.idempotency_key, [...(byKey.get(entry.idempotency_key) ?? []), entry.tx_hash]);
   }
   const recorded = new Set<string>();
   for (const row of executed) {
-    const key = `swap-${row.order_id}`;
+    const key = idempotencyKeyFor(row.order_id);
     recorded.add(key);
     const ledger = byKey.get(key) ?? [];
     if (ledger.length !== 1 || ledger[0] !== row.tx_hashes[0]) {
@@ -110,14 +152,19 @@ async function noDoubleSwap(db: Queryable, sources: GuaranteeSources): Promise<G
     }
   }
   for (const [key, hashes] of byKey) {
-    if (!recorded.has(key))
+    const orderId = key.startsWith('swap-') ? key.slice('swap-'.length) : undefined;
+    if (orderId && failed.has(orderId)) {
+      violations.push({ order_id: orderId, problem: 'executed at the venue, but the order failed', hashes });
+    } else if (!recorded.has(key)) {
       violations.push({ idempotency_key: key, problem: 'executed at the venue, no SwapExecuted', hashes });
+    }
   }
   return result(
     2,
-    'no swap is executed twice for one order',
+    title,
     `${executed.length} executed swaps against ${sources.ledger.length} venue ledger entries`,
     violations,
+    `${reconciliation}${anomalyDetail}`,
   );
 }
 

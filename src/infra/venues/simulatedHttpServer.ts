@@ -70,8 +70,9 @@ function failure(c: Context, error: unknown): Response {
   throw error;
 }
 
-function outcomeResponse(c: Context, outcome: SwapOutcome, rejectedStatus: 200 | 422): Response {
-  return c.json(outcome, outcome.status === 'executed' ? 200 : rejectedStatus);
+/** `notExecutedStatus`: 422 for POST /swaps (rejected or voided), 200 for lookups and voids. */
+function outcomeResponse(c: Context, outcome: SwapOutcome, notExecutedStatus: 200 | 422): Response {
+  return c.json(outcome, outcome.status === 'executed' ? 200 : notExecutedStatus);
 }
 
 /** The Hono app serving `market`; see the module comment for the routes. */
@@ -139,6 +140,14 @@ export function createSimulatedMarketApp(market: SimulatedMarket): Hono {
       const outcome = await market.venue.findSwap(key, c.req.raw.signal);
       if (!outcome) return errorResponse(c, 404, 'not_found', `No swap was received with key ${key}`);
       return outcomeResponse(c, outcome, 200);
+    } catch (error) {
+      return failure(c, error);
+    }
+  });
+
+  app.post('/swaps/:key/void', async (c) => {
+    try {
+      return outcomeResponse(c, await market.venue.voidSwap(c.req.param('key'), c.req.raw.signal), 200);
     } catch (error) {
       return failure(c, error);
     }

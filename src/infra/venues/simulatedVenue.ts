@@ -5,6 +5,7 @@ import { convert, Decimal, formatAmount } from '../../domain/money.ts';
 import type { MarketModel } from './marketModel.ts';
 import { PRICE_SIGNIFICANT_DIGITS } from './marketModel.ts';
 import {
+  awaitUnlessAborted,
   drawFault,
   drawLatency,
   hang,
@@ -26,6 +27,12 @@ import type { LatencyRange } from './simulation.ts';
  *   TransientError('lost_answer'); `findSwap` reveals the execution;
  * - `outage`: TransientError('outage') at once; as a rate, the venue stays down (findSwap too)
  *   for `outageCalls` calls.
+ *
+ * Independently of faults, a request may be processed late ({@link SimulatedVenueOptions.processingDelay},
+ * {@link SimulatedVenue.delayNext}): it is received at once and decided N ms later, whether or not
+ * its caller still waits, as a request queued at a busy venue. It is refused (`expired`) if it
+ * arrives or is processed after its `execute_before` by the venue's clock, and answers `voided` if
+ * its key was voided meanwhile.
  */
 export type VenueFault = 'error' | 'timeout' | 'lost_answer' | 'outage';
 
@@ -73,8 +80,13 @@ export interface SimulatedVenueOptions {
   readonly latency?: LatencyRange;
   /** Fault rates of executeSwap (default none). */
   readonly rates?: VenueRates;
-  /** Fault rates of findSwap (default none). */
+  /** Fault rates of findSwap and voidSwap (default none). */
   readonly lookupRates?: LookupRates;
+  /**
+   * Time from a request's arrival to its processing (default 0: decided on arrival). A request
+   * being processed has no outcome yet: findSwap answers `undefined` for it.
+   */
+  readonly processingDelay?: LatencyRange;
   /** How long a `timeout` hangs for a caller that passes no AbortSignal (default 10 s). */
   readonly hangMs?: number;
   /** How many calls an outage drawn by `rates.outage` lasts, the drawing call included (default 5). */
@@ -85,7 +97,7 @@ export interface VenueFaultOptions {
   /** How many matching calls the fault applies to (default 1). */
   readonly times?: number;
   /** Which operation it hits (default `executeSwap`). */
-  readonly call?: 'executeSwap' | 'findSwap';
+  readonly call?: 'executeSwap' | 'findSwap' | 'voidSwap';
   /** Only calls for this idempotency key; default any key. */
   readonly key?: string;
 }
@@ -117,6 +129,7 @@ export interface LedgerEntry {
 export interface VenueCalls {
   readonly executeSwap: number;
   readonly findSwap: number;
+  readonly voidSwap: number;
 }
 
 /** The simulated venue: a TradeVenue plus its switches and its ledger. */
@@ -125,6 +138,13 @@ export interface SimulatedVenue extends TradeVenue {
   failNext(kind: VenueFault, options?: VenueFaultOptions): void;
   /** Rejects the next new swap(s) with `reason`, executing nothing (the answer is kept per key). */
   rejectNext(reason: SwapRejection, options?: RejectOptions): void;
+  /** Processes the next matching new request(s) `ms` after they arrive (late processing). */
+  delayNext(ms: number, options?: { readonly times?: number; readonly key?: string }): void;
+  setProcessingDelay(delay: LatencyRange): void;
+  /** Resolves once every request received so far has been processed. */
+  settled(): Promise<void>;
+  /** What the venue holds for a key: its final outcome, `pending` while processing, or nothing. */
+  recorded(idempotencyKey: string): SwapOutcome | 'pending' | undefined;
   /** Every call, findSwap included, fails with TransientError('outage') for `calls` calls or until {@link restore}. */
   startOutage(options?: { readonly calls?: number }): void;
   /** Ends an outage and drops scripted faults and rejections (rates and settings stay). */
@@ -178,11 +198,15 @@ export function createSimulatedVenue(
   let latency: LatencyRange = options.latency ?? {};
   let rates: VenueRates = options.rates ?? {};
   let lookupRates: LookupRates = options.lookupRates ?? {};
+  let processingDelay: LatencyRange = options.processingDelay ?? {};
   validateRates({ ...rates });
   validateRates({ ...lookupRates });
 
-  type Call = { readonly call: 'executeSwap' | 'findSwap'; readonly key: string };
+  type Call = { readonly call: 'executeSwap' | 'findSwap' | 'voidSwap'; readonly key: string };
   const faults = script<VenueFault, Call>();
+  const delays = script<number, string>();
+  /** Requests received and not yet processed, by key: a repeat joins the first. */
+  const pending = new Map<string, Promise<SwapOutcome>>();
   const rejections = script<{ reason: SwapRejection; detail: string | undefined }, string>();
   const down = outage();
   const outcomes = new Map<string, SwapOutcome>();
@@ -190,6 +214,7 @@ export function createSimulatedVenue(
   const executed = new Map<string, number>();
   let executeCalls = 0;
   let findCalls = 0;
+  let voidCalls = 0;
 
   function limitOf(from: string, to: string): Decimal {
     return liquidity.get(pairName(from, to)) ?? liquidity.get(pairName(to, from)) ?? defaultLiquidity;
@@ -287,13 +312,61 @@ export function createSimulatedVenue(
     };
   }
 
-  /** The outcome for a key, deciding it on first sight: the whole of dedup, synchronous. */
-  function outcomeOf(request: SwapRequest): SwapOutcome {
-    const known = outcomes.get(request.idempotency_key);
+  /** Refuses a request whose execute_before has passed by the venue's clock (or is unreadable). */
+  function expired(request: SwapRequest, at: 'received' | 'processed'): SwapOutcome | undefined {
+    const before = Date.parse(request.execute_before);
+    if (Number.isNaN(before)) {
+      return reject(
+        request,
+        'venue_rejected',
+        `execute_before must be an ISO-8601 time: ${request.execute_before}`,
+      );
+    }
+    const now = market.now();
+    if (now.getTime() <= before) return undefined;
+    return reject(
+      request,
+      'expired',
+      `${at === 'received' ? 'Received' : 'Processed'} at ${now.toISOString()}, after execute_before ${request.execute_before}`,
+    );
+  }
+
+  /** Decides a request once per key, unless the key was voided or the request expired meanwhile. */
+  function settle(request: SwapRequest, at: 'received' | 'processed'): SwapOutcome {
+    const key = request.idempotency_key;
+    const known = outcomes.get(key);
     if (known) return known;
-    const outcome = decide(request);
-    outcomes.set(request.idempotency_key, outcome);
+    const outcome = expired(request, at) ?? decide(request);
+    outcomes.set(key, outcome);
     return outcome;
+  }
+
+  /**
+   * Receives a request: its key's outcome when known, the pending processing when one is under
+   * way, otherwise the request is decided now or, with a processing delay, later. The whole of
+   * dedup: one decision per key, ever.
+   */
+  function receive(request: SwapRequest): Promise<SwapOutcome> {
+    const key = request.idempotency_key;
+    const known = outcomes.get(key);
+    if (known) return Promise.resolve(known);
+    const inProgress = pending.get(key);
+    if (inProgress) return inProgress;
+    // Drawn for every new request, so a script never shifts the seeded sequence.
+    const drawn = drawLatency(market.random.venueProcessing, processingDelay);
+    const delay = delays.take(key) ?? drawn;
+    const refused = expired(request, 'received');
+    if (refused || delay <= 0) {
+      const outcome = refused ?? settle(request, 'received');
+      outcomes.set(key, outcome);
+      return Promise.resolve(outcome);
+    }
+    const processing = wait(delay, undefined, `Processing of swap ${key}`).then(() => {
+      pending.delete(key);
+      return settle(request, 'processed');
+    });
+    pending.set(key, processing);
+    return processing;
   }
 
   function downError(what: string): TransientError {
@@ -320,13 +393,14 @@ export function createSimulatedVenue(
           await wait(ms, signal, what);
           throw new TransientError('error', `${what}: the venue failed before executing (simulated error)`);
         case 'lost_answer':
-          outcomeOf(request);
+          // Received: it is processed whatever becomes of the answer.
+          void receive(request);
           await wait(ms, signal, what);
           throw new TransientError('lost_answer', `${what}: the venue's answer was lost (simulated)`);
         case undefined: {
-          // Decided when the request arrives, so a caller that stops waiting during the answer's
-          // latency meets a swap that did execute: the ambiguity a real timeout has.
-          const outcome = outcomeOf(request);
+          // Received at once and processed whether or not the caller still waits, so a caller that
+          // gives up meets a swap that may execute: the ambiguity a real timeout has.
+          const outcome = await awaitUnlessAborted(receive(request), signal, what);
           await wait(ms, signal, what);
           return outcome;
         }
@@ -356,6 +430,42 @@ export function createSimulatedVenue(
         }
       }
     },
+    async voidSwap(idempotencyKey, signal) {
+      voidCalls += 1;
+      const what = `Void of swap ${idempotencyKey}`;
+      throwIfAborted(signal, what);
+      if (down.consume()) throw downError(what);
+      const drawn = drawFault(market.random.lookupFaults, lookupRates, LOOKUP_RATE_KINDS);
+      const ms = drawLatency(market.random.venueLatency, latency);
+      const fault = faults.take({ call: 'voidSwap', key: idempotencyKey }) ?? drawn;
+      switch (fault) {
+        case 'outage':
+          throw downError(what);
+        case 'timeout':
+          return hang(hangMs, signal, what);
+        case 'error':
+          await wait(ms, signal, what);
+          throw new TransientError('error', `${what}: the venue failed before voiding (simulated error)`);
+        case 'lost_answer':
+        case undefined: {
+          // Atomic at the venue: a key not yet decided (never received, or still being processed)
+          // is voided now, and its pending request will find it so.
+          let outcome = outcomes.get(idempotencyKey);
+          if (!outcome) {
+            outcome = {
+              status: 'voided',
+              idempotency_key: idempotencyKey,
+              voided_at: market.now().toISOString(),
+            };
+            outcomes.set(idempotencyKey, outcome);
+          }
+          await wait(ms, signal, what);
+          if (fault === 'lost_answer')
+            throw new TransientError('lost_answer', `${what}: the venue's answer was lost (simulated)`);
+          return outcome;
+        }
+      }
+    },
     failNext(kind, faultOptions = {}) {
       const { call = 'executeSwap', key } = faultOptions;
       faults.push(
@@ -372,6 +482,18 @@ export function createSimulatedVenue(
         key === undefined ? undefined : (k) => k === key,
       );
     },
+    delayNext(ms, delayOptions = {}) {
+      if (!Number.isFinite(ms) || ms < 0) throw new Error(`delay must be a non-negative number: ${ms}`);
+      const { key } = delayOptions;
+      delays.push(ms, delayOptions.times ?? 1, key === undefined ? undefined : (k) => k === key);
+    },
+    setProcessingDelay(next) {
+      processingDelay = next;
+    },
+    async settled() {
+      while (pending.size > 0) await Promise.all(pending.values());
+    },
+    recorded: (key) => outcomes.get(key) ?? (pending.has(key) ? 'pending' : undefined),
     startOutage(outageOptions = {}) {
       down.start(outageOptions.calls);
     },
@@ -379,6 +501,7 @@ export function createSimulatedVenue(
       down.end();
       faults.clear();
       rejections.clear();
+      delays.clear();
     },
     setRates(next) {
       validateRates({ ...next });
@@ -396,6 +519,6 @@ export function createSimulatedVenue(
     },
     ledger: () => [...entries],
     executions: (key) => executed.get(key) ?? 0,
-    calls: () => ({ executeSwap: executeCalls, findSwap: findCalls }),
+    calls: () => ({ executeSwap: executeCalls, findSwap: findCalls, voidSwap: voidCalls }),
   };
 }

@@ -39,6 +39,8 @@ export interface MarketStreams {
   readonly venueFaults: RandomStream;
   readonly lookupFaults: RandomStream;
   readonly venueLatency: RandomStream;
+  /** How long the venue takes to process a request after it arrives (late processing). */
+  readonly venueProcessing: RandomStream;
 }
 
 /**
@@ -60,6 +62,8 @@ export function randomStreams(seed: number): MarketStreams {
     venueFaults: next(),
     lookupFaults: next(),
     venueLatency: next(),
+    // Last, so that streams added later shift none of the earlier ones.
+    venueProcessing: next(),
   };
 }
 
@@ -104,6 +108,30 @@ export function wait(ms: number, signal: AbortSignal | undefined, what: string):
       resolve();
     }, ms);
     signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** Waits for `promise`, or rejects with TransientError('timeout') as soon as `signal` aborts. */
+export function awaitUnlessAborted<T>(
+  promise: Promise<T>,
+  signal: AbortSignal | undefined,
+  what: string,
+): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(abortedError(what));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(abortedError(what));
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error instanceof Error ? error : new Error(String(error)));
+      },
+    );
   });
 }
 

@@ -28,6 +28,7 @@ export const swapRequestSchema = z.object({
   from_amount: decimalString,
   quoted_price: decimalString,
   min_to_amount: decimalString,
+  execute_before: z.iso.datetime({ offset: true }),
 });
 
 export const executedSchema = z.object({
@@ -43,11 +44,17 @@ export const executedSchema = z.object({
 export const rejectedSchema = z.object({
   status: z.literal('rejected'),
   idempotency_key: z.string().optional(),
-  reason: z.enum(['insufficient_liquidity', 'slippage_exceeded', 'venue_rejected']),
+  reason: z.enum(['insufficient_liquidity', 'slippage_exceeded', 'venue_rejected', 'expired']),
   detail: z.string(),
 });
 
-export const outcomeSchema = z.discriminatedUnion('status', [executedSchema, rejectedSchema]);
+export const voidedSchema = z.object({
+  status: z.literal('voided'),
+  idempotency_key: z.string().optional(),
+  voided_at: z.iso.datetime({ offset: true }),
+});
+
+export const outcomeSchema = z.discriminatedUnion('status', [executedSchema, rejectedSchema, voidedSchema]);
 
 /** `{error, detail}`: the body of every non-2xx answer of the simulated server. */
 export const errorBodySchema = z.object({ error: z.string().optional(), detail: z.string().optional() });

@@ -20,6 +20,8 @@ export function swapRequest(overrides: Partial<SwapRequest> = {}): SwapRequest {
     from_amount: '1000',
     quoted_price: '0.00001',
     min_to_amount: '0',
+    // An hour after the fixed clock: the venue's deadline check passes unless a test moves it.
+    execute_before: new Date(FIXED_NOW.getTime() + 3_600_000).toISOString(),
     ...overrides,
   };
 }

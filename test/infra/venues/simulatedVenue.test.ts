@@ -220,7 +220,7 @@ describe('the simulated venue', () => {
       expect(outcomes[0]?.status).toBe('executed');
       expect(venue.executions(request.idempotency_key)).toBe(1);
       expect(venue.ledger()).toHaveLength(1);
-      expect(venue.calls()).toEqual({ executeSwap: 20, findSwap: 0 });
+      expect(venue.calls()).toEqual({ executeSwap: 20, findSwap: 0, voidSwap: 0 });
       expect(await venue.findSwap(request.idempotency_key)).toEqual(outcomes[0]);
     });
 
