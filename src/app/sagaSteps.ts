@@ -241,7 +241,7 @@ async function executeSwap(context: SagaContext, deps: StepDeps, resume: boolean
   } catch (error) {
     if (!(error instanceof DeadlinePassed) && !(error instanceof TransientError)) throw error;
     if (!pastDeadline(context.order, deps)) {
-      return suspended(`swap outcome unknown: ${(error as Error).message}`);
+      return suspended(`swap outcome unknown: ${error.message}`);
     }
   }
   if (!outcome) {

@@ -26,6 +26,22 @@ export function testClock(start = Date.parse('2026-11-24T12:00:00.000Z')) {
   };
 }
 
+/**
+ * The system clock, shifted by `offsetMs`: for tests where real time must pass (a venue that
+ * processes requests late) and workers whose clocks disagree. `advance` shifts it further.
+ */
+export function realClock(offsetMs = 0) {
+  let offset = offsetMs;
+  return {
+    now: () => new Date(Date.now() + offset),
+    advance(ms: number) {
+      offset += ms;
+    },
+  };
+}
+
+export type TestClock = ReturnType<typeof testClock>;
+
 export const FAST_SETTINGS: SagaSettings = {
   ...DEFAULT_SAGA_SETTINGS,
   retries: 2,
@@ -46,7 +62,7 @@ export const anOrder = (overrides: Partial<PlaceOrder> = {}): PlaceOrder => ({
 export interface SagaWorld {
   readonly db: Database;
   readonly market: SimulatedMarket;
-  readonly clock: ReturnType<typeof testClock>;
+  readonly clock: TestClock;
   readonly runner: ReturnType<typeof createSagaRunner>;
   /** Another runner on the same store, market and settings (a second worker or process). */
   newRunner(overrides?: Partial<SagaRunnerDeps>): ReturnType<typeof createSagaRunner>;
@@ -65,9 +81,11 @@ export function sagaWorld(
     market?: SimulatedMarketOptions;
     settings?: Partial<SagaSettings>;
     runner?: Partial<SagaRunnerDeps>;
+    /** The clock of the order intake, the market and the first runner (default a test clock). */
+    clock?: TestClock;
   } = {},
 ): SagaWorld {
-  const clock = testClock();
+  const clock = options.clock ?? testClock();
   const market = createSimulatedMarket({ seed: 7, now: clock.now, ...options.market });
   const store = createEventStore(db);
   const orders = createOrderService({ store, now: clock.now, newId: randomUUID });
@@ -148,6 +166,14 @@ export function assertSagaGuarantees(
     expect(market.venue.executions(idempotencyKeyFor(orderId)), 'a completed order was executed').toBe(1);
   } else {
     expect(market.venue.executions(idempotencyKeyFor(orderId)), 'a failed order swapped nothing').toBe(0);
+    if (order.some((e) => e.event_type === 'SwapExecuting')) {
+      // A swap that was sent (or may have been) is compensated only on the venue's final word.
+      const recorded = market.venue.recorded(idempotencyKeyFor(orderId));
+      expect(
+        recorded !== undefined && recorded !== 'pending' ? recorded.status : recorded,
+        'the venue voided or refused the swap of a failed order',
+      ).toMatch(/^(voided|rejected)$/);
+    }
     expect(updates, 'a failed order adds nothing to its position').toEqual([]);
     if (position.length > 0)
       expect(position.at(-1)?.event_type, 'its position is closed').toBe('PositionClosed');
