@@ -35,6 +35,7 @@ export interface MarketCalls {
   readonly quotes: number;
   readonly executeSwap: number;
   readonly findSwap: number;
+  readonly voidSwap: number;
 }
 
 /** A simulated price feed and venue trading on one market. */
