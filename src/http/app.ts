@@ -11,6 +11,7 @@ import type { Database } from '../infra/db/port.ts';
 import type { EventStore, StoredEvent } from '../infra/eventStore.ts';
 import type { Logger } from '../infra/logger.ts';
 import { validateChannelsRequest, validateUserId } from './channelsRequest.ts';
+import { strictPathParam } from './fields.ts';
 import { validateOrderRequest } from './orderRequest.ts';
 import { errorHandler, problemResponse, RequestProblem } from './problems.ts';
 
@@ -69,7 +70,20 @@ async function readJson(request: Request, what: string): Promise<unknown> {
       `Send ${what} as JSON with "Content-Type: application/json" (got ${contentType ? `"${contentType}"` : 'none'})`,
     );
   }
-  const text = await request.text();
+  const bytes = await request.arrayBuffer();
+  let text: string;
+  try {
+    // Strict: request.text() would turn bytes that are not UTF-8 (a lone surrogate's ED A0 80)
+    // into U+FFFD, and the order would be stored under a user id nobody sent.
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new RequestProblem(
+      400,
+      'malformed_json',
+      'Malformed JSON',
+      'The body is not valid UTF-8, as JSON must be',
+    );
+  }
   try {
     return parseLosslessJson(text);
   } catch (error) {
@@ -152,12 +166,12 @@ export function createApp(deps: AppDeps): Hono {
   const channels = deps.channels;
   if (channels) {
     app.put('/users/:userId/channels', limitBody, async (c) => {
-      const userId = c.req.param('userId');
-      const changes = validateChannelsRequest(userId, await readJson(c.req.raw, 'the channels'));
+      const body = await readJson(c.req.raw, 'the channels');
+      const { userId, changes } = validateChannelsRequest(strictPathParam(c, 'userId'), body);
       return c.json(await channels.update(userId, changes));
     });
     app.get('/users/:userId/channels', async (c) =>
-      c.json(await channels.get(validateUserId(c.req.param('userId')))),
+      c.json(await channels.get(validateUserId(strictPathParam(c, 'userId')))),
     );
   }
 

@@ -3,26 +3,27 @@ import { z } from 'zod';
 import type { ChannelChanges } from '../app/notifications/channels.ts';
 import { ValidationError } from '../domain/errors.ts';
 import type { FieldProblem } from '../domain/errors.ts';
-import { issuesToProblems, jsonKind } from './fields.ts';
+import { issuesToProblems, jsonKind, storable, storableText, userIdText } from './fields.ts';
 
 /** Telegram chat ids are integers: positive for users, negative for groups (-100… supergroups). */
 const CHAT_ID = /^-?[1-9]\d{0,19}$/;
 const CHAT_ID_HINT = 'an integer such as 123456789 (negative for a group)';
 
 /** A chat id arrives as a JSON number (its exact text, kept by lossless-json) or a string. */
-const chatId = z
-  .custom<string>((value) => typeof value === 'string' || isLosslessNumber(value), {
-    error: (issue) => `must be a Telegram chat id (${CHAT_ID_HINT}) or null, got ${jsonKind(issue.input)}`,
-  })
-  .transform((value) => String(value).trim())
+const chatId = storable(
+  z
+    .custom<string>((value) => typeof value === 'string' || isLosslessNumber(value), {
+      error: (issue) => `must be a Telegram chat id (${CHAT_ID_HINT}) or null, got ${jsonKind(issue.input)}`,
+    })
+    .transform((value) => String(value).trim()),
+)
   .refine((value) => CHAT_ID.test(value), {
     error: (issue) => `must be a Telegram chat id, ${CHAT_ID_HINT}; got "${String(issue.input)}"`,
   })
   .nullable()
   .optional();
 
-const email = z
-  .string({ error: (issue) => `must be an email address or null, got ${jsonKind(issue.input)}` })
+const email = storableText('an email address or null')
   .trim()
   .max(254, 'must be at most 254 characters')
   .pipe(
@@ -45,32 +46,43 @@ const channelsSchema = z
     error: 'must set telegram_chat_id or email (null removes one)',
   });
 
-function userIdProblem(userId: string): FieldProblem | undefined {
-  if (userId.trim() === '') return { field: 'user_id', message: 'must not be empty' };
-  if (userId.length > 128) return { field: 'user_id', message: 'must be at most 128 characters' };
-  return undefined;
+/** The user id of the path, or why not; undefined when its percent-encoding is not UTF-8. */
+function checkUserId(userId: string | undefined): { userId: string } | { problem: FieldProblem } {
+  if (userId === undefined) {
+    return {
+      problem: {
+        field: 'user_id',
+        message: 'must be percent-encoded UTF-8 (the path has bytes that are not)',
+      },
+    };
+  }
+  const message = userIdText().safeParse(userId).error?.issues[0]?.message;
+  return message === undefined ? { userId } : { problem: { field: 'user_id', message } };
 }
 
 /**
- * Validates `PUT /users/:userId/channels`: the user id from the path and the body's changes.
- * Every failing field is reported at once.
+ * Validates `PUT /users/:userId/channels`: the user id from the path (strictPathParam) and the
+ * body's changes. Every failing field is reported at once.
  * @throws ValidationError listing each field and why.
  */
-export function validateChannelsRequest(userId: string, body: unknown): ChannelChanges {
+export function validateChannelsRequest(
+  userId: string | undefined,
+  body: unknown,
+): { userId: string; changes: ChannelChanges } {
   const parsed = channelsSchema.safeParse(body);
   const problems = parsed.success ? [] : issuesToProblems(parsed.error.issues, 'is not a channel');
-  const user = userIdProblem(userId);
-  if (user) problems.unshift(user);
-  if (problems.length > 0 || !parsed.success) throw new ValidationError(problems);
-  return parsed.data;
+  const user = checkUserId(userId);
+  if ('problem' in user) problems.unshift(user.problem);
+  if (!('userId' in user) || !parsed.success) throw new ValidationError(problems);
+  return { userId: user.userId, changes: parsed.data };
 }
 
 /**
- * Validates the user id of `GET /users/:userId/channels`.
+ * Validates the user id of `GET /users/:userId/channels` (from strictPathParam).
  * @throws ValidationError naming `user_id`.
  */
-export function validateUserId(userId: string): string {
-  const problem = userIdProblem(userId);
-  if (problem) throw new ValidationError([problem]);
-  return userId;
+export function validateUserId(userId: string | undefined): string {
+  const user = checkUserId(userId);
+  if ('problem' in user) throw new ValidationError([user.problem]);
+  return user.userId;
 }

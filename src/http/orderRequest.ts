@@ -4,41 +4,35 @@ import type { PlaceOrder } from '../app/orders.ts';
 import { ValidationError } from '../domain/errors.ts';
 import { formatAmount, parseAmount } from '../domain/money.ts';
 import type { Currencies, Currency } from '../domain/money.ts';
-import { issuesToProblems, jsonKind } from './fields.ts';
-
-const requiredString = (what = 'a string') =>
-  z.string({
-    error: (issue) =>
-      issue.input === undefined ? 'is required' : `must be ${what}, got ${jsonKind(issue.input)}`,
-  });
+import { issuesToProblems, jsonKind, storable, storableText, userIdText } from './fields.ts';
 
 /**
  * from_amount arrives as a JSON number (its exact source text, kept by lossless-json) or as a
  * string; both become the text that parseAmount checks. Never through a float.
  */
-const amountText = z
-  .custom<string>((value) => typeof value === 'string' || isLosslessNumber(value), {
-    error: (issue) =>
-      issue.input === undefined
-        ? 'is required'
-        : `must be a number or a decimal string, got ${jsonKind(issue.input)}`,
-  })
-  .transform((value) => (typeof value === 'string' ? value : String(value)));
+const amountText = storable(
+  z
+    .custom<string>((value) => typeof value === 'string' || isLosslessNumber(value), {
+      error: (issue) =>
+        issue.input === undefined
+          ? 'is required'
+          : `must be a number or a decimal string, got ${jsonKind(issue.input)}`,
+    })
+    .transform((value) => (typeof value === 'string' ? value : String(value))),
+);
 
 export function orderRequestSchema(currencies: Currencies) {
   const supported = currencies.codes.join(', ');
-  const currency = requiredString('a currency code').refine((code) => currencies.get(code) !== undefined, {
+  const currency = storableText('a currency code').refine((code) => currencies.get(code) !== undefined, {
     error: (issue) => `is not a supported currency: "${String(issue.input)}" (supported: ${supported})`,
   });
   return z.strictObject(
     {
-      user_id: requiredString()
-        .refine((id) => id.trim() !== '', 'must not be empty')
-        .refine((id) => id.length <= 128, 'must be at most 128 characters'),
+      user_id: userIdText(),
       from_amount: amountText,
       from_currency: currency,
       to_currency: currency,
-      order_type: requiredString().refine((type) => type === 'market', {
+      order_type: storableText().refine((type) => type === 'market', {
         error: (issue) => `"${String(issue.input)}" orders are not supported; only "market" orders are`,
       }),
     },

@@ -1,0 +1,4 @@
+import { migratedPglite } from '../helpers/databases.ts';
+import { textInputContract } from './textInput.contract.ts';
+
+textInputContract('PGlite', migratedPglite);
