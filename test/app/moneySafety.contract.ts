@@ -202,11 +202,14 @@ export function moneySafetyContract(name: string, open: () => Promise<Database>)
   });
 }
 
-/** A venue that breaks its contract: answers `voided` but lets the request execute all the same. */
+/**
+ * A venue that breaks its contract: its lookups know nothing, and it answers `voided` while
+ * letting the request execute all the same. What an auditor must assume a venue (or a bug) can do.
+ */
 export function venueIgnoringVoids(venue: TradeVenue): TradeVenue {
   return {
     executeSwap: (request, signal) => venue.executeSwap(request, signal),
-    findSwap: (key, signal) => venue.findSwap(key, signal),
+    findSwap: () => Promise.resolve(undefined),
     voidSwap: (key): Promise<SwapOutcome> =>
       Promise.resolve({ status: 'voided', idempotency_key: key, voided_at: new Date().toISOString() }),
   };

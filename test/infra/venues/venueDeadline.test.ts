@@ -19,7 +19,11 @@ afterEach(async () => {
   await Promise.all(servers.splice(0).map((peer) => peer.server.close()));
 });
 
-type Setup = () => Promise<{ market: SimulatedMarket; venue: TradeVenue; clock: ReturnType<typeof testClock> }>;
+type Setup = () => Promise<{
+  market: SimulatedMarket;
+  venue: TradeVenue;
+  clock: ReturnType<typeof testClock>;
+}>;
 
 const setups: [string, Setup][] = [
   [
@@ -54,7 +58,9 @@ describe.each(setups)('%s', (_, setup) => {
 
       expect(status(outcome)).toBe('rejected:expired');
       clock.advance(-60_000);
-      expect(status(await venue.executeSwap(request)), 'a repeat gets the first answer').toBe('rejected:expired');
+      expect(status(await venue.executeSwap(request)), 'a repeat gets the first answer').toBe(
+        'rejected:expired',
+      );
       expect(market.venue.ledger()).toEqual([]);
     });
   });
@@ -155,7 +161,10 @@ describe('the simulated venue, processing requests late', () => {
     const market = createSimulatedMarket({ now: time.now, venue: { processingDelay: { minMs: 20 } } });
     const request = swapRequest();
 
-    const outcomes = await Promise.all([market.venue.executeSwap(request), market.venue.executeSwap(request)]);
+    const outcomes = await Promise.all([
+      market.venue.executeSwap(request),
+      market.venue.executeSwap(request),
+    ]);
 
     expect(outcomes[0]).toEqual(outcomes[1]);
     expect(market.venue.executions(request.idempotency_key)).toBe(1);
