@@ -28,10 +28,10 @@ type Setup = () => Promise<{
 const setups: [string, Setup][] = [
   [
     'the simulated venue',
-    async () => {
+    () => {
       const clock = testClock(Date.parse('2025-01-01T12:00:00.000Z'));
       const market = createSimulatedMarket({ now: clock.now });
-      return { market, venue: market.venue, clock };
+      return Promise.resolve({ market, venue: market.venue, clock });
     },
   ],
   [
