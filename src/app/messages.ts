@@ -26,7 +26,16 @@ export interface Consumer {
   /** Stable name; recorded as `processed_by` in processed_events. */
   readonly name: string;
   readonly eventTypes: readonly string[];
-  handle(message: EventMessage): Promise<void>;
+  handle(message: EventMessage, delivery?: Delivery): Promise<void>;
+}
+
+/** What the bus knows of a delivery. */
+export interface Delivery {
+  /**
+   * The message was delivered before (a retry after a failure or a wait, a redelivery after a
+   * lost connection or a restart): what it asked for may well be done or under way.
+   */
+  readonly redelivered: boolean;
 }
 
 /** The message can never be handled (malformed, unknown, names nothing): dead-letter it now. */

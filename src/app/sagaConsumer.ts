@@ -29,7 +29,7 @@ export function sagaConsumer(db: Database, runner: SagaRunner): Consumer {
   return {
     name: SAGA_CONSUMER,
     eventTypes: ['OrderAccepted'],
-    async handle(message) {
+    async handle(message, delivery) {
       const processed = {
         event_id: message.event_id,
         aggregate_id: message.aggregate_id,
@@ -42,7 +42,12 @@ export function sagaConsumer(db: Database, runner: SagaRunner): Consumer {
         created_at: message.metadata.occurred_at,
         position: { transaction_id: '0', id: '0' },
       };
-      const result = await runner.run(message.aggregate_id, { processed, accepted });
+      // A redelivered message most likely belongs to a saga that moved on (or is suspended):
+      // load it, rather than assume it is new and ask the price service for nothing.
+      const result = await runner.run(message.aggregate_id, {
+        processed,
+        ...(delivery?.redelivered ? {} : { accepted }),
+      });
       if (result.status === 'suspended') throw new SagaSuspendedError(result.orderId, result.detail);
       if (result.status === 'not_found')
         throw new PoisonMessageError(`OrderAccepted ${message.event_id} names no stored order`);

@@ -85,4 +85,23 @@ describe('the orchestrator consumer', () => {
       assertSagaGuarantees(orderId, events, world.market);
     });
   });
+
+  describe('when the OrderAccepted of a suspended saga is redelivered', () => {
+    it('loads the saga and goes on with the swap, without asking the price service again', async () => {
+      const world = sagaWorld(db);
+      const orderId = await world.place();
+      world.market.venue.startOutage();
+      const consumer = sagaConsumer(db, world.runner);
+      const message = await acceptedMessage(world, orderId);
+      await expect(consumer.handle(message, { redelivered: false })).rejects.toThrow(/suspended/);
+      const quotes = world.market.calls().quotes;
+
+      await expect(consumer.handle(message, { redelivered: true })).rejects.toThrow(/suspended/);
+      world.market.venue.restore();
+      await consumer.handle(message, { redelivered: true });
+
+      expect(world.market.calls().quotes, 'no price asked for a saga past its quote').toBe(quotes);
+      assertSagaGuarantees(orderId, await world.events(orderId), world.market);
+    });
+  });
 });
