@@ -4,6 +4,7 @@ import type { Currencies } from './domain/money.ts';
 import { DEFAULT_SAGA_SETTINGS } from './app/sagaSteps.ts';
 import type { SagaSettings } from './app/sagaSteps.ts';
 import { DEFAULT_TELEGRAM_API_ROOT } from './infra/notify/telegram.ts';
+import { DEFAULT_RETRY_FOR_MS } from './app/notifications/notifier.ts';
 
 /** What a process does; a process runs one or more roles (all of them by default). */
 export const ROLES = ['api', 'relay', 'saga', 'notifier', 'sweeper'] as const;
@@ -17,6 +18,8 @@ export interface NotificationConfig {
   /** SMTP server for email notifications, e.g. smtp://127.0.0.1:2525; none: no email. */
   readonly smtpUrl: string | undefined;
   readonly mailFrom: string;
+  /** How long a notification whose provider fails is retried before it is recorded failed. */
+  readonly retryForMs: number;
 }
 
 export interface Config {
@@ -123,6 +126,7 @@ const EnvSchema = z.object({
   TELEGRAM_API_ROOT: z.url().default(DEFAULT_TELEGRAM_API_ROOT),
   SMTP_URL: optionalUrl(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL'),
   MAIL_FROM: z.string().min(3).default('market-order-saga <noreply@localhost>'),
+  NOTIFY_RETRY_FOR_MS: z.coerce.number().int().positive().default(DEFAULT_RETRY_FOR_MS),
 });
 
 /**
@@ -174,6 +178,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       telegramApiRoot: e.TELEGRAM_API_ROOT,
       smtpUrl: e.SMTP_URL,
       mailFrom: e.MAIL_FROM,
+      retryForMs: e.NOTIFY_RETRY_FOR_MS,
     },
   };
 }

@@ -60,7 +60,7 @@ export interface ServiceOptions {
 
 /** The notifier with the transports that are configured (none: notifications are logged). */
 function notifierOf(config: Config, logger: Logger, db: Database) {
-  const { telegramBotToken, telegramApiRoot, smtpUrl, mailFrom } = config.notifications;
+  const { telegramBotToken, telegramApiRoot, smtpUrl, mailFrom, retryForMs } = config.notifications;
   const telegram = telegramBotToken
     ? createTelegramClient({ token: telegramBotToken, apiRoot: telegramApiRoot, logger })
     : undefined;
@@ -69,7 +69,7 @@ function notifierOf(config: Config, logger: Logger, db: Database) {
     { telegram: telegram ? telegramApiRoot : 'off', email: smtpUrl ? 'on' : 'off' },
     'notification channels',
   );
-  return { notifier: createNotifier({ db, logger, telegram, mail }), close: () => mail?.close() };
+  return { notifier: createNotifier({ db, logger, telegram, mail, retryForMs }), close: () => mail?.close() };
 }
 
 /**
@@ -110,7 +110,10 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   let wired: ReturnType<typeof wireOrders>;
   const notifications = () => {
     const made = notifierOf(config, logger, db);
-    parts.push({ name: 'mail', stop: () => Promise.resolve(made.close()) });
+    // The retry loop sends the notifications that wait for a retry, whatever bus brought them; it
+    // stops last, with the mailer its sends need.
+    made.notifier.start();
+    parts.push({ name: 'mail', stop: () => made.notifier.stop().then(made.close) });
     return made.notifier;
   };
   if (config.amqpUrl) {

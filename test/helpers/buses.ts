@@ -15,7 +15,7 @@ import {
 } from '../../src/infra/bus/rabbit/topology.ts';
 import type { Database } from '../../src/infra/db/port.ts';
 import { silentLogger } from '../../src/infra/logger.ts';
-import { consumeQueue } from './rabbit.ts';
+import { consumeQueue, scratchPostgres } from './rabbit.ts';
 import type { Collector } from './rabbit.ts';
 
 export { eventually } from './wait.ts';
@@ -240,6 +240,26 @@ export async function rabbitHarness(db: Database, amqpUrl: string): Promise<BusH
       for (const dead of deadQueues.values()) await dead.close();
       await deleteTopology(channel, topo);
       await connection.close();
+    },
+  };
+}
+
+/**
+ * A bus harness whose consumers' state is a migrated database of its own beside `databaseUrl`'s,
+ * dropped by the harness's `close`: for tests whose consumers or relays act on every row they see.
+ */
+export async function onScratchDatabase(
+  databaseUrl: string,
+  label: string,
+  harness: (db: Database) => BusHarness | Promise<BusHarness>,
+): Promise<BusHarness> {
+  const scratch = await scratchPostgres(databaseUrl, label);
+  const bus = await harness(scratch.db);
+  return {
+    ...bus,
+    async close() {
+      await bus.close();
+      await scratch.drop();
     },
   };
 }

@@ -62,6 +62,11 @@ export interface BotApiFront {
   readonly apiRoot: string;
   /** Answers the next sendMessage to `chatId` with `answer` instead of forwarding it. */
   answerNext(chatId: string, answer: ScriptedAnswer): void;
+  /**
+   * Answers every request with `answer` (after the scripted ones) until called without one, as the
+   * Bot API does for a revoked token (401) or a wrong API root (404).
+   */
+  answerAll(answer?: ScriptedAnswer): void;
   /** When each sendMessage reached the front (ms since the epoch), by chat id. */
   arrivals(chatId: string): number[];
   stop(): Promise<void>;
@@ -94,11 +99,12 @@ export async function startBotApiFront(emulatorRoot: string): Promise<BotApiFron
   const target = new URL(emulatorRoot);
   const scripted = new Map<string, ScriptedAnswer[]>();
   const seen = new Map<string, number[]>();
+  let always: ScriptedAnswer | undefined;
   const server: Server = createServer((req, res) => {
     void readAll(req).then((body) => {
       const chatId = String((JSON.parse(body.toString() || '{}') as { chat_id?: unknown }).chat_id);
       seen.set(chatId, [...(seen.get(chatId) ?? []), Date.now()]);
-      const answer = scripted.get(chatId)?.shift();
+      const answer = scripted.get(chatId)?.shift() ?? always;
       if (!answer) return forward(target, req, body, res);
       res.writeHead(answer.status, { 'content-type': 'application/json' }).end(JSON.stringify(answer.body));
     });
@@ -109,6 +115,9 @@ export async function startBotApiFront(emulatorRoot: string): Promise<BotApiFron
     apiRoot: `http://127.0.0.1:${port}`,
     answerNext(chatId, answer) {
       scripted.set(chatId, [...(scripted.get(chatId) ?? []), answer]);
+    },
+    answerAll(answer) {
+      always = answer;
     },
     arrivals: (chatId) => seen.get(chatId) ?? [],
     stop: () => new Promise((resolve) => server.close(() => resolve())),

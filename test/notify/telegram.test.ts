@@ -2,7 +2,11 @@ import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PermanentDeliveryError, TransientDeliveryError } from '../../src/app/notifications/transport.ts';
+import {
+  ChannelMisconfiguredError,
+  PermanentDeliveryError,
+  TransientDeliveryError,
+} from '../../src/app/notifications/transport.ts';
 import { createTelegramClient } from '../../src/infra/notify/telegram.ts';
 import { startBotApiFront, startTelegramEmulator } from '../helpers/notifyPeers.ts';
 import type { BotApiFront, TelegramEmulator } from '../helpers/notifyPeers.ts';
@@ -58,17 +62,18 @@ describe('the Telegram client', () => {
     });
   });
 
-  describe('when the token is wrong (401)', () => {
-    it('retries as transient: the bot is misconfigured, not the chat', async () => {
-      for (let i = 0; i < 10; i++)
-        front.answerNext('1003', {
-          status: 401,
-          body: { ok: false, error_code: 401, description: 'Unauthorized' },
-        });
-      await expect(client(front.apiRoot, { maxSendMs: 200 }).send('1003', message)).rejects.toBeInstanceOf(
-        TransientDeliveryError,
-      );
-      expect(front.arrivals('1003').length).toBeGreaterThan(1);
+  describe.each([
+    { code: 401, description: 'Unauthorized', chat: '1003', what: 'the token is wrong or revoked' },
+    { code: 404, description: 'Not Found', chat: '1006', what: 'the API root is wrong' },
+  ])('when $what ($code)', ({ code, description, chat }) => {
+    it('fails at once as a configuration error: the bot is misconfigured, not the chat', async () => {
+      front.answerNext(chat, { status: code, body: { ok: false, error_code: code, description } });
+      const sending = client(front.apiRoot).send(chat, message);
+      await expect(sending).rejects.toBeInstanceOf(ChannelMisconfiguredError);
+      // Transient for the notification: it is kept and sent once the configuration is fixed.
+      await expect(sending).rejects.toBeInstanceOf(TransientDeliveryError);
+      await expect(sending).rejects.toThrow(`Telegram ${code}: ${description}`);
+      expect(front.arrivals(chat)).toHaveLength(1);
     });
   });
 

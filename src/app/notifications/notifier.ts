@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import type { Database } from '../../infra/db/port.ts';
 import { createEventStore } from '../../infra/eventStore.ts';
 import type { EventStore } from '../../infra/eventStore.ts';
@@ -8,19 +7,24 @@ import { markProcessed } from '../inbox.ts';
 import { PoisonMessageError, RetryLaterError } from '../messages.ts';
 import type { Consumer, EventMessage } from '../messages.ts';
 import { readAddresses } from './channels.ts';
-import { durationHistogram } from './metrics.ts';
-import type { DurationHistogram } from './metrics.ts';
-import { claimNotification, messageStanding, recordOutcome, releaseClaim } from './notificationRows.ts';
-import type { NotificationDraft, Outcome } from './notificationRows.ts';
+import { claimDue, createNotification, giveUpOverdue, messageStanding } from './notificationRows.ts';
+import type { HeldNotification, Lease, NotificationDraft } from './notificationRows.ts';
+import { createSender, logContext, skipReason } from './sender.ts';
+import type { NotifierMetrics } from './sender.ts';
 import { notificationText } from './texts.ts';
 import type { NotificationText, TerminalEvent } from './texts.ts';
-import { CHANNELS, PermanentDeliveryError } from './transport.ts';
+import { CHANNELS } from './transport.ts';
 import type { Channel, NotificationTransport } from './transport.ts';
+
+export type { NotifierMetrics } from './sender.ts';
 
 export const NOTIFIER_CONSUMER = 'notifier';
 
 /** Two minutes: well beyond the slowest send a transport allows (its timeouts and bounded retries). */
 export const DEFAULT_LEASE_MS = 120_000;
+
+/** A day (NOTIFY_RETRY_FOR_MS): a provider's outage or a misconfiguration is fixed well within it. */
+export const DEFAULT_RETRY_FOR_MS = 86_400_000;
 
 export interface NotifierDeps {
   readonly db: Database;
@@ -37,42 +41,36 @@ export interface NotifierDeps {
    */
   readonly leaseMs?: number;
   /**
+   * How long a notification whose provider fails is retried, from its first attempt, before it is
+   * recorded failed with the last error (NOTIFY_RETRY_FOR_MS; default a day).
+   */
+  readonly retryForMs?: number;
+  /** Wait before a notification's next attempt: doubles with each attempt (defaults 1 s to 1 min). */
+  readonly retryMinDelayMs?: number;
+  readonly retryMaxDelayMs?: number;
+  /** Pause between the retry loop's passes over a channel (default 1 s). */
+  readonly retryIntervalMs?: number;
+  /** Notifications of a working channel one pass sends at most (default 16). */
+  readonly retryBatch?: number;
+  /**
    * Failpoint for tests: runs after a send succeeded and before it is recorded. Throwing leaves
    * the claim in place, as a crash at that moment would.
    */
-  readonly afterSend?: (draft: NotificationDraft) => Promise<void> | void;
-}
-
-/** What a notifier has done since it was created (tests read it; an exporter could). */
-export interface NotifierMetrics {
-  readonly sent: number;
-  readonly failed: number;
-  readonly skipped: number;
-  /** Deliveries that found a notification claimed by another notifier and were put off. */
-  readonly busy: number;
-  /** Claims of a notification that had been claimed before (after a transient error or a crash). */
-  readonly reclaimed: number;
-  /** Sends recorded after this notifier's lease had expired: another may have sent them too. */
-  readonly leaseLost: number;
-  /**
-   * The duplicate window, at most: from the start of a successful send to the commit of its
-   * record. A crash inside it, once the provider has taken the message, leaves a notification
-   * sent but not recorded, sent again when the lease expires; nowhere else can a duplicate arise.
-   */
-  readonly duplicateWindow: DurationHistogram;
-  /** The duplicate window, at least: from the provider's answer to the commit of the record. */
-  readonly recordLag: DurationHistogram;
+  readonly afterSend?: (notification: HeldNotification) => Promise<void> | void;
 }
 
 export interface Notifier extends Consumer {
   metrics(): NotifierMetrics;
-}
-
-interface Delivery {
-  readonly message: EventMessage;
-  readonly draft: NotificationDraft;
-  /** The last channel of the message: its record carries the processed_events row. */
-  readonly last: boolean;
+  /**
+   * One pass of the retry loop over every channel, as start() runs them: records as failed what
+   * is past the retry horizon, then claims and sends what is due. Resolves with how many
+   * notifications it tried.
+   */
+  retryDue(): Promise<number>;
+  /** Starts the retry loop: a pass per channel every `retryIntervalMs`, each channel on its own. */
+  start(): void;
+  /** Stops the retry loop; sends under way finish and are recorded. */
+  stop(): Promise<void>;
 }
 
 function terminalEvent(message: EventMessage): TerminalEvent {
@@ -91,44 +89,54 @@ async function userOf(store: EventStore, message: EventMessage): Promise<string>
   return userId;
 }
 
-/** Why a channel has nothing to send, or undefined when it has. */
-function skipReason(channel: Channel, address: string | undefined, transport: unknown): string | undefined {
-  const noun = channel === 'telegram' ? 'Telegram chat id' : 'email address';
-  if (address === undefined) return `the user has no ${noun}`;
-  if (transport === undefined)
-    return channel === 'telegram'
-      ? 'Telegram is not configured (TELEGRAM_BOT_TOKEN)'
-      : 'email is not configured (SMTP_URL)';
-  return undefined;
-}
-
 /**
- * Role `notifier`: tells the user how their order ended, once per channel (Telegram, email).
+ * Role `notifier`: tells the user how their order ended, once per channel (Telegram, email), each
+ * channel on its own: one that fails or hangs neither holds up nor loses another.
  *
  * Exactly once per (terminal event, channel), across any number of notifiers and deliveries:
- * 1. claim the notification's row with a lease, in one short statement (never a transaction held
- *    across a network call: a slow provider would hold locks and connections for its duration);
- * 2. send, outside any transaction;
- * 3. record the outcome, and for the last channel the processed_events row, in one transaction.
- * A delivery that finds the row final only records the message as processed; one that finds it
- * leased by another notifier is put off (RetryLaterError), never acknowledged, since the holder
- * may crash. A crash between 2 and 3 sends again once the lease expires: that window is the only
- * source of duplicates, and its length is measured (`metrics().duplicateWindow`, and logged).
- * A permanent refusal (chat not found, bot blocked) is recorded as failed and not retried; a
- * transient one releases the claim and fails the delivery, so the bus retries it.
+ * 1. the first delivery of a message creates each channel's row, holding it with a lease, in one
+ *    short statement (never a transaction held across a network call: a slow provider would hold
+ *    locks and connections for its duration);
+ * 2. sends, outside any transaction, every channel at the same time;
+ * 3. records each channel's outcome in one statement, and once every channel's row is final or
+ *    waiting for a retry, the message as processed.
+ * A transient failure (provider down, rate limit, timeout, a misconfigured bot) never fails the
+ * message: the row waits with its error and the retry loop (start()) tries it again with a growing
+ * backoff, for `retryForMs`, then records it failed with the last error. The loop also takes over
+ * rows whose holder's lease expired (it crashed or hangs). A delivery that finds a row leased by
+ * another notifier is put off (RetryLaterError), never acknowledged, since the holder may crash.
+ * A crash between 2 and 3 sends again once the lease expires: that window is the only source of
+ * duplicates, and its length is measured (`metrics().duplicateWindow`, and logged). A permanent
+ * refusal (chat not found, bot blocked) is recorded as failed and not retried.
  */
 export function createNotifier(deps: NotifierDeps): Notifier {
   const { db, logger } = deps;
   const store = deps.store ?? createEventStore(db);
   const now = deps.now ?? (() => new Date());
   const leaseMs = deps.leaseMs ?? DEFAULT_LEASE_MS;
+  const retryForMs = deps.retryForMs ?? DEFAULT_RETRY_FOR_MS;
+  const intervalMs = deps.retryIntervalMs ?? 1_000;
+  const batch = deps.retryBatch ?? 16;
   const transports: Record<Channel, NotificationTransport | undefined> = {
     telegram: deps.telegram,
     email: deps.mail,
   };
-  const counts = { sent: 0, failed: 0, skipped: 0, busy: 0, reclaimed: 0, leaseLost: 0 };
-  const window = durationHistogram();
-  const lag = durationHistogram();
+  const sender = createSender({
+    db,
+    logger,
+    transports,
+    now,
+    retryForMs,
+    retryMinDelayMs: deps.retryMinDelayMs ?? 1_000,
+    retryMaxDelayMs: deps.retryMaxDelayMs ?? 60_000,
+    afterSend: deps.afterSend,
+  });
+  const { attempt, health, counts } = sender;
+
+  function newLease(): Lease {
+    const at = now();
+    return { token: randomUUID(), now: at, until: new Date(at.getTime() + leaseMs) };
+  }
 
   async function drafts(message: EventMessage, text: NotificationText): Promise<NotificationDraft[]> {
     const userId = await userOf(store, message);
@@ -142,95 +150,80 @@ export function createNotifier(deps: NotifierDeps): Notifier {
         order_id: message.aggregate_id,
         user_id: userId,
         recipient: recipient ?? null,
+        subject: text.subject,
         text: text.text,
         ...(skipped === undefined ? {} : { skipped }),
       };
     });
   }
 
-  async function record(delivery: Delivery, token: string, outcome: Outcome) {
-    return db.transaction(async (tx) => {
-      const result = await recordOutcome(tx, delivery.draft, token, outcome);
-      if (delivery.last) await markProcessed(tx, NOTIFIER_CONSUMER, delivery.message);
-      return result;
-    });
-  }
-
-  /** Sends a claimed notification and records how it went; rethrows what the bus should retry. */
-  async function send(delivery: Delivery, token: string, recipient: string | null, text: NotificationText) {
-    const { draft } = delivery;
-    const transport = transports[draft.channel];
-    const reason = skipReason(draft.channel, recipient ?? undefined, transport);
-    if (reason !== undefined || recipient === null || transport === undefined) {
-      // Reclaimed after the transport was switched off: nothing can send it now.
-      await record(delivery, token, { status: 'skipped', reason: reason ?? 'nothing to send' });
-      logSkipped(draft, reason ?? 'nothing to send');
-      return;
-    }
-    const started = performance.now();
-    try {
-      await transport.send(recipient, text);
-    } catch (error) {
-      await settleFailure(delivery, token, error);
-      return;
-    }
-    const sentMs = performance.now() - started;
-    await deps.afterSend?.(draft);
-    const { heldLease } = await record(delivery, token, { status: 'sent', at: now() });
-    const windowMs = performance.now() - started;
-    window.observe(windowMs);
-    lag.observe(windowMs - sentMs);
-    counts.sent += 1;
-    if (!heldLease) counts.leaseLost += 1;
-    logger[heldLease ? 'info' : 'warn'](
-      {
-        ...logContext(draft),
-        send_ms: round(sentMs),
-        record_ms: round(windowMs - sentMs),
-        held_lease: heldLease,
-      },
-      heldLease
-        ? 'notification sent'
-        : 'notification sent after its lease expired: it may have been sent twice',
+  function putOff(what: string, leaseUntil: Date): RetryLaterError {
+    return new RetryLaterError(
+      `Notification ${what} is being sent by another notifier (lease until ${leaseUntil.toISOString()})`,
     );
   }
 
-  async function settleFailure(delivery: Delivery, token: string, error: unknown) {
-    const reason = error instanceof Error ? error.message : String(error);
-    if (error instanceof PermanentDeliveryError) {
-      await record(delivery, token, { status: 'failed', reason });
-      counts.failed += 1;
-      logger.warn({ ...logContext(delivery.draft), reason }, 'notification refused for good');
-      return;
+  /** The first attempt of a channel's notification: the first delivery of its message makes it. */
+  async function firstAttempt(draft: NotificationDraft): Promise<void> {
+    // A failing channel: leave the notification to the retry loop rather than wait on the provider.
+    const failing = draft.skipped === undefined ? health.failing(draft.channel) : undefined;
+    const first = await createNotification(db, draft, newLease(), failing);
+    switch (first.status) {
+      case 'held':
+        return attempt(first.notification);
+      case 'skipped':
+        return sender.logSkipped(draft, draft.skipped ?? 'nothing to send');
+      case 'waiting':
+        counts.retrying += 1;
+        logger.debug({ ...logContext(draft), reason: failing }, 'notification left to the retry loop');
+        return;
+      case 'busy':
+        throw putOff(`${draft.event_id}/${draft.channel}`, first.leaseUntil);
+      case 'settled':
+      case 'queued':
+        return;
     }
-    await releaseClaim(db, delivery.draft, token, reason);
-    throw error;
   }
 
-  function putOff(what: string, leaseUntil: Date | null): never {
-    counts.busy += 1;
-    const until = leaseUntil ? ` (lease until ${leaseUntil.toISOString()})` : '';
-    throw new RetryLaterError(`Notification ${what} is being sent by another notifier${until}`);
-  }
-
-  async function deliver(delivery: Delivery, text: NotificationText): Promise<void> {
-    const { draft } = delivery;
-    const at = now();
-    const lease = { token: randomUUID(), now: at, until: new Date(at.getTime() + leaseMs) };
-    const claim = await claimNotification(db, draft, lease);
-    if (claim.status === 'busy') putOff(`${draft.event_id}/${draft.channel}`, claim.leaseUntil);
-    if (claim.status === 'settled') {
-      if (claim.now) logSkipped(draft, draft.skipped ?? 'nothing to send');
-      if (delivery.last) await markProcessed(db, NOTIFIER_CONSUMER, delivery.message);
-      return;
+  /** One pass over a channel: gives up what is past the horizon, then sends what is due. */
+  async function retryChannel(channel: Channel): Promise<number> {
+    const lease = newLease();
+    const horizon = new Date(lease.now.getTime() - retryForMs);
+    for (const row of await giveUpOverdue(db, channel, horizon, lease.now, sender.retryFor))
+      sender.logGivenUp({ ...row, channel }, row.error);
+    // A failing channel gets one notification a pass: it probes, the others wait for its answer.
+    const due = await claimDue(db, channel, health.failing(channel) === undefined ? batch : 1, lease);
+    counts.reclaimed += due.filter((held) => held.attempts > 1).length;
+    const results = await Promise.allSettled(due.map((held) => attempt(held)));
+    for (const result of results) {
+      if (result.status === 'rejected')
+        logger.error(
+          { err: result.reason as unknown, channel },
+          'a notification could not be settled; it is tried again when its lease expires',
+        );
     }
-    if (claim.attempts > 1) counts.reclaimed += 1;
-    await send(delivery, lease.token, claim.recipient, { ...text, text: claim.text });
+    return due.length;
   }
 
-  function logSkipped(draft: NotificationDraft, reason: string) {
-    counts.skipped += 1;
-    logger.info({ ...logContext(draft), reason, text: draft.text }, 'notification not sent');
+  const timers = new Map<Channel, ReturnType<typeof setTimeout>>();
+  const passes = new Set<Promise<unknown>>();
+  let running = false;
+
+  function schedule(channel: Channel, delayMs: number): void {
+    timers.set(
+      channel,
+      setTimeout(() => {
+        const pass = retryChannel(channel)
+          .catch((error: unknown) =>
+            logger.warn({ err: error, channel }, 'notification retry pass failed; trying again'),
+          )
+          .finally(() => {
+            passes.delete(pass);
+            if (running) schedule(channel, intervalMs);
+          });
+        passes.add(pass);
+      }, delayMs),
+    );
   }
 
   return {
@@ -239,26 +232,36 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     async handle(message) {
       const text = notificationText(terminalEvent(message));
       const standing = await messageStanding(db, message.event_id, CHANNELS.length, now());
-      if (standing.status === 'busy') putOff(message.event_id, standing.leaseUntil);
-      if (standing.status === 'settled') return markProcessed(db, NOTIFIER_CONSUMER, message);
-      const all = await drafts(message, text);
-      for (const [i, draft] of all.entries()) {
-        await deliver({ message, draft, last: i === all.length - 1 }, text);
+      if (standing.status === 'busy') {
+        counts.busy += 1;
+        throw putOff(message.event_id, standing.leaseUntil);
       }
+      if (standing.status === 'open') {
+        const all = await drafts(message, text);
+        const results = await Promise.allSettled(all.map((draft) => firstAttempt(draft)));
+        const failure = results.find((result) => result.status === 'rejected');
+        if (failure) {
+          if (failure.reason instanceof RetryLaterError) counts.busy += 1;
+          throw failure.reason;
+        }
+      }
+      await markProcessed(db, NOTIFIER_CONSUMER, message);
     },
-    metrics: () => ({ ...counts, duplicateWindow: window.read(), recordLag: lag.read() }),
+    metrics: sender.metrics,
+    async retryDue() {
+      const tried = await Promise.all(CHANNELS.map((channel) => retryChannel(channel)));
+      return tried.reduce((sum, n) => sum + n, 0);
+    },
+    start() {
+      if (running) return;
+      running = true;
+      for (const channel of CHANNELS) schedule(channel, 0);
+    },
+    async stop() {
+      running = false;
+      for (const timer of timers.values()) clearTimeout(timer);
+      timers.clear();
+      while (passes.size > 0) await Promise.allSettled([...passes]);
+    },
   };
-}
-
-function logContext(draft: NotificationDraft) {
-  return {
-    event_id: draft.event_id,
-    order_id: draft.order_id,
-    channel: draft.channel,
-    user_id: draft.user_id,
-  };
-}
-
-function round(ms: number): number {
-  return Math.round(ms * 100) / 100;
 }

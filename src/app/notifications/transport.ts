@@ -11,8 +11,10 @@ export const CHANNELS: readonly Channel[] = ['telegram', 'email'];
  *
  * @throws PermanentDeliveryError when the provider refused for a reason a retry cannot change
  *   (chat not found, bot blocked, mailbox does not exist);
+ * @throws ChannelMisconfiguredError when the provider refuses this service's settings (a revoked
+ *   token, a wrong API root): every notification would fail alike until an operator fixes them;
  * @throws any other error when the outcome may change later (rate limit, provider down, timeout):
- *   the notifier releases its claim and lets the bus retry.
+ *   the notifier keeps the notification and retries it later (see notifier.ts).
  */
 export interface NotificationTransport {
   send(recipient: string, message: NotificationText): Promise<void>;
@@ -31,5 +33,17 @@ export class TransientDeliveryError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'TransientDeliveryError';
+  }
+}
+
+/**
+ * The provider refuses this service's configuration, not the notification: no message can go out
+ * on the channel until an operator fixes a setting. Transient for the notification (it is kept and
+ * retried once the setting is fixed), and said once, loudly, rather than once per message.
+ */
+export class ChannelMisconfiguredError extends TransientDeliveryError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ChannelMisconfiguredError';
   }
 }

@@ -1,6 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import { setTimeout as delay } from 'node:timers/promises';
-import { PermanentDeliveryError, TransientDeliveryError } from '../../app/notifications/transport.ts';
+import {
+  ChannelMisconfiguredError,
+  PermanentDeliveryError,
+  TransientDeliveryError,
+} from '../../app/notifications/transport.ts';
 import type { NotificationTransport } from '../../app/notifications/transport.ts';
 import type { Logger } from '../logger.ts';
 
@@ -15,7 +19,8 @@ export interface TelegramOptions {
   readonly timeoutMs?: number;
   /**
    * Longest a send may take in all, retries and waits included (default 60 s), whatever
-   * retry_after says: the notifier's lease (2 min by default) must outlast it.
+   * retry_after says: the notifier's lease (2 min by default) must outlast it. A retry is made only
+   * when its whole request timeout still fits.
    */
   readonly maxSendMs?: number;
   /** Wait before retrying a 5xx or a lost connection; doubles each time (default 500 ms). */
@@ -31,17 +36,21 @@ interface BotApiResponse {
   readonly parameters?: { readonly retry_after?: number };
 }
 
-/** One attempt's verdict: done, retry after a wait (ms, when the server named one), or give up. */
+/**
+ * One attempt's verdict: done, retry after a wait (ms, when the server named one), give up on this
+ * message, or give up because the bot itself is misconfigured.
+ */
 type Attempt =
   | { readonly kind: 'sent' }
   | { readonly kind: 'retry'; readonly afterMs: number | undefined; readonly reason: string }
-  | { readonly kind: 'permanent'; readonly reason: string };
+  | { readonly kind: 'permanent'; readonly reason: string }
+  | { readonly kind: 'misconfigured'; readonly reason: string };
 
 /*
  * 401 (token revoked) and 404 (wrong token or API root) say nothing about the chat: the bot is
- * misconfigured and every message would fail the same way. Retried as transient, they end in the
- * dead letters after the delivery limit, to be replayed once fixed, instead of marking every
- * user's notification failed for good.
+ * misconfigured and every message would fail the same way until an operator fixes it. Retrying
+ * within the send cannot help, and failing each user's notification for good would lose them:
+ * ChannelMisconfiguredError, which the notifier keeps for a retry and reports once.
  */
 const MISCONFIGURED = new Set([401, 404]);
 
@@ -49,7 +58,8 @@ function verdict(status: number, body: BotApiResponse | undefined): Attempt {
   if (body?.ok === true) return { kind: 'sent' };
   const code = body?.error_code ?? status;
   const reason = `Telegram ${code}: ${body?.description ?? `HTTP ${status}`}`;
-  if (code === 429 || code >= 500 || MISCONFIGURED.has(code)) {
+  if (MISCONFIGURED.has(code)) return { kind: 'misconfigured', reason };
+  if (code === 429 || code >= 500) {
     const retryAfter = body?.parameters?.retry_after;
     return { kind: 'retry', afterMs: retryAfter === undefined ? undefined : retryAfter * 1000, reason };
   }
@@ -72,10 +82,11 @@ async function readBody(response: Response): Promise<BotApiResponse | undefined>
  * not their sum, and would retry a timed-out request for up to an hour by default.
  *
  * 429 and 5xx are retried, waiting `parameters.retry_after` when given, doubling a short delay
- * otherwise, until the next wait would pass `maxSendMs`: then a TransientDeliveryError. Any
- * other 4xx (chat not found, bot blocked by the user, …) is a PermanentDeliveryError carrying
- * Telegram's description. A request that times out may still have been delivered; it is retried
- * like a lost connection, and so is, rarely, a duplicate.
+ * otherwise, until the next wait and request would pass `maxSendMs`: then a TransientDeliveryError
+ * (the notifier's retry loop takes it from there). 401 and 404 are a ChannelMisconfiguredError at
+ * once. Any other 4xx (chat not found, bot blocked by the user, …) is a PermanentDeliveryError
+ * carrying Telegram's description. A request that times out may still have been delivered; it is
+ * retried like a lost connection, and so is, rarely, a duplicate.
  */
 export function createTelegramClient(options: TelegramOptions): NotificationTransport {
   const apiRoot = (options.apiRoot ?? DEFAULT_TELEGRAM_API_ROOT).replace(/\/+$/, '');
@@ -106,16 +117,15 @@ export function createTelegramClient(options: TelegramOptions): NotificationTran
     async send(chatId, message) {
       const deadline = performance.now() + maxSendMs;
       for (let retry = 0; ; retry++) {
-        const left = deadline - performance.now();
-        const result = await attempt(
-          chatId,
-          message.text,
-          Math.max(1, Math.ceil(Math.min(requestTimeoutMs, left))),
-        );
+        // Only the first request may be cut to the budget: a retry starts only if it can wait its
+        // whole timeout, since a request abandoned early may still be delivered, then sent again.
+        const timeoutMs = retry === 0 ? Math.min(requestTimeoutMs, maxSendMs) : requestTimeoutMs;
+        const result = await attempt(chatId, message.text, Math.max(1, Math.ceil(timeoutMs)));
         if (result.kind === 'sent') return;
         if (result.kind === 'permanent') throw new PermanentDeliveryError(result.reason);
+        if (result.kind === 'misconfigured') throw new ChannelMisconfiguredError(result.reason);
         const wait = result.afterMs ?? retryDelayMs * 2 ** retry;
-        if (performance.now() + wait >= deadline)
+        if (performance.now() + wait + requestTimeoutMs > deadline)
           throw new TransientDeliveryError(`${result.reason} (gave up after ${retry + 1} attempts)`);
         options.logger?.info({ chat_id: chatId, wait_ms: wait, reason: result.reason }, 'Telegram: retrying');
         await delay(wait);

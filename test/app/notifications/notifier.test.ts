@@ -22,15 +22,25 @@ import { silentLogger } from '../../../src/infra/logger.ts';
 import { createMailer } from '../../../src/infra/notify/mail.ts';
 import type { Mailer } from '../../../src/infra/notify/mail.ts';
 import { createTelegramClient } from '../../../src/infra/notify/telegram.ts';
-import { DATABASE_URL, migratedPglite, migratedPostgres } from '../../helpers/databases.ts';
+import { pino } from 'pino';
+import { postgresDatabase } from '../../../src/infra/db/postgres.ts';
+import { DATABASE_URL, migratedPglite, scratchPostgres } from '../../helpers/databases.ts';
 import { aCatalogueEvent, aMessage } from '../../helpers/messages.ts';
 import { startBotApiFront, startMailSink, startTelegramEmulator } from '../../helpers/notifyPeers.ts';
 import type { BotApiFront, MailSink, TelegramEmulator } from '../../helpers/notifyPeers.ts';
 import { deliverUntilHandled } from '../../helpers/redeliver.ts';
 import { testClock } from '../../helpers/saga.ts';
+import { startTcpProxy } from '../../helpers/tcpProxy.ts';
+import { eventually } from '../../helpers/wait.ts';
 
 const TOKEN = '123456:notifier-test';
 const FROM = 'market-order-saga <noreply@example.test>';
+
+/** A line the notifier logged, as pino writes it. */
+interface LogLine {
+  readonly level: number;
+  readonly msg: string;
+}
 
 interface NotificationRow {
   channel: string;
@@ -45,10 +55,10 @@ interface NotificationRow {
  * The notifier against real peers: the telegram-test-api Bot API emulator (behind a small front
  * that can answer 429 or 400 on cue) and an smtp-server that keeps every mail. `open` gives each
  * notifier instance its database: the same PGlite, or a pool of its own on PostgreSQL, as
- * separate processes would have. With `processes` (PostgreSQL only: PGlite is one process's), notifiers
- * also run in processes of their own.
+ * separate processes would have. With `processesOn` (the database URL; PostgreSQL only: PGlite is one
+ * process's), notifiers also run in processes of their own.
  */
-function notifierSuite(open: () => Promise<Database>, options: { processes?: boolean } = {}) {
+function notifierSuite(open: () => Promise<Database>, options: { processesOn?: () => Promise<string> } = {}) {
   let dbs: Database[] = [];
   let emulator: TelegramEmulator;
   let front: BotApiFront;
@@ -195,13 +205,15 @@ function notifierSuite(open: () => Promise<Database>, options: { processes?: boo
     });
   });
 
-  if (options.processes)
+  const { processesOn } = options;
+  if (processesOn)
     describe('when the same message is delivered 21 times at once to 3 processes', () => {
       it('sends one Telegram message and one mail', async () => {
         const chat = freshChat();
         const email = freshEmail();
         const { message } = await terminalOrder('OrderCompleted', { telegram_chat_id: chat, email });
         const env = {
+          DATABASE_URL: await processesOn(),
           TELEGRAM_API_ROOT: front.apiRoot,
           TELEGRAM_BOT_TOKEN: TOKEN,
           SMTP_URL: sink.smtpUrl,
@@ -249,35 +261,46 @@ function notifierSuite(open: () => Promise<Database>, options: { processes?: boo
   });
 
   describe('when Telegram keeps failing beyond the time a send may take', () => {
-    it('releases its claim and fails the delivery, and the next delivery sends', async () => {
+    it('keeps the notification for a retry and settles the message; the retry sends it once', async () => {
       const chat = freshChat();
-      const { message } = await terminalOrder('OrderCompleted', { telegram_chat_id: chat });
-      const unavailable = {
-        status: 502,
-        body: { ok: false as const, error_code: 502, description: 'Bad Gateway' },
-      };
-      for (let i = 0; i < 3; i++) front.answerNext(chat, unavailable);
+      const email = freshEmail();
+      const { message } = await terminalOrder('OrderCompleted', { telegram_chat_id: chat, email });
       const impatient = notifier(0, {
         telegram: createTelegramClient({
           token: TOKEN,
           apiRoot: front.apiRoot,
           retryDelayMs: 20,
+          timeoutMs: 20,
           maxSendMs: 100,
         }),
       });
 
-      await expect(impatient.handle(message)).rejects.toBeInstanceOf(TransientDeliveryError);
-      expect((await rows(message.event_id))[0]).toMatchObject({
-        status: 'sending',
-        error: expect.stringContaining('Telegram 502: Bad Gateway') as unknown,
-      });
-      expect(await processed(message.event_id)).toBe(0);
+      front.answerAll({ status: 502, body: { ok: false, error_code: 502, description: 'Bad Gateway' } });
+      try {
+        await impatient.handle(message);
+      } finally {
+        front.answerAll();
+      }
 
-      await notifier(1).handle(message);
+      expect(await sink.waitForMails(email, 1)).toHaveLength(1);
+      expect(sentTo(chat)).toEqual([]);
+      expect(await rows(message.event_id)).toMatchObject([
+        {
+          channel: 'telegram',
+          status: 'sending',
+          error: expect.stringContaining('Telegram 502: Bad Gateway') as unknown,
+        },
+        { channel: 'email', status: 'sent', error: null },
+      ]);
+      expect(await processed(message.event_id)).toBe(1);
+      expect(impatient.metrics()).toMatchObject({ sent: 1, retrying: 1, failed: 0 });
+
+      clock.advance(1_000); // the first retry's backoff
+      await notifier(1).retryDue();
 
       expect(sentTo(chat)).toHaveLength(1);
-      expect((await rows(message.event_id))[0]).toMatchObject({ status: 'sent', error: null });
-      expect(await processed(message.event_id)).toBe(1);
+      expect((await rows(message.event_id))[0]).toMatchObject({ status: 'sent', error: null, attempts: 2 });
+      expect(sink.mailsTo(email)).toHaveLength(1);
     });
   });
 
@@ -352,7 +375,7 @@ function notifierSuite(open: () => Promise<Database>, options: { processes?: boo
   });
 
   describe('when a notifier crashes between the send and its record', () => {
-    it('puts other deliveries off while the lease lasts, then sends again once: the one duplicate', async () => {
+    it('puts other deliveries off while the lease lasts, then the retry loop sends again once: the one duplicate', async () => {
       const chat = freshChat();
       const { message } = await terminalOrder('OrderCompleted', { telegram_chat_id: chat });
       const crashing = notifier(0, {
@@ -369,11 +392,138 @@ function notifierSuite(open: () => Promise<Database>, options: { processes?: boo
 
       clock.advance(DEFAULT_LEASE_MS);
       await survivor.handle(message);
+      expect(sentTo(chat), 'a delivery makes only the first attempt').toHaveLength(1);
+      await survivor.retryDue();
 
       expect(sentTo(chat)).toHaveLength(2);
       expect((await rows(message.event_id))[0]).toMatchObject({ status: 'sent', attempts: 2 });
       expect(survivor.metrics()).toMatchObject({ sent: 1, busy: 1, reclaimed: 1, leaseLost: 0 });
       expect(await processed(message.event_id)).toBe(1);
+    });
+  });
+
+  describe('when the notifier holding a notification stalls and its lease expires', () => {
+    it('has the retry loop send it once, and the stalled send changes nothing when it ends', async () => {
+      const chat = freshChat();
+      const { message } = await terminalOrder('OrderCompleted', { telegram_chat_id: chat });
+      // The holder's provider call never answers (a hung process; a crashed one is the same to the
+      // others): a transport that settles only when the test says.
+      let endStalledSend: ((error: Error) => void) | undefined;
+      const stalled = notifier(0, {
+        telegram: { send: () => new Promise<void>((_, reject) => (endStalledSend = reject)) },
+      });
+      const stalling = stalled.handle(message);
+      await eventually(() => endStalledSend !== undefined, 'the holder sending');
+      const survivor = notifier(1);
+
+      await survivor.retryDue();
+      expect(sentTo(chat), 'nothing taken over while the lease lasts').toEqual([]);
+      clock.advance(DEFAULT_LEASE_MS);
+      await survivor.retryDue();
+
+      expect(sentTo(chat)).toHaveLength(1);
+      expect((await rows(message.event_id))[0]).toMatchObject({ status: 'sent', attempts: 2 });
+
+      endStalledSend?.(new TransientDeliveryError('Telegram did not answer within 120000 ms'));
+      await stalling;
+      expect(sentTo(chat)).toHaveLength(1);
+      expect((await rows(message.event_id))[0]).toMatchObject({ status: 'sent', attempts: 2, error: null });
+      expect(await processed(message.event_id)).toBe(1);
+    });
+  });
+
+  describe('when the Bot API refuses the bot token (401) for every message', () => {
+    it('says so once, loudly, keeps every notification, and sends each once the token is fixed', async () => {
+      const logs: LogLine[] = [];
+      const logger = pino(
+        { level: 'debug' },
+        { write: (line: string) => void logs.push(JSON.parse(line) as LogLine) },
+      );
+      const orders = await Promise.all(
+        Array.from({ length: 5 }, async () => {
+          const chat = freshChat();
+          const email = freshEmail();
+          return {
+            chat,
+            email,
+            ...(await terminalOrder('OrderCompleted', { telegram_chat_id: chat, email })),
+          };
+        }),
+      );
+      const misconfigured = notifier(0, { logger });
+      front.answerAll({ status: 401, body: { ok: false, error_code: 401, description: 'Unauthorized' } });
+      try {
+        for (const { message } of orders) await misconfigured.handle(message);
+        clock.advance(1_000);
+        await misconfigured.retryDue();
+      } finally {
+        front.answerAll();
+      }
+
+      const errors = logs.filter((line) => line.level >= 50);
+      expect(errors.map((line) => line.msg)).toEqual([
+        expect.stringMatching(
+          /^Telegram refuses this service's configuration \(Telegram 401: Unauthorized\): check TELEGRAM_BOT_TOKEN/,
+        ),
+      ]);
+      const asked = orders.reduce((n, { chat }) => n + front.arrivals(chat).length, 0);
+      expect(asked, 'Bot API requests for 5 messages').toBeLessThanOrEqual(2);
+      for (const { message, email, chat } of orders) {
+        expect(await sink.waitForMails(email, 1)).toHaveLength(1);
+        expect(sentTo(chat)).toEqual([]);
+        expect((await rows(message.event_id))[0]).toMatchObject({
+          status: 'sending',
+          error: 'Telegram 401: Unauthorized',
+        });
+        expect(await processed(message.event_id)).toBe(1);
+      }
+
+      clock.advance(60_000);
+      await notifier(1).retryDue();
+
+      for (const { message, chat } of orders) {
+        expect(sentTo(chat)).toHaveLength(1);
+        expect((await rows(message.event_id))[0]).toMatchObject({ status: 'sent', error: null });
+      }
+    });
+  });
+
+  describe('when Telegram stays unreachable past the retry horizon', () => {
+    it('records the notification failed with the last error, while the email went out at once', async () => {
+      const chat = freshChat();
+      const email = freshEmail();
+      const { message } = await terminalOrder('OrderCompleted', { telegram_chat_id: chat, email });
+      // Telegram's address takes connections and drops them at once, as a host with nothing behind it.
+      const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(front.apiRoot).port) });
+      proxy.cut();
+      try {
+        const unreachable = notifier(0, {
+          telegram: createTelegramClient({
+            token: TOKEN,
+            apiRoot: `http://127.0.0.1:${proxy.port}`,
+            retryDelayMs: 10,
+            maxSendMs: 50,
+          }),
+          retryForMs: 600_000,
+        });
+
+        await unreachable.handle(message);
+        expect(await sink.waitForMails(email, 1)).toHaveLength(1);
+        clock.advance(300_000);
+        await unreachable.retryDue();
+        expect((await rows(message.event_id))[0]).toMatchObject({ status: 'sending', attempts: 2 });
+        clock.advance(300_000);
+        await unreachable.retryDue();
+
+        const [telegram] = await rows(message.event_id);
+        expect(telegram).toMatchObject({ status: 'failed', attempts: 2 });
+        expect(telegram?.error).toMatch(/^not delivered within 10 min; last error: Telegram unreachable: /);
+        expect(unreachable.metrics()).toMatchObject({ gaveUp: 1, failed: 1, sent: 1 });
+        expect(front.arrivals(chat)).toEqual([]);
+        expect(await processed(message.event_id)).toBe(1);
+      } finally {
+        await proxy.close();
+      }
     });
   });
 
@@ -434,6 +584,11 @@ describe('the notifier on PGlite', () => {
 describe.runIf(DATABASE_URL)(
   'the notifier on PostgreSQL (a pool per notifier, and notifiers in processes of their own)',
   () => {
-    notifierSuite(() => migratedPostgres({ max: 4 }), { processes: true });
+    // A database of its own: a retry loop claims every due notification it can see, and so would
+    // the services of other test files on a shared one.
+    let scratch: ReturnType<typeof scratchPostgres> | undefined;
+    const url = async () => (await (scratch ??= scratchPostgres({ max: 1 }))).url;
+    afterAll(async () => (await scratch)?.drop());
+    notifierSuite(async () => postgresDatabase(await url(), { max: 4 }), { processesOn: url });
   },
 );
