@@ -97,6 +97,8 @@ export interface ClusterOptions {
    * the harness's own connection and `check` keep `databaseUrl`.
    */
   readonly databaseHost?: string;
+  /** The same for RabbitMQ: `host:port` of a proxy the processes reach the broker through. */
+  readonly amqpHost?: string;
 }
 
 export interface Cluster {
@@ -134,12 +136,14 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const databaseUrl = target.toString();
   if (options.databaseHost) target.host = options.databaseHost;
   const servicesDatabaseUrl = target.toString();
+  const servicesAmqpUrl = new URL(options.amqpUrl);
+  if (options.amqpHost) servicesAmqpUrl.host = options.amqpHost;
   const prefix = `cluster-${id}.`;
   const market = await startMarket(options.nodeArgs);
   const marketUrl = market.url;
   const env: Record<string, string> = {
     DATABASE_URL: servicesDatabaseUrl,
-    AMQP_URL: options.amqpUrl,
+    AMQP_URL: servicesAmqpUrl.toString(),
     AMQP_PREFIX: prefix,
     PRICE_SERVICE_URL: marketUrl,
     TRADE_WORKER_URL: marketUrl,
@@ -224,7 +228,11 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       services,
       startService,
       async check() {
-        const checker = startProcess('check', ['check'], { ...env, DATABASE_URL: databaseUrl });
+        const checker = startProcess('check', ['check'], {
+          ...env,
+          DATABASE_URL: databaseUrl,
+          AMQP_URL: options.amqpUrl,
+        });
         return { code: await checker.exited, report: checker.output() };
       },
       close,
@@ -236,17 +244,28 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   }
 }
 
-/** Waits until the outbox is published and every terminal order was seen by the notifier (if one runs). */
+/**
+ * Waits until the outbox is published, every OrderAccepted was taken by the orchestrator and every
+ * terminal order seen by the notifier (for the roles that run). A message the orchestrator was
+ * told to retry later (the database was down) waits out its backoff unacked: stopping then would
+ * put it back on the queue, and `check` would find the queue not drained.
+ */
 export async function drained(cluster: Cluster): Promise<void> {
-  const notifying = cluster.services.some((s) => s.name.split('+').includes('notifier'));
+  const runs = (role: string) => cluster.services.some((s) => s.name.split('+').includes(role));
+  const [orchestrating, notifying] = [runs('saga'), runs('notifier')];
   await until(async () => {
-    const [row] = await cluster.db.query<{ unpublished: number; unnotified: number }>(`
+    const [row] = await cluster.db.query<{ unpublished: number; untaken: number; unnotified: number }>(`
         SELECT (SELECT count(*) FROM outbox WHERE NOT published)::int AS unpublished,
+               (SELECT count(*) FROM events e WHERE e.event_type = 'OrderAccepted'
+                  AND NOT EXISTS (SELECT 1 FROM processed_events p
+                                  WHERE p.event_id = e.event_id AND p.processed_by = 'saga-orchestrator'))::int AS untaken,
                (SELECT count(*) FROM events e WHERE e.event_type IN ('OrderCompleted', 'OrderFailed')
                   AND NOT EXISTS (SELECT 1 FROM processed_events p
                                   WHERE p.event_id = e.event_id AND p.processed_by = 'notifier'))::int AS unnotified`);
-    return row?.unpublished === 0 && (!notifying || row.unnotified === 0);
-  }, 'the outbox and the notifications to drain');
+    return (
+      row?.unpublished === 0 && (!orchestrating || row.untaken === 0) && (!notifying || row.unnotified === 0)
+    );
+  }, 'the outbox, the sagas and the notifications to drain');
 }
 
 export interface ClusterRun {

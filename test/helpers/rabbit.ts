@@ -20,6 +20,7 @@ export async function scratchPostgres(url: string, label: string) {
   await migrate(db);
   return {
     db,
+    url: target.toString(),
     async drop(): Promise<void> {
       await db.close();
       await admin.exec(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);

@@ -4,8 +4,15 @@ import type { Socket } from 'node:net';
 export interface TcpProxy {
   /** `host:port` the proxy listens on. */
   readonly port: number;
-  /** The network fails: every open connection is cut and new ones are refused until restore(). */
-  cut(): void;
+  /** Connections clients opened through the proxy so far, those refused while cut included. */
+  readonly connections: number;
+  /**
+   * The network fails: every open connection is cut and new ones are refused until restore().
+   * `close` (default) ends them quietly, and a driver may wait in silence for the server to come
+   * back; `reset` answers with a TCP reset, as the host of a stopped server does, so every
+   * connection attempt fails at once.
+   */
+  cut(how?: 'close' | 'reset'): void;
   restore(): void;
   close(): Promise<void>;
 }
@@ -17,10 +24,13 @@ export interface TcpProxy {
  */
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   const open = new Set<Socket>();
-  let down = false;
+  let down: 'close' | 'reset' | undefined;
+  let connections = 0;
+  const drop = (socket: Socket) => (down === 'reset' ? socket.resetAndDestroy() : socket.destroy());
   const server = createServer((client) => {
+    connections += 1;
     if (down) {
-      client.destroy();
+      drop(client);
       return;
     }
     const upstream = connect(target.port, target.host);
@@ -42,12 +52,15 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
   if (typeof address !== 'object' || address === null) throw new Error('the proxy has no port');
   return {
     port: address.port,
-    cut() {
-      down = true;
-      for (const socket of open) socket.destroy();
+    get connections() {
+      return connections;
+    },
+    cut(how = 'close') {
+      down = how;
+      for (const socket of open) drop(socket);
     },
     restore() {
-      down = false;
+      down = undefined;
     },
     close: () =>
       new Promise<void>((resolve) => {

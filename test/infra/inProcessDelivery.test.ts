@@ -12,6 +12,7 @@ import { migratedPglite, newId } from '../helpers/databases.ts';
 import type { DomainEventType } from '../../src/domain/events.ts';
 import { aCatalogueEvent } from '../helpers/messages.ts';
 import { anOrder, FAST_SETTINGS } from '../helpers/saga.ts';
+import { eventually } from '../helpers/wait.ts';
 
 /** A consumer that records what it gets and lets the test await a given message. */
 function recorder(
@@ -183,6 +184,40 @@ describe('in-process delivery from the outbox', () => {
       await untilPublished(db, eventId);
       await second.stop();
       expect(await publishedOf(db, eventId)).toBe(true);
+    });
+  });
+
+  describe('when it is stopped while a row waits for its retry, and started again', () => {
+    it('delivers that row at once instead of leaving it held', async () => {
+      let failures = 1;
+      const flaky = recorder('flaky-once', ['SwapExecuting'], () =>
+        failures-- > 0 ? Promise.reject(new Error('not yet')) : Promise.resolve(),
+      );
+      const delivery = createInProcessDelivery({
+        db,
+        logger: silentLogger,
+        consumers: [flaky.consumer],
+        // The retry would come long after the test: only the restart can deliver it again.
+        retryMinDelayMs: 60_000,
+      });
+      delivery.start();
+      const eventId = await appendOne('SwapExecuting');
+      delivery.wake();
+      await flaky.received(eventId);
+      await delivery.stop();
+      expect(await publishedOf(db, eventId)).toBe(false);
+
+      delivery.start();
+      try {
+        await eventually(
+          async () => (await publishedOf(db, eventId)) === true,
+          'the row to be delivered',
+          5_000,
+        );
+      } finally {
+        await delivery.stop();
+      }
+      expect(flaky.seen.filter((m) => m.event_id === eventId)).toHaveLength(2);
     });
   });
 

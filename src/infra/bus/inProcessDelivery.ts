@@ -1,6 +1,8 @@
 import type { Consumer, EventMessage } from '../../app/messages.ts';
+import { isDatabaseUnavailable } from '../db/port.ts';
 import type { Database } from '../db/port.ts';
 import type { Logger } from '../logger.ts';
+import { createBackoff, createDatabaseOutage } from './outage.ts';
 import { admit, backoffDelay, DEFAULT_DELIVERY_LIMIT, failureVerdict } from './deliveryPolicy.ts';
 import type { DeadLetterReason } from './deliveryPolicy.ts';
 
@@ -15,6 +17,12 @@ export interface InProcessDeliveryOptions {
   /** Backoff after a failed delivery: doubles from min to max (defaults 100 ms, 5 s). */
   readonly retryMinDelayMs?: number;
   readonly retryMaxDelayMs?: number;
+  /**
+   * Pause after the outbox could not be read (the database unreachable): doubles from min to max
+   * (defaults 100 ms, 2 s) while it keeps failing, instead of a try and a log line at every poll.
+   */
+  readonly databaseRetryMinDelayMs?: number;
+  readonly databaseRetryMaxDelayMs?: number;
   /**
    * Deliveries of one message to one consumer that may fail transiently before it is
    * dead-lettered (default 5, the broker queues' limit). RetryLaterError does not count.
@@ -59,8 +67,16 @@ export function createInProcessDelivery(options: InProcessDeliveryOptions) {
   const maxDelay = options.retryMaxDelayMs ?? 5_000;
   const deliveryLimit = options.deliveryLimit ?? DEFAULT_DELIVERY_LIMIT;
   const { db, logger } = options;
+  const database = createBackoff(
+    options.databaseRetryMinDelayMs ?? 100,
+    options.databaseRetryMaxDelayMs ?? 2_000,
+  );
+  const outage = createDatabaseOutage(logger);
 
-  /** Rows being handled or waiting for a retry: never claimed twice. */
+  /**
+   * Rows being handled or waiting for a retry: never claimed twice. Emptied by stop(), so that
+   * the next start claims a row whose retry the stop cancelled.
+   */
   const held = new Set<string>();
   const handling = new Set<Promise<void>>();
   const progress = new Map<string, Progress>();
@@ -146,15 +162,16 @@ export function createInProcessDelivery(options: InProcessDeliveryOptions) {
     try {
       const { id: _id, ...raw } = row;
       await consumer.handle(admit(consumer, raw));
+      outage.succeeded();
       return true;
     } catch (error) {
       const verdict = failureVerdict(error, attempt, deliveryLimit);
       if (verdict.action === 'retry') p.failures.set(consumer.name, attempt);
       if (verdict.action !== 'dead-letter') {
-        logger.warn(
-          { err: error, consumer: consumer.name, event_id: row.event_id, attempt, retry: verdict.action },
-          'delivery failed; will retry',
-        );
+        const context = { consumer: consumer.name, event_id: row.event_id, attempt, retry: verdict.action };
+        // The database down fails every row in hand: logged once per outage.
+        if (isDatabaseUnavailable(error)) outage.failed(error, context);
+        else logger.warn({ err: error, ...context }, 'delivery failed; will retry');
         return false;
       }
       try {
@@ -209,6 +226,9 @@ export function createInProcessDelivery(options: InProcessDeliveryOptions) {
         const room = concurrency - handling.size;
         if (stopped || room <= 0) break;
         const rows = await claim(room);
+        if (database.succeed()) logger.info('the outbox can be read again; delivering');
+        // Stopped while claiming: the rows stay unpublished for the next start.
+        if (stopped) break;
         for (const row of rows) {
           held.add(row.id);
           if (consumersOf(row.event_type).length === 0) {
@@ -224,34 +244,53 @@ export function createInProcessDelivery(options: InProcessDeliveryOptions) {
         if (rows.length === room) again = true;
       } while (again);
     } catch (error) {
-      logger.error({ err: error }, 'outbox relay could not read the outbox; retrying on the next poll');
+      const delay = database.fail();
+      logger.error(
+        { err: error, attempt: database.failures, delay },
+        'in-process delivery could not read the outbox; retrying after a pause',
+      );
+      database.whenOver(wake);
     } finally {
       pumping = false;
     }
   }
 
-  /** Looks at the outbox now (called after every append, so the saga starts without waiting). */
+  /** Looks at the outbox now, unless a database backoff lasts. */
   function wake(): void {
-    if (!stopped) void pump();
+    if (!stopped && database.remainingMs === 0) void pump();
   }
 
   return {
-    wake,
+    /**
+     * Looks at the outbox now: called after every committed append, so a saga starts without
+     * waiting for the next poll. The append shows the database answers: a backoff pause ends.
+     */
+    wake: (): void => {
+      database.retryNow();
+      wake();
+    },
     start(): void {
+      if (!stopped) return;
       stopped = false;
+      database.succeed();
       poller = setInterval(wake, pollIntervalMs);
       wake();
     },
-    /** Stops claiming, lets in-flight deliveries finish and their rows be marked. */
+    /**
+     * Stops claiming, lets in-flight deliveries finish and their rows be marked. Rows waiting for
+     * a retry stay unpublished and are released: the next start delivers them again.
+     */
     async stop(): Promise<void> {
       stopped = true;
       clearInterval(poller);
+      database.cancel();
       for (const timer of retryTimers) clearTimeout(timer);
       retryTimers.clear();
       while (handling.size > 0) await Promise.allSettled([...handling]);
       progress.clear();
       await marking;
       await flushMarks();
+      held.clear();
     },
     /** Messages being handled right now. */
     get inFlight(): number {

@@ -1,17 +1,23 @@
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from 'amqplib';
 import type { ChannelModel, ConsumeMessage } from 'amqplib';
+import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createOutboxRelay } from '../../../src/infra/bus/rabbit/outboxRelay.ts';
 import type { OutboxRelay, OutboxRelayOptions } from '../../../src/infra/bus/rabbit/outboxRelay.ts';
 import { declareTopology, deleteTopology, topology } from '../../../src/infra/bus/rabbit/topology.ts';
 import type { Database } from '../../../src/infra/db/port.ts';
+import { postgresDatabase } from '../../../src/infra/db/postgres.ts';
 import { createEventStore } from '../../../src/infra/eventStore.ts';
 import type { EventStore } from '../../../src/infra/eventStore.ts';
 import { silentLogger } from '../../../src/infra/logger.ts';
 import { DATABASE_URL } from '../../helpers/databases.ts';
 import { AMQP_URL, bodyOf, collect, scratchPostgres } from '../../helpers/rabbit.ts';
 import type { Collector } from '../../helpers/rabbit.ts';
+import { startTcpProxy } from '../../helpers/tcpProxy.ts';
+import type { TcpProxy } from '../../helpers/tcpProxy.ts';
+import { eventually } from '../../helpers/wait.ts';
 
 const TYPE = 'RelayTested';
 
@@ -69,6 +75,24 @@ const seenAll =
     const counts = arrivals(messages, eventIds);
     return eventIds.every((id) => (counts.get(id) ?? 0) >= times);
   };
+
+/** A logger that keeps every line it writes, as an operator's log file would. */
+function recordingLogger() {
+  const lines: string[] = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(line) });
+  return { logger, lines };
+}
+
+/** A TCP proxy to the host and port of `url`, and `url` through it. */
+async function proxied(url: string): Promise<{ proxy: TcpProxy; url: string }> {
+  const target = new URL(url);
+  const proxy = await startTcpProxy({
+    host: target.hostname,
+    port: Number(target.port) || (target.protocol === 'amqp:' ? 5672 : 5432),
+  });
+  target.host = `127.0.0.1:${proxy.port}`;
+  return { proxy, url: target.toString() };
+}
 
 async function unpublished(db: Database, eventIds: readonly string[]): Promise<number> {
   const [row] = await db.query<{ n: number }>(
@@ -266,5 +290,76 @@ describe.runIf(DATABASE_URL && AMQP_URL)('outbox relay on PostgreSQL and RabbitM
     await c.waitFor(seenAll([stuck.eventId]), 'the once unroutable event');
     await r.stop();
     expect(await unpublished(db, [stuck.eventId, ...ids])).toBe(0);
+  });
+  describe('when its database is unreachable for 5 s', () => {
+    it('keeps its one broker connection, logs a handful of lines, and publishes everything once the database is back', async () => {
+      const database = await proxied(scratch.url);
+      const broker = await proxied(AMQP_URL ?? '');
+      const relayDb = postgresDatabase(database.url, { max: 4 });
+      const log = recordingLogger();
+      try {
+        const c = await queue();
+        const r = relay({ db: relayDb, amqpUrl: broker.url, logger: log.logger });
+        await r.start();
+        const before = await appendMany(store, 20, 1);
+        await c.waitFor(seenAll(before), 'the events appended before the outage');
+        const connectionsBefore = broker.proxy.connections;
+        const linesBefore = log.lines.length;
+
+        database.proxy.cut('reset');
+        // Written meanwhile by a process that still reaches the database.
+        const during = await appendMany(store, 20, 1);
+        await eventually(() => r.counters.failedBatches > 0, 'the relay to meet the outage');
+        await sleep(5_000); // the outage itself is what is under test
+        const brokerConnections = broker.proxy.connections - connectionsBefore;
+        const lines = log.lines.slice(linesBefore);
+        database.proxy.restore();
+
+        await c.waitFor(seenAll([...before, ...during]), 'the events appended during the outage', 20_000);
+        await r.stop();
+        expect({ brokerConnections, connected: r.counters.connections }).toEqual({
+          brokerConnections: 0,
+          connected: 1,
+        });
+        // Capped exponential backoff: about one line per doubling, never one per poll.
+        expect(lines.length).toBeGreaterThan(0);
+        expect(lines.length).toBeLessThanOrEqual(12);
+        expect(await unpublished(db, [...before, ...during])).toBe(0);
+      } finally {
+        await broker.proxy.close();
+        await database.proxy.close();
+        await relayDb.close();
+      }
+    }, 30_000);
+  });
+
+  describe('when the broker is unreachable for 3 s', () => {
+    it('reconnects with backoff, not at once and again, and publishes what was appended meanwhile', async () => {
+      const broker = await proxied(AMQP_URL ?? '');
+      try {
+        const c = await queue();
+        const r = relay({ amqpUrl: broker.url, reconnectMinDelayMs: 100, reconnectMaxDelayMs: 1_000 });
+        await r.start();
+        const before = await appendMany(store, 20, 1);
+        await c.waitFor(seenAll(before), 'the events appended before the outage');
+        const connectionsBefore = broker.proxy.connections;
+
+        broker.proxy.cut();
+        await eventually(() => !r.connected, 'the relay to lose its connection');
+        const during = await appendMany(store, 20, 1);
+        await sleep(3_000); // the outage itself is what is under test
+        const attempts = broker.proxy.connections - connectionsBefore;
+        broker.proxy.restore();
+
+        await c.waitFor(seenAll([...before, ...during]), 'the events appended during the outage', 20_000);
+        await r.stop();
+        // 100, 200, 400, 800, then every 1000 ms: about 7 attempts in 3 s, not thousands.
+        expect(attempts).toBeGreaterThan(1);
+        expect(attempts).toBeLessThanOrEqual(10);
+        expect(await unpublished(db, [...before, ...during])).toBe(0);
+      } finally {
+        await broker.proxy.close();
+      }
+    }, 30_000);
   });
 });

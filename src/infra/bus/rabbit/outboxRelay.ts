@@ -6,6 +6,8 @@ import type { Logger } from '../../logger.ts';
 import { CLAIM_SQL, MARK_SQL, messageBody, publishOptions } from './outboxMessage.ts';
 import type { OutboxRow } from './outboxMessage.ts';
 import { OUTBOX_CHANNEL } from '../outboxNotifier.ts';
+import { createBackoff } from '../outage.ts';
+import { backoffDelay, errorText } from '../deliveryPolicy.ts';
 import { declareTopology, TOPOLOGY } from './topology.ts';
 import type { Topology, TopologyOptions } from './topology.ts';
 
@@ -32,9 +34,20 @@ export interface OutboxRelayOptions {
   /** Backoff for a row the broker returned or nacked: doubles from min to max (100 ms, 30 s). */
   readonly retryMinDelayMs?: number;
   readonly retryMaxDelayMs?: number;
-  /** Backoff between connection attempts: doubles from min to max (100 ms, 5 s). */
+  /**
+   * Backoff between connection attempts: doubles from min to max (100 ms, 5 s). A connection lost
+   * soon after it was opened counts as a failed attempt, so a broker that drops every connection
+   * is not reconnected to at once and again.
+   */
   readonly reconnectMinDelayMs?: number;
   readonly reconnectMaxDelayMs?: number;
+  /**
+   * Pause after a batch failed on the database's side (unreachable, a failed statement): doubles
+   * from min to max (100 ms, 2 s) while it keeps failing; a NOTIFY ends it early, since the
+   * database must be back to send one. The broker connection is left alone.
+   */
+  readonly databaseRetryMinDelayMs?: number;
+  readonly databaseRetryMaxDelayMs?: number;
   /**
    * Failpoint for tests: runs after a batch is confirmed and before its rows are marked. Throwing
    * rolls the marks back, as a crash at that moment would.
@@ -58,10 +71,16 @@ export interface OutboxRelayCounters {
   connections: number;
 }
 
-interface Backoff {
+interface Refusal {
   readonly attempt: number;
   readonly retryAt: number;
 }
+
+/**
+ * A batch that failed on the broker's side (publish refused, confirms lost or late): the channel's
+ * state is unknown, so the connection is replaced. Any other failure of a batch leaves it alone.
+ */
+class BrokerBatchError extends Error {}
 
 /**
  * Role `relay`: moves outbox rows to RabbitMQ. Each batch is one transaction: claim unpublished
@@ -72,6 +91,11 @@ interface Backoff {
  * At least once: a crash between the confirms and the commit publishes the batch again. A row the
  * broker returns or nacks stays unpublished and is skipped by this relay until its backoff ends,
  * so it never holds up the rows behind it.
+ *
+ * Failures are told apart by where they happen. A failure outside the publishing (the database:
+ * claim, mark, commit) pauses the relay with a capped exponential backoff and keeps the broker
+ * connection: every confirm is in, so the channel is clean, and a new connection would not bring
+ * the database back. A broker error drops the connection and reconnects with backoff.
  */
 export function createOutboxRelay(options: OutboxRelayOptions) {
   const { db, logger } = options;
@@ -83,8 +107,12 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
   const confirmTimeoutMs = options.confirmTimeoutMs ?? 5_000;
   const retryMin = options.retryMinDelayMs ?? 100;
   const retryMax = options.retryMaxDelayMs ?? 30_000;
-  const reconnectMin = options.reconnectMinDelayMs ?? 100;
   const reconnectMax = options.reconnectMaxDelayMs ?? 5_000;
+  const broker = createBackoff(options.reconnectMinDelayMs ?? 100, reconnectMax);
+  const database = createBackoff(
+    options.databaseRetryMinDelayMs ?? 100,
+    options.databaseRetryMaxDelayMs ?? 2_000,
+  );
 
   const counters: OutboxRelayCounters = {
     published: 0,
@@ -95,7 +123,7 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
     connections: 0,
   };
   /** Rows the broker refused, by outbox id: excluded from claims until `retryAt`. */
-  const backoffs = new Map<string, Backoff>();
+  const backoffs = new Map<string, Refusal>();
   /** Replies of messages returned in the batch in flight, by event id. */
   const returns = new Map<string, string>();
 
@@ -117,6 +145,7 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
 
   async function openConnection(): Promise<void> {
     const conn = await connectBroker(options.amqpUrl, options.connectionName ?? 'outbox relay');
+    const openedAt = Date.now();
     try {
       // Without an 'error' listener a connection error would crash the process.
       conn.on('error', (err: Error) => logger.warn({ err }, 'relay: broker connection error'));
@@ -124,10 +153,12 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
         if (connection !== conn) return;
         connection = null;
         channel = null;
-        if (!stopped) {
-          logger.warn('relay: broker connection closed; reconnecting');
-          void reconnect();
-        }
+        if (stopped) return;
+        // A connection that lasted was healthy: its loss starts a new run of failures.
+        if (Date.now() - openedAt >= reconnectMax) broker.succeed();
+        const delay = broker.fail();
+        logger.warn({ delay }, 'relay: broker connection closed; reconnecting');
+        void reconnect();
       });
       const ch = await conn.createConfirmChannel();
       ch.on('error', (err: Error) => logger.warn({ err }, 'relay: channel error'));
@@ -148,13 +179,17 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
   /** Connects with backoff until connected or stopped; then looks at the outbox. */
   function reconnect(): Promise<void> {
     connecting ??= (async () => {
-      for (let attempt = 0; !stopped && !channel; attempt++) {
+      while (!stopped && !channel) {
+        await sleep(broker.remainingMs, undefined, { signal: abort.signal }).catch(() => {});
+        if (stopped) return;
         try {
           await openConnection();
         } catch (err) {
-          const delay = Math.min(reconnectMax, reconnectMin * 2 ** attempt);
-          logger.warn({ err, attempt, delay }, 'relay: cannot connect to the broker; retrying');
-          await sleep(delay, undefined, { signal: abort.signal }).catch(() => {});
+          const delay = broker.fail();
+          logger.warn(
+            { err, attempt: broker.failures, delay },
+            'relay: cannot connect to the broker; retrying',
+          );
         }
       }
     })().finally(() => {
@@ -166,7 +201,7 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
 
   function refuse(row: OutboxRow, reason: string): void {
     const attempt = (backoffs.get(row.id)?.attempt ?? 0) + 1;
-    const delay = Math.min(retryMax, retryMin * 2 ** (attempt - 1));
+    const delay = backoffDelay(attempt, retryMin, retryMax);
     backoffs.set(row.id, { attempt, retryAt: Date.now() + delay });
     logger.warn(
       { event_id: row.event_id, event_type: row.event_type, reason, attempt, delay },
@@ -241,7 +276,10 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
       const rows = await tx.query<OutboxRow>(CLAIM_SQL, [excluded(), batchSize]);
       if (rows.length === 0) return 0;
       counters.batches += 1;
-      const taken = await publishAll(ch, rows);
+      const taken = await publishAll(ch, rows).catch((error: unknown) => {
+        throw new BrokerBatchError(errorText(error), { cause: error });
+      });
+      broker.succeed();
       await options.afterConfirm?.(taken.map((r) => r.event_id));
       if (taken.length > 0) await tx.query(MARK_SQL, [taken.map((r) => r.id)]);
       for (const row of taken) backoffs.delete(row.id);
@@ -257,20 +295,33 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
       if (stopped || !ch) return;
       try {
         if ((await relayBatch(ch)) === batchSize) again = true;
+        if (database.succeed()) logger.info('relay: the database answers again; relaying');
       } catch (err) {
         counters.failedBatches += 1;
         again = false;
-        logger.error({ err }, 'relay: batch failed; its rows stay unpublished and are retried');
-        // The channel's state is unknown after a timeout or a failed publish: start afresh.
-        if (channel === ch) await connection?.close().catch(() => {});
+        if (err instanceof BrokerBatchError) {
+          logger.error(
+            { err: err.cause },
+            'relay: publishing a batch failed; its rows stay unpublished, reconnecting to the broker',
+          );
+          // The channel's state is unknown after a timeout or a failed publish: start afresh.
+          if (channel === ch) await connection?.close().catch(() => {});
+          return;
+        }
+        const delay = database.fail();
+        logger.error(
+          { err, attempt: database.failures, delay },
+          'relay: batch failed (database); its rows stay unpublished, retrying after a pause',
+        );
+        database.whenOver(wake);
         return;
       }
     } while (again);
   }
 
-  /** Looks at the outbox now: on NOTIFY, on each poll, after a reconnect. */
+  /** Looks at the outbox now: on NOTIFY, on each poll, after a reconnect; not during a pause. */
   function wake(): void {
-    if (stopped) return;
+    if (stopped || database.remainingMs > 0) return;
     if (running) {
       again = true;
       return;
@@ -288,7 +339,12 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
       if (!stopped) return;
       stopped = false;
       abort = new AbortController();
-      unlisten = await db.listen(OUTBOX_CHANNEL, wake);
+      broker.succeed();
+      database.succeed();
+      unlisten = await db.listen(OUTBOX_CHANNEL, () => {
+        database.retryNow();
+        wake();
+      });
       poller = setInterval(wake, pollIntervalMs);
       await reconnect();
     },
@@ -298,6 +354,7 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
       stopped = true;
       abort.abort();
       clearInterval(poller);
+      database.cancel();
       await unlisten?.().catch(() => {});
       await connecting;
       await running;

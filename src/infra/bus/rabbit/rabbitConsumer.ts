@@ -5,9 +5,11 @@ import type { ChannelModel, ConfirmChannel, ConsumeMessage, Message } from 'amqp
 import pRetry from 'p-retry';
 import type { Consumer } from '../../../app/messages.ts';
 import { parseJsonBody } from '../../../app/messageSchema.ts';
+import { isDatabaseUnavailable } from '../../db/port.ts';
 import type { Logger } from '../../logger.ts';
 import { admit, backoffDelay, DEFAULT_DELIVERY_LIMIT, failureVerdict } from '../deliveryPolicy.ts';
 import type { DeadLetterReason } from '../deliveryPolicy.ts';
+import { createDatabaseOutage } from '../outage.ts';
 import { DELIVERY_COUNT, HEADERS, headerCount, publishCopy } from './messageCopies.ts';
 import { deadLetterQueueOf, declareTopology, TOPOLOGY } from './topology.ts';
 import type { Topology, TopologyOptions } from './topology.ts';
@@ -90,6 +92,7 @@ export function createRabbitConsumer(options: RabbitConsumerOptions) {
   const retryMax = options.retryMaxDelayMs ?? 5_000;
   const confirmTimeoutMs = options.confirmTimeoutMs ?? 5_000;
   const log = logger.child({ consumer: consumer.name, queue });
+  const outage = createDatabaseOutage(log);
 
   const counters: RabbitConsumerCounters = {
     handled: 0,
@@ -196,6 +199,7 @@ export function createRabbitConsumer(options: RabbitConsumerOptions) {
     }
     settle(from, message, 'ack');
     counters.handled += 1;
+    outage.succeeded();
   }
 
   async function onFailure(from: Link, message: ConsumeMessage, error: unknown, attempt: number) {
@@ -208,8 +212,12 @@ export function createRabbitConsumer(options: RabbitConsumerOptions) {
         return;
       case 'retry-later': {
         const retries = headerCount(message, HEADERS.retryLater) + 1;
-        log.info({ ...context, retries }, 'handler asked to retry later');
-        await backoff(retries);
+        // The database down fails every message in hand at each retry: logged once per outage,
+        // and the wait ends as soon as a delivery gets through again.
+        const forDatabase = isDatabaseUnavailable(error);
+        if (forDatabase) outage.failed(error, { ...context, retries });
+        else log.info({ ...context, retries }, 'handler asked to retry later');
+        await backoff(retries, forDatabase ? outage.over : undefined);
         await publishCopy(
           from,
           { exchange: '', routingKey: queue },
@@ -249,9 +257,10 @@ export function createRabbitConsumer(options: RabbitConsumerOptions) {
     counters.deadLettered += 1;
   }
 
-  /** Waits a retry backoff, cut short by stop() so draining does not wait on timers. */
-  async function backoff(retry: number): Promise<void> {
-    await sleep(backoffDelay(retry, retryMin, retryMax), undefined, { signal: abort.signal }).catch(() => {});
+  /** Waits a retry backoff, cut short by stop() so draining does not wait on timers, or by `until`. */
+  async function backoff(retry: number, until?: AbortSignal): Promise<void> {
+    const signal = until ? AbortSignal.any([abort.signal, until]) : abort.signal;
+    await sleep(backoffDelay(retry, retryMin, retryMax), undefined, { signal }).catch(() => {});
   }
 
   /** Acks or requeues on the delivery's channel; on a closed one the broker redelivers anyway. */
