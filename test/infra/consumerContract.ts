@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { markProcessed } from '../../src/app/inbox.ts';
 import { RetryLaterError } from '../../src/app/messages.ts';
-import type { Consumer, EventMessage } from '../../src/app/messages.ts';
+import type { Consumer, Delivery, EventMessage } from '../../src/app/messages.ts';
 import { createChannelsService } from '../../src/app/notifications/channels.ts';
 import { createNotifier } from '../../src/app/notifications/notifier.ts';
 import { sagaConsumer } from '../../src/app/sagaConsumer.ts';
@@ -31,8 +31,8 @@ function counting(consumer: Consumer) {
     finished: (eventId: string) => finished.get(eventId) ?? 0,
     consumer: {
       ...consumer,
-      async handle(message: EventMessage) {
-        await consumer.handle(message);
+      async handle(message: EventMessage, delivery?: Delivery) {
+        await consumer.handle(message, delivery);
         finished.set(message.event_id, (finished.get(message.event_id) ?? 0) + 1);
       },
     } satisfies Consumer,
@@ -83,12 +83,17 @@ export function consumerContract(label: string, open: () => Promise<BusHarness>)
      */
     function probe(fail: (delivery: number) => Error | undefined = () => undefined, name?: string) {
       const deliveries = new Map<string, number>();
+      const redeliveredFlags = new Map<string, boolean[]>();
       const consumer: Consumer = {
         name: name ?? `probe-${randomUUID().slice(0, 8)}`,
         eventTypes: ['OrderCompleted', 'OrderFailed'],
-        async handle(message) {
+        async handle(message, info) {
           const delivery = (deliveries.get(message.event_id) ?? 0) + 1;
           deliveries.set(message.event_id, delivery);
+          redeliveredFlags.set(message.event_id, [
+            ...(redeliveredFlags.get(message.event_id) ?? []),
+            info?.redelivered ?? false,
+          ]);
           const error = fail(delivery);
           if (error) throw error;
           await bus.db.transaction((tx) => markProcessed(tx, consumer.name, message));
@@ -97,6 +102,8 @@ export function consumerContract(label: string, open: () => Promise<BusHarness>)
       return {
         consumer,
         deliveries: (eventId: string) => deliveries.get(eventId) ?? 0,
+        /** What the bus said of each delivery: was it a redelivery? */
+        redelivered: (eventId: string) => redeliveredFlags.get(eventId) ?? [],
         handled: (message: EventMessage) =>
           eventually(async () => (await processed(consumer, message.event_id)) === 1, 'the message handled'),
       };
@@ -298,6 +305,10 @@ export function consumerContract(label: string, open: () => Promise<BusHarness>)
 
         await waiting.handled(message);
         expect(waiting.deliveries(message.event_id)).toBe(waits + 1);
+        expect(waiting.redelivered(message.event_id), 'every delivery after the first says so').toEqual([
+          false,
+          ...Array.from({ length: waits }, () => true),
+        ]);
         expect(await bus.deadLetters(waiting.consumer, message.event_id)).toEqual([]);
       });
     });

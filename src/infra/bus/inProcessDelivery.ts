@@ -161,7 +161,7 @@ export function createInProcessDelivery(options: InProcessDeliveryOptions) {
     const attempt = (p.failures.get(consumer.name) ?? 0) + 1;
     try {
       const { id: _id, ...raw } = row;
-      await consumer.handle(admit(consumer, raw));
+      await consumer.handle(admit(consumer, raw), { redelivered: p.retries > 0 });
       outage.succeeded();
       return true;
     } catch (error) {

@@ -193,7 +193,10 @@ export function createRabbitConsumer(options: RabbitConsumerOptions) {
     if (message.fields.redelivered) counters.redeliveries += 1;
     const attempt = headerCount(message, DELIVERY_COUNT) + 1;
     try {
-      await consumer.handle(admit(consumer, parseJsonBody(message.content)));
+      // A copy republished for a retry carries a count; one the broker redelivers, its flag.
+      const redelivered =
+        message.fields.redelivered || attempt > 1 || headerCount(message, HEADERS.retryLater) > 0;
+      await consumer.handle(admit(consumer, parseJsonBody(message.content)), { redelivered });
     } catch (error) {
       return onFailure(from, message, error, attempt);
     }
