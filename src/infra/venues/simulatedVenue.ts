@@ -373,6 +373,24 @@ export function createSimulatedVenue(
     return new TransientError('outage', `${what}: the venue is down (outage)`);
   }
 
+  /**
+   * The start of a findSwap or voidSwap call: an aborted caller or an outage fails it at once;
+   * otherwise the fault it meets (scripted, else drawn at the lookup rates) and its latency.
+   */
+  function lookupFault(
+    call: 'findSwap' | 'voidSwap',
+    key: string,
+    signal: AbortSignal | undefined,
+    what: string,
+  ) {
+    throwIfAborted(signal, what);
+    if (down.consume()) throw downError(what);
+    // Both draws happen on every call so that scripts never shift the seeded sequence.
+    const drawn = drawFault(market.random.lookupFaults, lookupRates, LOOKUP_RATE_KINDS);
+    const ms = drawLatency(market.random.venueLatency, latency);
+    return { fault: faults.take({ call, key }) ?? drawn, ms };
+  }
+
   return {
     async executeSwap(request, signal) {
       executeCalls += 1;
@@ -409,11 +427,7 @@ export function createSimulatedVenue(
     async findSwap(idempotencyKey, signal) {
       findCalls += 1;
       const what = `Lookup of swap ${idempotencyKey}`;
-      throwIfAborted(signal, what);
-      if (down.consume()) throw downError(what);
-      const drawn = drawFault(market.random.lookupFaults, lookupRates, LOOKUP_RATE_KINDS);
-      const ms = drawLatency(market.random.venueLatency, latency);
-      const fault = faults.take({ call: 'findSwap', key: idempotencyKey }) ?? drawn;
+      const { fault, ms } = lookupFault('findSwap', idempotencyKey, signal, what);
       switch (fault) {
         case 'outage':
           throw downError(what);
@@ -433,11 +447,7 @@ export function createSimulatedVenue(
     async voidSwap(idempotencyKey, signal) {
       voidCalls += 1;
       const what = `Void of swap ${idempotencyKey}`;
-      throwIfAborted(signal, what);
-      if (down.consume()) throw downError(what);
-      const drawn = drawFault(market.random.lookupFaults, lookupRates, LOOKUP_RATE_KINDS);
-      const ms = drawLatency(market.random.venueLatency, latency);
-      const fault = faults.take({ call: 'voidSwap', key: idempotencyKey }) ?? drawn;
+      const { fault, ms } = lookupFault('voidSwap', idempotencyKey, signal, what);
       switch (fault) {
         case 'outage':
           throw downError(what);
