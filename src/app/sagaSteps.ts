@@ -11,7 +11,11 @@ import { PriceUnavailableError, TransientError } from './ports.ts';
 import type { PriceService, SwapOutcome, SwapRequest, TradeVenue } from './ports.ts';
 
 export interface SagaSettings {
-  /** A saga that has not sent its swap this long after acceptance compensates (default 30 s). */
+  /**
+   * How long after acceptance the swap may execute (default 30 s): the venue refuses it later
+   * (`execute_before`); a saga that has not sent it by then compensates, one that has asks the
+   * venue to void it.
+   */
   readonly deadlineMs: number;
   /** Largest shortfall accepted against the quoted amount, as a fraction (default "0.01" = 1 %). */
   readonly maxSlippage: string;
