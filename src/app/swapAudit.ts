@@ -61,6 +61,8 @@ export interface ReconcileReport {
   readonly anomalies: number;
   /** The venue could not be asked; tried again after `retryAfterMs`. */
   readonly unreachable: number;
+  /** A full batch was claimed: more may be due at once. */
+  readonly more: boolean;
 }
 
 /** Logs the alert an operator must act on: money moved for an order recorded as failed. */
@@ -128,6 +130,7 @@ export function createReconciler(options: ReconcilerOptions) {
         settled: tally('settled'),
         anomalies: tally('anomaly'),
         unreachable: tally('unreachable'),
+        more: due.length === batchSize,
       };
     },
   };

@@ -127,7 +127,7 @@ export function createSweeper(options: SweeperOptions) {
     }
     try {
       const { reconciler } = options;
-      while (!stopped && reconciler && (await reconciler.reconcileOnce()).examined > 0);
+      while (!stopped && reconciler && (await reconciler.reconcileOnce()).more);
     } catch (error) {
       logger.error({ err: error }, 'reconciling failed swaps failed; trying again after the interval');
     }
