@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SwapOutcome, TradeVenue } from '../../src/app/ports.ts';
 import { createReconciler } from '../../src/app/swapAudit.ts';
+import { createSweeper } from '../../src/app/sweeper.ts';
 import { idempotencyKeyFor } from '../../src/domain/ids.ts';
 import type { Database } from '../../src/infra/db/port.ts';
 import { silentLogger } from '../../src/infra/logger.ts';
@@ -11,6 +12,7 @@ import { checkGuarantees } from '../../src/ops/guarantees.ts';
 import { migratedPglite } from '../helpers/databases.ts';
 import { sagaWorld, streams } from '../helpers/saga.ts';
 import type { SagaWorld } from '../helpers/saga.ts';
+import { eventually } from '../helpers/wait.ts';
 import { gate, venueIgnoringVoids } from './moneySafety.contract.ts';
 
 /** A logger whose JSON lines the test reads. */
@@ -179,6 +181,37 @@ describe('reconciling the swaps of failed orders with the venue', () => {
       world.market.venue.restore();
       await down.reconcileOnce();
       expect(await reconciliation(db, orderId)).toMatchObject({ venue_outcome: 'rejected', attempts: 2 });
+    });
+  });
+
+  describe('when the sweeper runs with a reconciler', () => {
+    it('settles a failed order on its interval, without being asked', async () => {
+      const world = sagaWorld(db);
+      const orderId = await world.place();
+      world.market.venue.rejectNext('slippage_exceeded', { key: idempotencyKeyFor(orderId) });
+      expect(await world.runner.run(orderId)).toMatchObject({ status: 'failed' });
+      const reconciler = createReconciler({
+        audit: createSwapAudit(db),
+        venue: world.market.venue,
+        logger: silentLogger,
+      });
+      const sweeper = createSweeper({
+        db,
+        runner: world.newRunner(),
+        logger: silentLogger,
+        intervalMs: 20,
+        reconciler,
+      });
+
+      sweeper.start();
+      try {
+        await eventually(
+          async () => (await reconciliation(db, orderId))?.venue_outcome === 'rejected',
+          'reconciled',
+        );
+      } finally {
+        await sweeper.stop();
+      }
     });
   });
 
