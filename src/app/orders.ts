@@ -4,6 +4,7 @@ import type { OrderEvent } from '../domain/events.ts';
 import { decideOrder, foldOrder, initialOrderState } from '../domain/order.ts';
 import type { OrderState } from '../domain/order.ts';
 import { ConcurrencyError } from '../infra/eventStore.ts';
+import { decideAndAppend } from './decideAndAppend.ts';
 import type { EventStore, NewEvent, StoredEvent } from '../infra/eventStore.ts';
 
 export const SCHEMA_VERSION = 1;
@@ -103,30 +104,38 @@ export function createOrderService({ store, now, newId }: OrderServiceDeps): Ord
           ? newId()
           : uuidV5(`${order.user_id}\n${idempotencyKey}`, ORDER_ID_NAMESPACE);
       const at = now().toISOString();
-      const decided = decideOrder(
-        { type: 'AcceptOrder', data: { order_id: orderId, ...order }, now: at },
-        initialOrderState,
-      );
-      try {
-        const result = await store.append([
-          {
-            aggregate_id: orderId,
-            aggregate_type: 'order',
-            expected_version: 0,
-            events: toNewEvents(decided, { correlationId: orderId, causationId, now: at, newId }),
-          },
-        ]);
-        if (result.status !== 'appended') throw new Error(`Order id ${orderId} collided with stored events`);
-        return { order_id: orderId, replayed: false };
-      } catch (error) {
-        if (!(error instanceof ConcurrencyError) || idempotencyKey === undefined) throw error;
-        // The key was used before: the same order is a retry, anything else is a client mistake.
-        const [first] = await store.load(orderId);
-        const placed = first?.event_data ?? {};
-        if (TERMS.every((field) => placed[field] === order[field]))
-          return { order_id: orderId, replayed: true };
-        throw new IdempotencyKeyReusedError(orderId);
-      }
+      // Attempt 1 assumes a new order (an empty stream); a conflict means the id is taken: with
+      // an Idempotency-Key, by this order's earlier request (a retry) or by a client's mistake.
+      return decideAndAppend({
+        load: (attempt) => (attempt === 1 ? [] : store.load(orderId)),
+        async decide(placed): Promise<Accepted> {
+          const first = placed[0];
+          if (first) {
+            const terms = first.event_data;
+            if (TERMS.every((field) => terms[field] === order[field]))
+              return { order_id: orderId, replayed: true };
+            throw new IdempotencyKeyReusedError(orderId);
+          }
+          const decided = decideOrder(
+            { type: 'AcceptOrder', data: { order_id: orderId, ...order }, now: at },
+            initialOrderState,
+          );
+          const result = await store.append([
+            {
+              aggregate_id: orderId,
+              aggregate_type: 'order',
+              expected_version: 0,
+              events: toNewEvents(decided, { correlationId: orderId, causationId, now: at, newId }),
+            },
+          ]);
+          if (result.status !== 'appended')
+            throw new Error(`Order id ${orderId} collided with stored events`);
+          return { order_id: orderId, replayed: false };
+        },
+        // Without a key the id is fresh: a conflict is impossible, and not retried if it happens.
+        isConflict: (error) => error instanceof ConcurrencyError && idempotencyKey !== undefined,
+        attempts: 2,
+      });
     },
 
     history,

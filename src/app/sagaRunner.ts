@@ -2,8 +2,9 @@ import { createActor, initialTransition, transition } from 'xstate';
 import type { Actor, InspectionEvent, SnapshotFrom } from 'xstate';
 import type { OrderEvent, PositionEvent, SwapExecuted } from '../domain/events.ts';
 import { idempotencyKeyFor, positionIdFor } from '../domain/ids.ts';
-import { orderSaga } from '../machines/orderSaga.ts';
+import { IO_STEPS, orderSaga, SAGA, stepsIn } from '../machines/orderSaga.ts';
 import type { OrderSagaMachine, SagaCommand, SagaEvent } from '../machines/orderSaga.ts';
+import { decideAndAppend } from './decideAndAppend.ts';
 import { ConcurrencyError } from '../infra/eventStore.ts';
 import type {
   EventStore,
@@ -14,7 +15,7 @@ import type {
 } from '../infra/eventStore.ts';
 import type { Logger } from '../infra/logger.ts';
 import { toNewEvents } from './orders.ts';
-import { runCommand } from './sagaSteps.ts';
+import { pastDeadline, runStep, STEP_HANDLERS } from './sagaSteps.ts';
 import type { StepDeps, StepOutcome } from './sagaSteps.ts';
 import { alertExecutedSwapOfFailedOrder } from './swapAudit.ts';
 import type { SwapAudit } from './swapAudit.ts';
@@ -69,14 +70,9 @@ function flagged(record: StoredEvent): readonly string[] | undefined {
 const toSagaEvent = (event: StoredEvent): SagaEvent =>
   ({ type: event.event_type, data: event.event_data }) as unknown as OrderEvent | PositionEvent;
 
-const commandsIn = (actions: readonly { type: string; params?: unknown }[]): SagaCommand[] =>
-  actions.flatMap((action) =>
-    action.type === 'runStep' ? [(action.params as { command: SagaCommand }).command] : [],
-  );
-
 /**
  * Folds stored events through the machine's pure `transition()`: the snapshot the saga is in,
- * and the command its current state asks for. Nothing runs; the last entry action names the
+ * and the step its current state asks for. Nothing runs; the last entry action names the
  * pending step.
  */
 export function replaySaga(events: readonly StoredEvent[]): {
@@ -87,8 +83,8 @@ export function replaySaga(events: readonly StoredEvent[]): {
   let pending: SagaCommand | null = null;
   for (const event of events) {
     const [next, actions] = transition(orderSaga, snapshot, toSagaEvent(event));
-    // Every active state names its command on entry; events that keep the state emit none.
-    pending = commandsIn(actions).at(-1) ?? pending;
+    // Every active state names its step on entry; events that keep the state emit none.
+    pending = stepsIn(actions).at(-1) ?? pending;
     snapshot = next;
   }
   return { snapshot, pending: snapshot.status === 'done' ? null : pending };
@@ -103,12 +99,89 @@ class Conflict extends Error {
   }
 }
 
-/** Commands that call the outside world; every other command is decided from the saga's state alone. */
-const IO_COMMANDS: ReadonlySet<SagaCommand> = new Set(['QuotePrice', 'ExecuteSwap']);
-
 interface Decided {
   readonly stream: 'order' | 'position';
   readonly event: OrderEvent | PositionEvent;
+}
+
+/** What came of one step: its outcome, or the deadline, which keeps it from running at all. */
+export type StepResult = StepOutcome | { readonly kind: 'deadline'; readonly detail: string };
+
+/** One batch of steps, planned: what to store, what to tell the machine, and what comes next. */
+export interface BatchPlan {
+  /** The steps the batch ran, in order. */
+  readonly steps: readonly SagaCommand[];
+  /** Events to store, in the order they were decided. */
+  readonly decided: readonly Decided[];
+  /** Every event for the machine, in order: the decided ones and the step failures. */
+  readonly sends: readonly SagaEvent[];
+  /** The saga as it will be once the batch is stored. */
+  readonly preview: SagaSnapshot;
+  /** The next step, one that calls the outside world; null when the saga ends with this batch. */
+  readonly next: SagaCommand | null;
+  /** The first step could not decide (the swap's outcome unknown): nothing to store. */
+  readonly suspended?: string;
+}
+
+function eventsOf(result: StepResult): SagaEvent[] {
+  switch (result.kind) {
+    case 'deadline':
+      return [{ type: 'DeadlinePassed', detail: result.detail }];
+    case 'failed':
+      return [{ type: 'StepFailed', reason: result.reason, detail: result.detail }];
+    case 'append':
+      return [...result.position, ...result.order];
+    case 'suspended':
+      return [];
+  }
+}
+
+/**
+ * Plans a batch, purely: the first step's result (it may have called the outside world), then
+ * every following step that needs no I/O, each decided by `decide` from the previewed context.
+ * Every event goes through the machine's pure `transition()`; nothing is stored and no actor
+ * moves. The batch ends before the next step that calls the outside world, or at the end.
+ */
+export function planBatch(
+  snapshot: SagaSnapshot,
+  first: { readonly step: SagaCommand; readonly result: StepResult },
+  decide: (step: SagaCommand, context: SagaSnapshot['context']) => StepResult,
+): BatchPlan {
+  if (first.result.kind === 'suspended') {
+    return {
+      steps: [first.step],
+      decided: [],
+      sends: [],
+      preview: snapshot,
+      next: first.step,
+      suspended: first.result.detail,
+    };
+  }
+  const steps: SagaCommand[] = [];
+  const decided: Decided[] = [];
+  const sends: SagaEvent[] = [];
+  let preview = snapshot;
+  let step: SagaCommand = first.step;
+  let result: StepResult = first.result;
+  for (;;) {
+    steps.push(step);
+    if (result.kind === 'suspended') throw new Error(`Step ${step} needs no I/O, yet could not decide`);
+    if (result.kind === 'append') {
+      decided.push(...result.position.map((event) => ({ stream: 'position' as const, event })));
+      decided.push(...result.order.map((event) => ({ stream: 'order' as const, event })));
+    }
+    let upcoming: SagaCommand | null = null;
+    for (const event of eventsOf(result)) {
+      const [after, actions] = transition(orderSaga, preview, event);
+      preview = after;
+      upcoming = stepsIn(actions).at(-1) ?? upcoming;
+      sends.push(event);
+    }
+    const next = preview.status === 'done' ? null : upcoming;
+    if (next === null || IO_STEPS.has(next)) return { steps, decided, sends, preview, next };
+    step = next;
+    result = decide(step, preview.context);
+  }
 }
 
 /**
@@ -121,17 +194,24 @@ interface Decided {
 export function createSagaRunner(deps: SagaRunnerDeps) {
   const active = new Map<string, Actor<OrderSagaMachine>>();
 
-  /** Stores a batch's events at the expected versions, in the order they were decided. */
-  async function persist(
+  /** The deadline keeps a step from running when its declaration says so (see SAGA). */
+  function deadlineFor(step: SagaCommand, context: SagaSnapshot['context']): StepResult | undefined {
+    if (SAGA[step].deadline !== 'compensate' || !pastDeadline(context.order, deps)) return undefined;
+    return { kind: 'deadline', detail: `not done within ${deps.settings.deadlineMs} ms of acceptance` };
+  }
+
+  /** Commits a planned batch: its events at the expected versions, in the order they were decided. */
+  async function commitBatch(
     orderId: string,
-    decided: readonly Decided[],
+    plan: BatchPlan,
     versions: { order: number; position: number },
     causedBy: string | null,
     processed: ProcessedRecord | undefined,
   ): Promise<StoredEvent[]> {
+    if (plan.decided.length === 0) return [];
     const now = deps.now().toISOString();
     let causationId = causedBy;
-    const events = decided.map(({ stream, event }) => {
+    const events = plan.decided.map(({ stream, event }) => {
       const [newEvent] = toNewEvents([event], {
         correlationId: orderId,
         causationId,
@@ -160,13 +240,15 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
       expected_version: versions.order,
       events: of('order'),
     });
-    const executed = decided.find(
+    const executed = plan.decided.find(
       (d): d is { stream: 'order'; event: SwapExecuted } => d.event.type === 'SwapExecuted',
     )?.event.data;
+    // The terminal batch carries the consumer's inbox record: effects and record commit together.
+    const inbox = plan.next === null ? processed : undefined;
     try {
       const result = await deps.store.append(streams, {
         sequence: events.map((e) => e.newEvent.event_id),
-        ...(processed ? { processed } : {}),
+        ...(inbox ? { processed: inbox } : {}),
       });
       if (result.status !== 'appended')
         throw new Conflict(`events already stored: ${result.event_ids.join(', ')}`, executed);
@@ -174,6 +256,22 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
     } catch (error) {
       if (error instanceof ConcurrencyError) throw new Conflict(error.message, executed);
       throw error;
+    }
+  }
+
+  function alertAnomalies(orderId: string, stored: readonly StoredEvent[]): void {
+    for (const record of stored) {
+      const anomalies = record.event_type === 'SwapExecuted' ? flagged(record) : undefined;
+      if (!anomalies) continue;
+      deps.logger.error(
+        {
+          alert: 'venue_anomaly',
+          orderId,
+          txHash: (record.event_data as { tx_hash?: string }).tx_hash,
+          anomalies,
+        },
+        'the venue executed a swap outside its terms; recorded as done and flagged',
+      );
     }
   }
 
@@ -190,6 +288,8 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
     for (const e of loaded) versions[e.aggregate_id === orderId ? 'order' : 'position'] += 1;
     let causationId = loaded.at(-1)?.event_id ?? null;
 
+    // The live actor is for inspection only (the Stately inspector, GET …/saga in process): it is
+    // moved by the stored events, never asked what to do.
     const actor = createActor(orderSaga, { snapshot, ...(deps.inspect ? { inspect: deps.inspect } : {}) });
     active.set(orderId, actor);
     actor.start();
@@ -197,78 +297,37 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
       let next: SagaCommand | null = pending;
       let resume = true;
       while (next) {
-        // One batch: this command, then each following command that needs no I/O, previewed with
-        // the pure transition(): nothing moves before the batch's events are stored.
-        let preview = actor.getSnapshot();
-        const decided: Decided[] = [];
-        const sends: SagaEvent[] = [];
-        const commands: SagaCommand[] = [];
-        let command: SagaCommand | null = next;
-        next = null;
-        while (command) {
-          await deps.beforeCommand?.(orderId, command);
-          const outcome: StepOutcome = await runCommand(command, preview.context, deps, resume);
-          resume = false;
-          commands.push(command);
-          if (outcome.kind === 'suspended') {
-            // Only a command with I/O suspends, and those always start a batch: nothing is lost.
-            deps.logger.warn({ orderId, command, detail: outcome.detail }, 'saga suspended');
-            return { status: 'suspended', orderId, detail: outcome.detail };
-          }
-          const produced: SagaEvent[] =
-            outcome.kind === 'failed'
-              ? [
-                  {
-                    type: 'StepFailed',
-                    reason: outcome.reason,
-                    failed_step: outcome.failed_step,
-                    detail: outcome.detail,
-                  },
-                ]
-              : [...outcome.position, ...outcome.order];
-          if (outcome.kind === 'append') {
-            decided.push(...outcome.position.map((event) => ({ stream: 'position' as const, event })));
-            decided.push(...outcome.order.map((event) => ({ stream: 'order' as const, event })));
-          }
-          let upcoming: SagaCommand | null = null;
-          for (const event of produced) {
-            const [after, actions] = transition(orderSaga, preview, event);
-            preview = after;
-            upcoming = commandsIn(actions).at(-1) ?? upcoming;
-            sends.push(event);
-          }
-          command = preview.status === 'done' ? null : upcoming;
-          if (command && IO_COMMANDS.has(command)) {
-            next = command;
-            command = null;
-          }
+        const step: SagaCommand = next;
+        const context = actor.getSnapshot().context;
+        await deps.beforeCommand?.(orderId, step);
+        const result = deadlineFor(step, context) ?? (await runStep(step, context, deps, resume));
+        resume = false;
+        const plan = planBatch(actor.getSnapshot(), { step, result }, (following, previewed) => {
+          void deps.beforeCommand?.(orderId, following);
+          const pure = deadlineFor(following, previewed);
+          if (pure) return pure;
+          const outcome: StepOutcome | Promise<StepOutcome> = (
+            STEP_HANDLERS[following] as (
+              c: typeof previewed,
+              d: StepDeps,
+              r: boolean,
+            ) => StepOutcome | Promise<StepOutcome>
+          )(previewed, deps, false);
+          if (outcome instanceof Promise)
+            throw new Error(`Step ${following} needs no I/O, yet returned a promise`);
+          return outcome;
+        });
+        if (plan.suspended !== undefined) {
+          deps.logger.warn({ orderId, step, detail: plan.suspended }, 'saga suspended');
+          return { status: 'suspended', orderId, detail: plan.suspended };
         }
-
-        for (const command of commands) await deps.beforeAppend?.(orderId, command);
-        // The terminal batch carries the consumer's inbox record: effects and record commit together.
-        const terminal = preview.status === 'done';
-        const stored =
-          decided.length > 0
-            ? await persist(orderId, decided, versions, causationId, terminal ? processed : undefined)
-            : [];
-        for (const command of commands) await deps.afterAppend?.(orderId, command);
-        for (const record of stored) {
-          const anomalies = record.event_type === 'SwapExecuted' ? flagged(record) : undefined;
-          if (anomalies) {
-            deps.logger.error(
-              {
-                alert: 'venue_anomaly',
-                orderId,
-                txHash: (record.event_data as { tx_hash?: string }).tx_hash,
-                anomalies,
-              },
-              'the venue executed a swap outside its terms; recorded as done and flagged',
-            );
-          }
-        }
+        for (const s of plan.steps) await deps.beforeAppend?.(orderId, s);
+        const stored = await commitBatch(orderId, plan, versions, causationId, processed);
+        for (const s of plan.steps) await deps.afterAppend?.(orderId, s);
+        alertAnomalies(orderId, stored);
         let storedIndex = 0;
-        for (const event of sends) {
-          if (event.type === 'StepFailed') {
+        for (const event of plan.sends) {
+          if (event.type === 'StepFailed' || event.type === 'DeadlinePassed') {
             actor.send(event);
             continue;
           }
@@ -278,6 +337,7 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
           causationId = record.event_id;
           actor.send(toSagaEvent(record));
         }
+        next = plan.next;
       }
       const final = actor.getSnapshot();
       if (final.status !== 'done')
@@ -311,29 +371,29 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
     options: RunOptions,
     assumeAccepted: boolean,
   ): Promise<SagaRunResult> {
-    let assumed =
-      assumeAccepted && options.accepted?.event_type === 'OrderAccepted' && options.accepted.version === 1;
+    const accepted =
+      assumeAccepted && options.accepted?.event_type === 'OrderAccepted' && options.accepted.version === 1
+        ? options.accepted
+        : undefined;
     let held: SwapExecuted['data'] | undefined;
-    for (let attempt = 1; ; attempt++) {
-      const loaded =
-        assumed && options.accepted
-          ? [options.accepted]
-          : await deps.store.loadStreams([orderId, positionIdFor(orderId)]);
-      assumed = false;
-      if (loaded[0]?.event_type !== 'OrderAccepted') return { status: 'not_found', orderId };
-      try {
+    return decideAndAppend({
+      load: (attempt) =>
+        attempt === 1 && accepted ? [accepted] : deps.store.loadStreams([orderId, positionIdFor(orderId)]),
+      async decide(loaded): Promise<SagaRunResult> {
+        if (loaded[0]?.event_type !== 'OrderAccepted') return { status: 'not_found', orderId };
         const result = await drive(orderId, loaded, options.processed);
         if (held && result.status === 'failed') await executedButFailed(orderId, held);
         return result;
-      } catch (error) {
-        if (!(error instanceof Conflict) || attempt >= 20) throw error;
-        held = error.executed ?? held;
+      },
+      isConflict: (error) => error instanceof Conflict,
+      onConflict(error, attempt) {
+        held = (error as Conflict).executed ?? held;
         deps.logger.debug(
-          { orderId, attempt, reason: error.message },
+          { orderId, attempt, reason: (error as Error).message },
           'saga raced another worker; reloading',
         );
-      }
-    }
+      },
+    });
   }
 
   /** Runs in progress in this process, by order: a second run of an order waits for the first. */

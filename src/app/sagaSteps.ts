@@ -1,12 +1,12 @@
 import pRetry from 'p-retry';
-import type { FailureReason, OrderEvent, PositionEvent, SagaStep } from '../domain/events.ts';
+import type { OrderEvent, PositionEvent } from '../domain/events.ts';
 import { idempotencyKeyFor, positionIdFor } from '../domain/ids.ts';
 import { Decimal, convert, decimal, formatAmount } from '../domain/money.ts';
 import type { Currencies } from '../domain/money.ts';
 import { decideOrder } from '../domain/order.ts';
 import type { OrderState } from '../domain/order.ts';
 import { decidePosition } from '../domain/position.ts';
-import type { SagaCommand, SagaContext } from '../machines/orderSaga.ts';
+import type { FailureOf, SagaCommand, SagaContext } from '../machines/orderSaga.ts';
 import { PriceUnavailableError, TransientError } from './ports.ts';
 import type { PriceService, SwapOutcome, SwapRequest, TradeVenue } from './ports.ts';
 
@@ -47,40 +47,28 @@ export interface StepDeps {
   readonly now: () => Date;
 }
 
-/** What running a command produced: events to store, a failure, or nothing decidable yet. */
-export type StepOutcome =
+/**
+ * What running step `S` produced: events to store, one of the failures the step declares (see
+ * SAGA in src/machines/orderSaga.ts), or nothing decidable yet.
+ */
+export type StepOutcome<S extends SagaCommand = SagaCommand> =
   | {
       readonly kind: 'append';
       /** Position events first: they get the lower ids, so the order's terminal event is last. */
       readonly position: readonly PositionEvent[];
       readonly order: readonly OrderEvent[];
     }
-  | {
-      readonly kind: 'failed';
-      readonly reason: FailureReason;
-      readonly failed_step: SagaStep;
-      readonly detail: string;
-    }
+  | { readonly kind: 'failed'; readonly reason: FailureOf<S>; readonly detail: string }
   /** The swap's outcome is unknown and cannot be learned now (venue unreachable): try later. */
   | { readonly kind: 'suspended'; readonly detail: string };
 
-const STEP_OF: Record<SagaCommand, SagaStep> = {
-  QuotePrice: 'quote_price',
-  OpenPosition: 'open_position',
-  StartSwap: 'execute_swap',
-  ExecuteSwap: 'execute_swap',
-  CompleteOrder: 'complete_order',
-  Compensate: 'complete_order',
-};
-
-const failed = (command: SagaCommand, reason: FailureReason, detail: string): StepOutcome => ({
+const failed = <S extends SagaCommand>(reason: FailureOf<S>, detail: string): StepOutcome<S> => ({
   kind: 'failed',
   reason,
-  failed_step: STEP_OF[command],
   detail,
 });
 
-const orderEvents = (order: readonly OrderEvent[]): StepOutcome => ({ kind: 'append', position: [], order });
+const orderEvents = (order: readonly OrderEvent[]) => ({ kind: 'append', position: [], order }) as const;
 
 type AcceptedTerms = Extract<OrderState, { order_id: string }>;
 
@@ -124,7 +112,7 @@ function asTransient(error: unknown): never {
   throw error;
 }
 
-async function quotePrice(context: SagaContext, deps: StepDeps): Promise<StepOutcome> {
+async function quotePrice(context: SagaContext, deps: StepDeps): Promise<StepOutcome<'quotingPrice'>> {
   const order = termsOf(context.order);
   let quote;
   try {
@@ -133,28 +121,29 @@ async function quotePrice(context: SagaContext, deps: StepDeps): Promise<StepOut
     );
   } catch (error) {
     if (error instanceof PriceUnavailableError || error instanceof TransientError) {
-      return failed('QuotePrice', 'price_unavailable', error.message);
+      return failed<'quotingPrice'>('price_unavailable', error.message);
     }
     throw error;
   }
   const price = /^\d+(\.\d+)?$/.test(quote.price) ? decimal(quote.price) : undefined;
   if (!price || price.lte(0)) {
-    return failed('QuotePrice', 'price_unavailable', `unusable price "${quote.price}" from ${quote.source}`);
+    return failed<'quotingPrice'>(
+      'price_unavailable',
+      `unusable price "${quote.price}" from ${quote.source}`,
+    );
   }
   const age = deps.now().getTime() - Date.parse(quote.quoted_at);
   if (!(age <= deps.settings.maxQuoteAgeMs)) {
-    return failed(
-      'QuotePrice',
+    return failed<'quotingPrice'>(
       'price_unavailable',
       `stale quote from ${quote.source}: quoted at ${quote.quoted_at}`,
     );
   }
   const target = deps.currencies.get(order.to_currency);
-  if (!target) return failed('QuotePrice', 'venue_rejected', `${order.to_currency} is no longer supported`);
+  if (!target) return failed<'quotingPrice'>('venue_rejected', `${order.to_currency} is no longer supported`);
   const toAmount = convert(decimal(order.from_amount), price, target);
   if (toAmount.lte(0)) {
-    return failed(
-      'QuotePrice',
+    return failed<'quotingPrice'>(
       'venue_rejected',
       `the order is too small to deliver any ${order.to_currency}`,
     );
@@ -209,7 +198,7 @@ function venueAnomalies(request: SwapRequest, toAmount: string, deps: StepDeps):
   return anomalies;
 }
 
-const suspended = (detail: string): StepOutcome => ({ kind: 'suspended', detail });
+const suspended = (detail: string) => ({ kind: 'suspended', detail }) as const;
 
 /**
  * Executes the swap, never under a new key, and learns its outcome from the venue alone.
@@ -225,7 +214,11 @@ const suspended = (detail: string): StepOutcome => ({ kind: 'suspended', detail 
  * The request carries `execute_before`, so a request still in flight when the deadline passes is
  * refused by the venue's own clock.
  */
-async function executeSwap(context: SagaContext, deps: StepDeps, resume: boolean): Promise<StepOutcome> {
+async function executeSwap(
+  context: SagaContext,
+  deps: StepDeps,
+  resume: boolean,
+): Promise<StepOutcome<'awaitingOutcome'>> {
   const request = swapRequest(context, deps);
   const key = request.idempotency_key;
   let outcome: SwapOutcome | undefined;
@@ -262,11 +255,10 @@ async function executeSwap(context: SagaContext, deps: StepDeps, resume: boolean
   switch (outcome.status) {
     case 'rejected':
       return outcome.reason === 'expired'
-        ? failed('ExecuteSwap', 'deadline_exceeded', `the venue refused the swap: ${outcome.detail}`)
-        : failed('ExecuteSwap', outcome.reason, outcome.detail);
+        ? failed<'awaitingOutcome'>('deadline_exceeded', `the venue refused the swap: ${outcome.detail}`)
+        : failed<'awaitingOutcome'>(outcome.reason, outcome.detail);
     case 'voided':
-      return failed(
-        'ExecuteSwap',
+      return failed<'awaitingOutcome'>(
         'deadline_exceeded',
         `not executed within ${deps.settings.deadlineMs} ms of acceptance; the venue voided the swap at ${outcome.voided_at}`,
       );
@@ -291,105 +283,115 @@ async function executeSwap(context: SagaContext, deps: StepDeps, resume: boolean
   }
 }
 
+function openPosition(context: SagaContext, deps: StepDeps): StepOutcome<'openingPosition'> {
+  const order = termsOf(context.order);
+  return {
+    kind: 'append',
+    order: [],
+    position: decidePosition(
+      {
+        type: 'CreatePosition',
+        data: {
+          position_id: positionIdFor(order.order_id),
+          user_id: order.user_id,
+          order_id: order.order_id,
+          from_currency: order.from_currency,
+          to_currency: order.to_currency,
+        },
+        now: deps.now().toISOString(),
+      },
+      context.position,
+    ),
+  };
+}
+
+function startSwap(context: SagaContext, deps: StepDeps): StepOutcome<'sendingSwap'> {
+  const order = termsOf(context.order);
+  return orderEvents(
+    decideOrder(
+      {
+        type: 'StartSwap',
+        data: {
+          idempotency_key: idempotencyKeyFor(order.order_id),
+          position_id: positionIdFor(order.order_id),
+        },
+        now: deps.now().toISOString(),
+      },
+      context.order,
+    ),
+  );
+}
+
+function completeOrder(context: SagaContext, deps: StepDeps): StepOutcome<'completing'> {
+  if (context.order.status !== 'swapped')
+    throw new Error(`Cannot complete an order that is ${context.order.status}`);
+  const { execution, order_id, from_amount } = context.order;
+  const now = deps.now().toISOString();
+  return {
+    kind: 'append',
+    position: decidePosition(
+      {
+        type: 'AddOrder',
+        data: {
+          order_id,
+          from_amount,
+          to_amount: execution.to_amount,
+          executed_price: execution.executed_price,
+        },
+        now,
+      },
+      context.position,
+    ),
+    order: decideOrder(
+      { type: 'CompleteOrder', data: { position_id: positionIdFor(order_id) }, now },
+      context.order,
+    ),
+  };
+}
+
+function compensate(context: SagaContext, deps: StepDeps): StepOutcome<'compensating'> {
+  const failure = context.failure;
+  if (!failure) throw new Error('Compensating without a recorded failure');
+  const now = deps.now().toISOString();
+  return {
+    kind: 'append',
+    position:
+      context.position.status === 'open'
+        ? decidePosition({ type: 'ClosePosition', data: { reason: 'order_failed' }, now }, context.position)
+        : [],
+    order: decideOrder({ type: 'FailOrder', data: failure, now }, context.order),
+  };
+}
+
+type StepHandler<S extends SagaCommand> = (
+  context: SagaContext,
+  deps: StepDeps,
+  resume: boolean,
+) => StepOutcome<S> | Promise<StepOutcome<S>>;
+
 /**
- * Carries out one command of the saga and says what came of it. Reads the saga's context, calls
- * the ports, decides events with the domain; stores nothing (the runner does).
- * @param resume the command comes from a rebuilt saga, so an earlier run may have started it.
+ * The step handlers, one per step of SAGA. Each reads the saga's context, calls the ports,
+ * decides events with the domain and stores nothing (the runner does); each can return only the
+ * failures its step declares.
+ * `resume`: the step comes from a rebuilt saga, so an earlier run may have started it.
  */
-export async function runCommand(
-  command: SagaCommand,
+export const STEP_HANDLERS = {
+  quotingPrice: (context, deps) => quotePrice(context, deps),
+  openingPosition: (context, deps) => openPosition(context, deps),
+  sendingSwap: (context, deps) => startSwap(context, deps),
+  awaitingOutcome: (context, deps, resume) => executeSwap(context, deps, resume),
+  completing: (context, deps) => completeOrder(context, deps),
+  compensating: (context, deps) => compensate(context, deps),
+} satisfies { readonly [S in SagaCommand]: StepHandler<S> };
+
+/** Runs one step of the saga and says what came of it. */
+export async function runStep(
+  step: SagaCommand,
   context: SagaContext,
   deps: StepDeps,
   resume: boolean,
 ): Promise<StepOutcome> {
-  const now = deps.now().toISOString();
-  const order = termsOf(context.order);
-  const beforeSwap = command === 'QuotePrice' || command === 'OpenPosition' || command === 'StartSwap';
-  if (beforeSwap && pastDeadline(context.order, deps)) {
-    return failed(
-      command,
-      'deadline_exceeded',
-      `not done within ${deps.settings.deadlineMs} ms of acceptance`,
-    );
-  }
-
-  switch (command) {
-    case 'QuotePrice':
-      return quotePrice(context, deps);
-    case 'OpenPosition':
-      return {
-        kind: 'append',
-        order: [],
-        position: decidePosition(
-          {
-            type: 'CreatePosition',
-            data: {
-              position_id: positionIdFor(order.order_id),
-              user_id: order.user_id,
-              order_id: order.order_id,
-              from_currency: order.from_currency,
-              to_currency: order.to_currency,
-            },
-            now,
-          },
-          context.position,
-        ),
-      };
-    case 'StartSwap':
-      return orderEvents(
-        decideOrder(
-          {
-            type: 'StartSwap',
-            data: {
-              idempotency_key: idempotencyKeyFor(order.order_id),
-              position_id: positionIdFor(order.order_id),
-            },
-            now,
-          },
-          context.order,
-        ),
-      );
-    case 'ExecuteSwap':
-      return executeSwap(context, deps, resume);
-    case 'CompleteOrder': {
-      if (context.order.status !== 'swapped')
-        throw new Error(`Cannot complete an order that is ${context.order.status}`);
-      const { execution } = context.order;
-      return {
-        kind: 'append',
-        position: decidePosition(
-          {
-            type: 'AddOrder',
-            data: {
-              order_id: order.order_id,
-              from_amount: order.from_amount,
-              to_amount: execution.to_amount,
-              executed_price: execution.executed_price,
-            },
-            now,
-          },
-          context.position,
-        ),
-        order: decideOrder(
-          { type: 'CompleteOrder', data: { position_id: positionIdFor(order.order_id) }, now },
-          context.order,
-        ),
-      };
-    }
-    case 'Compensate': {
-      const failure = context.failure;
-      if (!failure) throw new Error('Compensating without a recorded failure');
-      return {
-        kind: 'append',
-        position:
-          context.position.status === 'open'
-            ? decidePosition(
-                { type: 'ClosePosition', data: { reason: 'order_failed' }, now },
-                context.position,
-              )
-            : [],
-        order: decideOrder({ type: 'FailOrder', data: failure, now }, context.order),
-      };
-    }
-  }
+  // Each handler's own outcome is a StepOutcome<its step>, which every StepOutcome accepts.
+  const handler = STEP_HANDLERS[step] as StepHandler<SagaCommand>;
+  return handler(context, deps, resume);
 }

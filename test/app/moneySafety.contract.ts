@@ -82,7 +82,7 @@ export function moneySafetyContract(name: string, open: () => Promise<Database>)
         // Worker A sends 20 ms before the deadline; its call times out after 100 ms.
         const workerA = world.newRunner({
           beforeCommand: async (_, command) => {
-            if (command === 'ExecuteSwap')
+            if (command === 'awaitingOutcome')
               await sleep(Math.max(0, acceptedAt + deadlineMs - 20 - Date.now()));
           },
         });
@@ -111,7 +111,7 @@ export function moneySafetyContract(name: string, open: () => Promise<Database>)
         const held = gate();
         const workerA = world.newRunner({
           beforeCommand: async (_, command) => {
-            if (command === 'ExecuteSwap') await held.hold();
+            if (command === 'awaitingOutcome') await held.hold();
           },
         });
         const a = workerA.run(orderId);
@@ -137,7 +137,7 @@ export function moneySafetyContract(name: string, open: () => Promise<Database>)
         const held = gate();
         const workerA = world.newRunner({
           beforeAppend: async (_, command) => {
-            if (command === 'ExecuteSwap') await held.hold();
+            if (command === 'awaitingOutcome') await held.hold();
           },
         });
         const a = workerA.run(orderId);

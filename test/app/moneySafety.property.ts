@@ -66,7 +66,7 @@ export async function runScenario(db: Database, scenario: Scenario): Promise<Mis
   });
   const crashes = new Map<string, CrashPoint>();
   const crashAt = (point: CrashPoint) => (orderId: string, command: SagaCommand) => {
-    if (command === 'ExecuteSwap' && crashes.get(orderId) === point) {
+    if (command === 'awaitingOutcome' && crashes.get(orderId) === point) {
       crashes.delete(orderId);
       throw new Crash(`worker A crashed ${point} for ${orderId}`);
     }

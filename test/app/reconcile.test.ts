@@ -59,7 +59,7 @@ async function failedButExecuted(world: SagaWorld, hold: 'beforeAppend', workerA
     logger: workerALogger,
     audit: createSwapAudit(world.db),
     [hold]: async (_: string, command: string) => {
-      if (command === 'ExecuteSwap') await held.hold();
+      if (command === 'awaitingOutcome') await held.hold();
     },
   });
   const a = workerA.run(orderId);
@@ -112,7 +112,7 @@ describe('reconciling the swaps of failed orders with the venue', () => {
       const orderId = await world.place();
       const died = world.newRunner({
         beforeAppend: (_, command) => {
-          if (command === 'ExecuteSwap') throw new Error('worker A died');
+          if (command === 'awaitingOutcome') throw new Error('worker A died');
         },
       });
       await expect(died.run(orderId)).rejects.toThrow('worker A died');

@@ -8,11 +8,11 @@ import { assertSagaGuarantees, sagaWorld, streams } from '../helpers/saga.ts';
 class Crash extends Error {}
 
 const COMMANDS: readonly SagaCommand[] = [
-  'QuotePrice',
-  'OpenPosition',
-  'StartSwap',
-  'ExecuteSwap',
-  'CompleteOrder',
+  'quotingPrice',
+  'openingPosition',
+  'sendingSwap',
+  'awaitingOutcome',
+  'completing',
 ];
 
 const UNCRASHED = {

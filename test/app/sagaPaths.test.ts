@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replaySaga } from '../../src/app/sagaRunner.ts';
 import type { FailureReason } from '../../src/domain/events.ts';
 import type { Database } from '../../src/infra/db/port.ts';
-import { orderSaga } from '../../src/machines/orderSaga.ts';
+import { orderSaga, SAGA, SAGA_STEPS } from '../../src/machines/orderSaga.ts';
 import type { SagaCommand, SagaEvent } from '../../src/machines/orderSaga.ts';
 import { migratedPglite } from '../helpers/databases.ts';
 import { assertSagaGuarantees, FAST_SETTINGS, sagaWorld, streams } from '../helpers/saga.ts';
@@ -28,25 +28,18 @@ const POSITION = '00000000-0000-4000-8000-000000000002';
 const AT = '2026-11-24T12:00:01.000Z';
 
 /** Concrete example events (the graph needs payloads: the machine folds them into its context). */
-const stepFailed = (reason: FailureReason): SagaEvent => ({
-  type: 'StepFailed',
-  reason,
-  failed_step: 'quote_price',
-  detail: 'model',
-});
+const stepFailed = (reason: FailureReason): SagaEvent => ({ type: 'StepFailed', reason, detail: 'model' });
 
-/** Which failures each state can really meet: what the world can do to a saga there. */
-const FAILURES_IN: Record<string, readonly FailureReason[]> = {
-  quotingPrice: ['price_unavailable', 'deadline_exceeded', 'venue_rejected'],
-  openingPosition: ['deadline_exceeded'],
-  'executingSwap.sendingSwap': ['deadline_exceeded'],
-  'executingSwap.awaitingOutcome': [
-    'insufficient_liquidity',
-    'slippage_exceeded',
-    'venue_rejected',
-    'deadline_exceeded',
-  ],
+/** A step's state as the snapshot shows it (`executingSwap.awaitingOutcome`). */
+const stateOfStep = (step: SagaCommand): string => {
+  const within = (SAGA[step] as { within?: string }).within;
+  return within ? `${within}.${step}` : step;
 };
+
+/** Which failures each state can meet, as the saga's declaration lists them. */
+const FAILURES_IN: Record<string, readonly FailureReason[]> = Object.fromEntries(
+  SAGA_STEPS.map((step) => [stateOfStep(step), Object.keys(SAGA[step].failures) as FailureReason[]]),
+);
 
 const stateKey = (value: unknown): string =>
   typeof value === 'string'
@@ -94,8 +87,18 @@ const EVENTS: readonly SagaEvent[] = [
   },
 ];
 
+/** States where the deadline stops the step from running (`deadline: 'compensate'`). */
+const DEADLINE_IN = new Set(
+  SAGA_STEPS.filter((step) => SAGA[step].deadline === 'compensate').map(stateOfStep),
+);
+const DEADLINE_PASSED: SagaEvent = { type: 'DeadlinePassed', detail: 'model' };
+
 const paths = getSimplePaths(orderSaga, {
-  events: (snapshot) => [...EVENTS, ...(FAILURES_IN[stateKey(snapshot.value)] ?? []).map(stepFailed)],
+  events: (snapshot) => [
+    ...EVENTS,
+    ...(FAILURES_IN[stateKey(snapshot.value)] ?? []).map(stepFailed),
+    ...(DEADLINE_IN.has(stateKey(snapshot.value)) ? [DEADLINE_PASSED] : []),
+  ],
   serializeState: (snapshot) => JSON.stringify(snapshot.value),
   serializeEvent: (event) =>
     event.type === 'StepFailed' ? `StepFailed(${(event as { reason: string }).reason})` : event.type,
@@ -118,17 +121,16 @@ const describePath = (steps: readonly Step[]) =>
     .map(({ from, event }) =>
       event.type === 'StepFailed'
         ? `${from}:StepFailed(${(event as { reason: string }).reason})`
-        : event.type,
+        : event.type === 'DeadlinePassed'
+          ? `${from}:DeadlinePassed`
+          : event.type,
     )
     .join(' → ');
 
-/** The command a state runs, so hooks can fire exactly there. */
-const COMMAND_OF: Record<string, SagaCommand> = {
-  quotingPrice: 'QuotePrice',
-  openingPosition: 'OpenPosition',
-  'executingSwap.sendingSwap': 'StartSwap',
-  'executingSwap.awaitingOutcome': 'ExecuteSwap',
-};
+/** The step a state runs, so hooks can fire exactly there. */
+const STEP_OF: Record<string, SagaCommand> = Object.fromEntries(
+  SAGA_STEPS.map((step) => [stateOfStep(step), step]),
+);
 
 const DEADLINE = FAST_SETTINGS.deadlineMs;
 const GRACE = FAST_SETTINGS.callTimeoutMs;
@@ -164,7 +166,7 @@ function failureScenario(from: string, reason: FailureReason): Scenario {
       // The market runs away between quote and execution: BTC 5 % dearer.
       return {
         arrange: (w, _, hooks) =>
-          hooks.after.set('QuotePrice', () => {
+          hooks.after.set('quotingPrice', () => {
             const btc = w.market.model.usdPrice('BTC');
             if (btc) w.market.model.setUsdPrice('BTC', btc.times('1.05').toFixed(2));
           }),
@@ -177,7 +179,7 @@ function failureScenario(from: string, reason: FailureReason): Scenario {
       return {
         resumeAfter: 1,
         arrange: (w, _, hooks) =>
-          hooks.after.set('StartSwap', () => {
+          hooks.after.set('sendingSwap', () => {
             passDeadline(w);
             throw new Crash('crash after SwapExecuting');
           }),
@@ -185,7 +187,7 @@ function failureScenario(from: string, reason: FailureReason): Scenario {
     default:
       if (reason === 'deadline_exceeded') {
         // Time runs out just as the state's command is about to run.
-        const command = COMMAND_OF[from];
+        const command = STEP_OF[from];
         return { arrange: (w, _, hooks) => command && hooks.command.set(command, () => passDeadline(w)) };
       }
       throw new Error(`No scenario produces StepFailed(${reason}) in ${from}: add one`);
@@ -200,7 +202,7 @@ function compensatedElsewhere(from: string): Scenario {
   if (from !== 'quotingPrice') return failureScenario(from, 'deadline_exceeded');
   return {
     arrange: (world, orderId, hooks) =>
-      hooks.before.set('QuotePrice', async () => {
+      hooks.before.set('quotingPrice', async () => {
         world.clock.advance(DEADLINE + GRACE + 1);
         expect((await world.newRunner().run(orderId)).status).toBe('failed');
       }),
@@ -214,6 +216,8 @@ function scenarioFor(steps: readonly Step[]): Scenario {
   if (beforeLast?.event.type === 'StepFailed') {
     return failureScenario(beforeLast.from, (beforeLast.event as { reason: FailureReason }).reason);
   }
+  if (beforeLast?.event.type === 'DeadlinePassed')
+    return failureScenario(beforeLast.from, 'deadline_exceeded');
   if (last?.event.type === 'OrderFailed') return compensatedElsewhere(last.from);
   throw new Error(`No scenario for path ${describePath(steps)}`);
 }
@@ -221,7 +225,7 @@ function scenarioFor(steps: readonly Step[]): Scenario {
 /** The stored events a path implies, per stream. */
 function expectedStreams(steps: readonly Step[]) {
   const types = steps.map((s) => s.event.type);
-  const order = types.filter((t) => t !== 'StepFailed' && t !== 'PositionCreated');
+  const order = types.filter((t) => t !== 'StepFailed' && t !== 'DeadlinePassed' && t !== 'PositionCreated');
   const opened = types.includes('PositionCreated');
   const completed = types.includes('OrderCompleted');
   const position = opened ? ['PositionCreated', completed ? 'PositionUpdated' : 'PositionClosed'] : [];
@@ -242,9 +246,12 @@ describe('every path of the order saga, driven through the real runner', () => {
     expect(described).toContain(
       'OrderAccepted → PriceQuoted → PositionCreated → SwapExecuting → SwapExecuted → OrderCompleted',
     );
-    for (const state of Object.keys(FAILURES_IN)) {
-      expect(described.some((d) => d.includes(`${state}:StepFailed`))).toBe(true);
+    for (const [state, failures] of Object.entries(FAILURES_IN)) {
+      for (const reason of failures)
+        expect(described.some((d) => d.includes(`${state}:StepFailed(${reason})`))).toBe(true);
     }
+    for (const state of DEADLINE_IN)
+      expect(described.some((d) => d.includes(`${state}:DeadlinePassed`))).toBe(true);
   });
 
   it.each(paths.map((p) => [describePath(stepsOf(p)), p] as const))('%s', async (_, path) => {
@@ -284,8 +291,9 @@ describe('every path of the order saga, driven through the real runner', () => {
     expect(replaySaga(events).snapshot.value).toBe(finalState);
     const failure = events.find((e) => e.event_type === 'OrderFailed')?.event_data as
       { reason?: string } | undefined;
-    const failedStep = steps.findLast((s) => s.event.type === 'StepFailed')?.event as
-      { reason: string } | undefined;
-    if (failedStep) expect(failure?.reason).toBe(failedStep.reason);
+    const failedStep = steps.findLast(
+      (s) => s.event.type === 'StepFailed' || s.event.type === 'DeadlinePassed',
+    )?.event as { type: string; reason?: string } | undefined;
+    if (failedStep) expect(failure?.reason).toBe(failedStep.reason ?? 'deadline_exceeded');
   });
 });

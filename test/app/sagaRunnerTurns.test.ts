@@ -20,7 +20,7 @@ describe('when two runs of one order overlap in one process (a redelivery racing
     let paused = false;
     const runner = world.newRunner({
       beforeCommand: async (_, command) => {
-        if (command === 'QuotePrice' && !paused) {
+        if (command === 'quotingPrice' && !paused) {
           paused = true;
           await held.hold();
         }

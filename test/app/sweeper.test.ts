@@ -73,9 +73,9 @@ describe('the sweeper', () => {
   it('finishes sagas stopped at every step, executing each swap exactly once', async () => {
     const world = sagaWorld(db);
     const stops = [
-      ['QuotePrice', 'before'],
-      ['QuotePrice', 'after'],
-      ['ExecuteSwap', 'before'],
+      ['quotingPrice', 'before'],
+      ['quotingPrice', 'after'],
+      ['awaitingOutcome', 'before'],
     ] as const;
     const orders = await Promise.all(stops.map(() => world.place()));
     for (const [i, [command, when]] of stops.entries())
@@ -97,7 +97,7 @@ describe('the sweeper', () => {
   it('leaves alone a saga that made progress within the stale time, and looks again only after it', async () => {
     const world = sagaWorld(db);
     const orderId = await world.place();
-    await crash(world, orderId, 'QuotePrice', 'after');
+    await crash(world, orderId, 'quotingPrice', 'after');
     const stopped = streams(await world.events(orderId));
     // Accepted long ago (as far as the sweeper knows), but its last event is seconds old.
     await db.query(`UPDATE open_sagas SET checked_at = now() - interval '1 hour' WHERE order_id = $1`, [
@@ -116,7 +116,7 @@ describe('the sweeper', () => {
   it('compensates a saga that stalled before its price once its deadline has passed', async () => {
     const world = sagaWorld(db);
     const orderId = await world.place();
-    await crash(world, orderId, 'QuotePrice', 'before');
+    await crash(world, orderId, 'quotingPrice', 'before');
     world.clock.advance(31_000);
 
     expect(await sweeperOf(world).sweepOnce()).toMatchObject({ resumed: 1, failed: 1 });
@@ -131,7 +131,7 @@ describe('the sweeper', () => {
   it('keeps a saga whose swap outcome cannot be learned open, and resolves it on a later sweep', async () => {
     const world = sagaWorld(db);
     const orderId = await world.place();
-    await crash(world, orderId, 'QuotePrice', 'after');
+    await crash(world, orderId, 'quotingPrice', 'after');
     world.clock.advance(31_000);
     world.market.venue.startOutage();
     const sweeper = sweeperOf(world);

@@ -317,7 +317,7 @@ describe('the orders API', () => {
         events: Array<{ event_type: string; stream: string; version: number }>;
         machine: { id: string; children: Array<{ id: string }> };
       };
-      expect(view).toMatchObject({ state: 'quotingPrice', status: 'running', pending_step: 'QuotePrice' });
+      expect(view).toMatchObject({ state: 'quotingPrice', status: 'running', pending_step: 'quotingPrice' });
       expect(view.events).toMatchObject([{ event_type: 'OrderAccepted', stream: 'order', version: 1 }]);
       expect(view.machine.id).toBe('orderSaga');
       expect(view.machine.children.map((c) => c.id)).toEqual(
