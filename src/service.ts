@@ -13,7 +13,7 @@ import { outboxNotifier } from './infra/bus/outboxNotifier.ts';
 import { createOutboxRelay } from './infra/bus/rabbit/outboxRelay.ts';
 import { createRabbitConsumer } from './infra/bus/rabbit/rabbitConsumer.ts';
 import { QUEUES, topology } from './infra/bus/rabbit/topology.ts';
-import type { Database } from './infra/db/port.ts';
+import type { Database } from './app/ports/database.ts';
 import type { SagaInspector } from './infra/inspector.ts';
 import type { Logger } from './infra/logger.ts';
 import { serveHttp } from './infra/server.ts';

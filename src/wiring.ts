@@ -8,7 +8,7 @@ import { createSagaRunner } from './app/sagaRunner.ts';
 import type { SagaSettings } from './app/sagaSteps.ts';
 import type { Currencies } from './domain/money.ts';
 import { createInProcessDelivery } from './infra/bus/inProcessDelivery.ts';
-import type { Database } from './infra/db/port.ts';
+import type { Database } from './app/ports/database.ts';
 import { createEventStore } from './infra/eventStore.ts';
 import { createSwapAudit } from './infra/swapAudit.ts';
 import type { Logger } from './infra/logger.ts';

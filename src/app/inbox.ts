@@ -1,4 +1,4 @@
-import type { Queryable } from '../infra/db/port.ts';
+import type { Queryable } from './ports/database.ts';
 import type { EventMessage } from './messages.ts';
 
 /** Records that a consumer handled an event; a second record of the same pair is a no-op. */

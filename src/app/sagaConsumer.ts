@@ -1,4 +1,4 @@
-import type { Database } from '../infra/db/port.ts';
+import type { Database } from './ports/database.ts';
 import { markProcessed } from './inbox.ts';
 import { PoisonMessageError, RetryLaterError } from './messages.ts';
 import type { Consumer } from './messages.ts';

@@ -4,15 +4,9 @@ import type { OrderEvent, PositionEvent, SwapExecuted } from '../domain/events.t
 import { idempotencyKeyFor, positionIdFor } from '../domain/ids.ts';
 import { orderSaga } from '../machines/orderSaga.ts';
 import type { OrderSagaMachine, SagaCommand, SagaEvent } from '../machines/orderSaga.ts';
-import { ConcurrencyError } from '../infra/eventStore.ts';
-import type {
-  EventStore,
-  NewEvent,
-  ProcessedRecord,
-  StoredEvent,
-  StreamAppend,
-} from '../infra/eventStore.ts';
-import type { Logger } from '../infra/logger.ts';
+import { ConcurrencyError } from './ports/eventStore.ts';
+import type { EventStore, NewEvent, ProcessedRecord, StoredEvent, StreamAppend } from './ports/eventStore.ts';
+import type { Logger } from './ports/logger.ts';
 import { toNewEvents } from './orders.ts';
 import { runCommand } from './sagaSteps.ts';
 import type { StepDeps, StepOutcome } from './sagaSteps.ts';

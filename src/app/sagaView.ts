@@ -2,7 +2,7 @@ import { toDirectedGraph } from '@xstate/graph';
 import { NotFoundError } from '../domain/errors.ts';
 import { positionIdFor } from '../domain/ids.ts';
 import { orderSaga } from '../machines/orderSaga.ts';
-import type { EventStore } from '../infra/eventStore.ts';
+import type { EventStore } from './ports/eventStore.ts';
 import { replaySaga } from './sagaRunner.ts';
 
 /** The machine as nodes and edges, computed once: it never changes while the process runs. */

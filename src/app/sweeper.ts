@@ -1,6 +1,6 @@
 import pLimit from 'p-limit';
-import type { Database } from '../infra/db/port.ts';
-import type { Logger } from '../infra/logger.ts';
+import type { Database } from './ports/database.ts';
+import type { Logger } from './ports/logger.ts';
 import type { SagaRunner } from './sagaRunner.ts';
 import type { Reconciler } from './swapAudit.ts';
 

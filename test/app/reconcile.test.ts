@@ -5,7 +5,7 @@ import type { SwapOutcome, TradeVenue } from '../../src/app/ports.ts';
 import { createReconciler } from '../../src/app/swapAudit.ts';
 import { createSweeper } from '../../src/app/sweeper.ts';
 import { idempotencyKeyFor } from '../../src/domain/ids.ts';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { silentLogger } from '../../src/infra/logger.ts';
 import { createSwapAudit } from '../../src/infra/swapAudit.ts';
 import { checkGuarantees } from '../../src/ops/guarantees.ts';

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventMessage } from '../../src/app/messages.ts';
 import { SAGA_CONSUMER, sagaConsumer } from '../../src/app/sagaConsumer.ts';
 import { idempotencyKeyFor } from '../../src/domain/ids.ts';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { migratedPglite } from '../helpers/databases.ts';
 import { assertSagaGuarantees, sagaWorld, streams } from '../helpers/saga.ts';
 

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSweeper } from '../../src/app/sweeper.ts';
 import type { SweepReport } from '../../src/app/sweeper.ts';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { silentLogger } from '../../src/infra/logger.ts';
 import { DATABASE_URL, scratchPostgres } from '../helpers/databases.ts';
 import { assertSagaGuarantees, sagaWorld, streams } from '../helpers/saga.ts';

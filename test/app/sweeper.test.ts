@@ -7,7 +7,7 @@ import { createSweeper } from '../../src/app/sweeper.ts';
 import type { SweeperOptions } from '../../src/app/sweeper.ts';
 import { idempotencyKeyFor } from '../../src/domain/ids.ts';
 import { pgliteDatabase } from '../../src/infra/db/pglite.ts';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { silentLogger } from '../../src/infra/logger.ts';
 import { migrate, MIGRATIONS_DIR } from '../../src/infra/migrations.ts';
 import type { SagaCommand } from '../../src/machines/orderSaga.ts';

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Hono } from 'hono';
 import { createOrderService } from '../../src/app/orders.ts';
 import { currencies } from '../../src/domain/money.ts';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { createEventStore } from '../../src/infra/eventStore.ts';
 import { silentLogger } from '../../src/infra/logger.ts';
 import { createApp } from '../../src/http/app.ts';

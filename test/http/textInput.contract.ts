@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChannelsService } from '../../src/app/notifications/channels.ts';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { testApp } from '../helpers/app.ts';
 
 const NUL = 'must not contain NUL characters (U+0000)';

@@ -1,4 +1,4 @@
-import type { Database, Queryable } from '../../infra/db/port.ts';
+import type { Database, Queryable } from '../ports/database.ts';
 import type { Channel } from './transport.ts';
 
 /** A user's notification channels as the API shows them: null where none is set. */

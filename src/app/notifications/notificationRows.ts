@@ -1,4 +1,4 @@
-import type { Queryable } from '../../infra/db/port.ts';
+import type { Queryable } from '../ports/database.ts';
 import type { Channel } from './transport.ts';
 
 /** What a notifier knows before it creates a channel's row. */

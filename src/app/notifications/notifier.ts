@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import type { Database } from '../../infra/db/port.ts';
+import type { Database } from '../ports/database.ts';
 import { createEventStore } from '../../infra/eventStore.ts';
-import type { EventStore } from '../../infra/eventStore.ts';
-import type { Logger } from '../../infra/logger.ts';
+import type { EventStore } from '../ports/eventStore.ts';
+import type { Logger } from '../ports/logger.ts';
 import { markProcessed } from '../inbox.ts';
 import { PoisonMessageError, RetryLaterError } from '../messages.ts';
 import type { Consumer, EventMessage } from '../messages.ts';

@@ -1,6 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import type { Database } from '../../infra/db/port.ts';
-import type { Logger } from '../../infra/logger.ts';
+import type { Database } from '../ports/database.ts';
+import type { Logger } from '../ports/logger.ts';
 import { channelHealth } from './channelHealth.ts';
 import { durationHistogram } from './metrics.ts';
 import type { DurationHistogram } from './metrics.ts';

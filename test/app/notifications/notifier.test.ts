@@ -16,7 +16,7 @@ import type { Notifier, NotifierDeps, NotifierMetrics } from '../../../src/app/n
 import type { DurationHistogram } from '../../../src/app/notifications/metrics.ts';
 import { TransientDeliveryError } from '../../../src/app/notifications/transport.ts';
 import type { DomainEventType } from '../../../src/domain/events.ts';
-import type { Database } from '../../../src/infra/db/port.ts';
+import type { Database } from '../../../src/app/ports/database.ts';
 import { createEventStore } from '../../../src/infra/eventStore.ts';
 import { silentLogger } from '../../../src/infra/logger.ts';
 import { createMailer } from '../../../src/infra/notify/mail.ts';

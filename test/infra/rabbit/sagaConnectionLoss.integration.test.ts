@@ -14,7 +14,7 @@ import {
   QUEUES,
   topology,
 } from '../../../src/infra/bus/rabbit/topology.ts';
-import type { Database } from '../../../src/infra/db/port.ts';
+import type { Database } from '../../../src/app/ports/database.ts';
 import { silentLogger } from '../../../src/infra/logger.ts';
 import { eventually } from '../../helpers/buses.ts';
 import { DATABASE_URL } from '../../helpers/databases.ts';
