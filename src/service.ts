@@ -20,7 +20,9 @@ import { serveHttp } from './infra/server.ts';
 import { createHttpPriceService } from './infra/venues/httpPriceService.ts';
 import { createHttpTradeWorker } from './infra/venues/httpTradeWorker.ts';
 import { createSimulatedMarket } from './infra/venues/simulatedMarket.ts';
-import { wireOrderFlow, wireOrders } from './wiring.ts';
+import { createOpenSagas } from './infra/openSagas.ts';
+import { createUserChannelStore } from './infra/notify/userChannels.ts';
+import { notifierPorts, wireOrderFlow, wireOrders } from './wiring.ts';
 
 /** Something a role started; stopped in reverse order of starting. */
 interface Part {
@@ -69,7 +71,8 @@ function notifierOf(config: Config, logger: Logger, db: Database) {
     { telegram: telegram ? telegramApiRoot : 'off', email: smtpUrl ? 'on' : 'off' },
     'notification channels',
   );
-  return { notifier: createNotifier({ db, logger, telegram, mail, retryForMs }), close: () => mail?.close() };
+  const notifier = createNotifier({ ...notifierPorts(db), logger, telegram, mail, retryForMs });
+  return { notifier, close: () => mail?.close() };
 }
 
 /**
@@ -167,7 +170,14 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     });
     await start(
       'sweeper',
-      createSweeper({ db, runner: wired.runner, logger, intervalMs, staleMs, reconciler }),
+      createSweeper({
+        openSagas: createOpenSagas(db),
+        runner: wired.runner,
+        logger,
+        intervalMs,
+        staleMs,
+        reconciler,
+      }),
     );
   }
 
@@ -180,7 +190,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       db,
       logger,
       maxBodyBytes: config.maxBodyBytes,
-      channels: createChannelsService(db),
+      channels: createChannelsService(createUserChannelStore(db)),
     });
     const server = await serveHttp(app.fetch, { host: config.host, port: config.port });
     url = `http://${config.host}:${server.port}`;

@@ -14,6 +14,7 @@ import { sagaWorld, streams } from '../helpers/saga.ts';
 import type { SagaWorld } from '../helpers/saga.ts';
 import { eventually } from '../helpers/wait.ts';
 import { gate, venueIgnoringVoids } from './moneySafety.contract.ts';
+import { createOpenSagas } from '../../src/infra/openSagas.ts';
 
 /** A logger whose JSON lines the test reads. */
 function capturingLogger() {
@@ -196,7 +197,7 @@ describe('reconciling the swaps of failed orders with the venue', () => {
         logger: silentLogger,
       });
       const sweeper = createSweeper({
-        db,
+        openSagas: createOpenSagas(db),
         runner: world.newRunner(),
         logger: silentLogger,
         intervalMs: 20,

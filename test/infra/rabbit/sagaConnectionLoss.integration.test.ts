@@ -21,6 +21,7 @@ import { DATABASE_URL } from '../../helpers/databases.ts';
 import { AMQP_URL, scratchPostgres } from '../../helpers/rabbit.ts';
 import { assertSagaGuarantees, sagaWorld } from '../../helpers/saga.ts';
 import type { SagaWorld } from '../../helpers/saga.ts';
+import { createInbox } from '../../../src/infra/inbox.ts';
 
 const run = promisify(execFile);
 const ORDERS = 300;
@@ -120,7 +121,7 @@ describe.runIf(DATABASE_URL && AMQP_URL && hasRabbitmqctl())(
         createRabbitConsumer({
           amqpUrl: user.url,
           logger: silentLogger,
-          consumer: sagaConsumer(db, world.newRunner()),
+          consumer: sagaConsumer(createInbox(db), world.newRunner()),
           queue: sagaQueue,
           topology: topo,
           retryMinDelayMs: 5,
