@@ -3,6 +3,8 @@ import type { Consumer } from './app/messages.ts';
 import { ROLES } from './config.ts';
 import { createApp } from './http/app.ts';
 import { createChannelsService } from './app/notifications/channels.ts';
+import { createPositionService } from './app/positions.ts';
+import { createSagaViews } from './app/sagaView.ts';
 import { createNotifier } from './app/notifications/notifier.ts';
 import { createSweeper } from './app/sweeper.ts';
 import { createReconciler } from './app/swapAudit.ts';
@@ -20,6 +22,7 @@ import { serveHttp } from './infra/server.ts';
 import { createHttpPriceService } from './infra/venues/httpPriceService.ts';
 import { createHttpTradeWorker } from './infra/venues/httpTradeWorker.ts';
 import { createSimulatedMarket } from './infra/venues/simulatedMarket.ts';
+import { createHealthProbe } from './infra/health.ts';
 import { createOpenSagas } from './infra/openSagas.ts';
 import { createUserChannelStore } from './infra/notify/userChannels.ts';
 import { notifierPorts, wireOrderFlow, wireOrders } from './wiring.ts';
@@ -185,9 +188,10 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   if (has('api')) {
     const app = createApp({
       orders: wired.orders,
-      store: wired.store,
+      positions: createPositionService(wired.store),
+      sagas: createSagaViews(wired.store),
+      health: createHealthProbe(db),
       currencies: config.currencies,
-      db,
       logger,
       maxBodyBytes: config.maxBodyBytes,
       channels: createChannelsService(createUserChannelStore(db)),

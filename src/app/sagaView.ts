@@ -34,3 +34,15 @@ export async function sagaView(store: EventStore, orderId: string) {
     machine: graph,
   };
 }
+
+export type SagaView = Awaited<ReturnType<typeof sagaView>>;
+
+/** The saga views of `store`'s orders (`GET /orders/:id/saga`). */
+export interface SagaViews {
+  /** NotFoundError when there is no such order. */
+  view(orderId: string): Promise<SagaView>;
+}
+
+export function createSagaViews(store: EventStore): SagaViews {
+  return { view: (orderId) => sagaView(store, orderId) };
+}

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe } from 'vitest';
 import type { Database } from '../../src/app/ports/database.ts';
 import { migratedPglite } from '../helpers/databases.ts';
+import { healthProbeContract } from './health.contract.ts';
 import { inboxContract } from './inbox.contract.ts';
 import { notificationStoreContract } from './notify/notificationStore.contract.ts';
 import { userChannelStoreContract } from './notify/userChannels.contract.ts';
@@ -20,4 +21,5 @@ describe('the stores on PGlite', () => {
   openSagasContract(() => db);
   notificationStoreContract(() => db);
   userChannelStoreContract(() => db);
+  healthProbeContract(() => db, 'pglite');
 });

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe } from 'vitest';
 import type { Database } from '../../src/app/ports/database.ts';
 import { DATABASE_URL, scratchPostgres } from '../helpers/databases.ts';
+import { healthProbeContract } from './health.contract.ts';
 import { inboxContract } from './inbox.contract.ts';
 import { notificationStoreContract } from './notify/notificationStore.contract.ts';
 import { userChannelStoreContract } from './notify/userChannels.contract.ts';
@@ -23,4 +24,5 @@ describe.runIf(DATABASE_URL)('the stores on PostgreSQL', () => {
   openSagasContract(() => db);
   notificationStoreContract(() => db);
   userChannelStoreContract(() => db);
+  healthProbeContract(() => db, 'postgres');
 });

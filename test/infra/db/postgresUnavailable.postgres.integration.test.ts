@@ -51,6 +51,20 @@ describe.runIf(DATABASE_URL)('the PostgreSQL adapter when the server cannot be r
       expect(back).toEqual([{ one: 1 }]);
     });
 
+    it('reports the API unhealthy (503) until the server is back', async () => {
+      const app = testApp(db);
+      proxy.cut('reset');
+      let health: Response;
+      try {
+        health = await app.request('/health');
+      } finally {
+        proxy.restore();
+      }
+      expect(health.status).toBe(503);
+      expect(await health.json()).toEqual({ status: 'unavailable', database: 'postgres' });
+      await until(async () => (await app.request('/health')).status === 200, 'the API to be healthy');
+    });
+
     it('answers POST /orders with 503 and Retry-After: 1, and places the order once when retried', async () => {
       const app = testApp(db);
       const key = randomUUID();
