@@ -2,6 +2,34 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/**
+ * The layers (ARCHITECTURE.md): each listed folder (and every folder below it) may not import the
+ * layers named. Relative specifiers only: a segment `infra` or `http` anywhere in the path.
+ */
+const LAYERS = [
+  { files: 'src/domain', forbidden: ['app', 'infra', 'http'] },
+  { files: 'src/machines', forbidden: ['infra', 'http'] },
+  { files: 'src/app', forbidden: ['infra', 'http'] },
+  { files: 'src/infra', forbidden: ['http'] },
+];
+
+const layerRules = LAYERS.map(({ files, forbidden }) => ({
+  files: [`${files}/**/*.ts`],
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      {
+        patterns: [
+          {
+            regex: `^\\.\\.?/(?:.*/)?(?:${forbidden.join('|')})(?:/|$)`,
+            message: `${files} must not import ${forbidden.join(', ')}: ports live in src/app, adapters in src/infra implement them, and src/main.ts and src/service.ts wire them.`,
+          },
+        ],
+      },
+    ],
+  },
+}));
+
 export default tseslint.config(
   { ignores: ['node_modules', 'data', 'coverage', '.deno', '.scratch'] },
   js.configs.recommended,
@@ -26,6 +54,7 @@ export default tseslint.config(
       ],
     },
   },
+  ...layerRules,
   {
     files: ['**/*.js'],
     ...tseslint.configs.disableTypeChecked,

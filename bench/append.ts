@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { pgliteDatabase } from '../src/infra/db/pglite.ts';
-import type { Database } from '../src/infra/db/port.ts';
+import type { Database } from '../src/app/ports/database.ts';
 import { postgresDatabase } from '../src/infra/db/postgres.ts';
 import { createEventStore } from '../src/infra/eventStore.ts';
 import { outboxNotifier } from '../src/infra/bus/outboxNotifier.ts';

@@ -14,7 +14,7 @@ import { connect } from 'amqplib';
 import type { ChannelModel } from 'amqplib';
 import { createOutboxRelay } from '../src/infra/bus/rabbit/outboxRelay.ts';
 import { declareTopology, deleteTopology, topology } from '../src/infra/bus/rabbit/topology.ts';
-import type { Database } from '../src/infra/db/port.ts';
+import type { Database } from '../src/app/ports/database.ts';
 import { postgresDatabase } from '../src/infra/db/postgres.ts';
 import { createEventStore } from '../src/infra/eventStore.ts';
 import { outboxNotifier } from '../src/infra/bus/outboxNotifier.ts';

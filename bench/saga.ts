@@ -25,7 +25,7 @@ import type { PriceService, TradeVenue } from '../src/app/ports.ts';
 import { DEFAULT_SAGA_SETTINGS } from '../src/app/sagaSteps.ts';
 import { currencies } from '../src/domain/money.ts';
 import { pgliteDatabase } from '../src/infra/db/pglite.ts';
-import type { Database } from '../src/infra/db/port.ts';
+import type { Database } from '../src/app/ports/database.ts';
 import { postgresDatabase } from '../src/infra/db/postgres.ts';
 import { silentLogger } from '../src/infra/logger.ts';
 import { migrate } from '../src/infra/migrations.ts';

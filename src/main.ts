@@ -3,7 +3,7 @@ import { loadConfig } from './config.ts';
 import type { Config } from './config.ts';
 import { lockDataDir } from './infra/db/dataDirLock.ts';
 import { pgliteDatabase } from './infra/db/pglite.ts';
-import type { Database } from './infra/db/port.ts';
+import type { Database } from './app/ports/database.ts';
 import { postgresDatabase } from './infra/db/postgres.ts';
 import { createLogger } from './infra/logger.ts';
 import type { Logger } from './infra/logger.ts';

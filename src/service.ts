@@ -3,6 +3,8 @@ import type { Consumer } from './app/messages.ts';
 import { ROLES } from './config.ts';
 import { createApp } from './http/app.ts';
 import { createChannelsService } from './app/notifications/channels.ts';
+import { createPositionService } from './app/positions.ts';
+import { createSagaViews } from './app/sagaView.ts';
 import { createNotifier } from './app/notifications/notifier.ts';
 import { createSweeper } from './app/sweeper.ts';
 import { createReconciler } from './app/swapAudit.ts';
@@ -13,14 +15,17 @@ import { outboxNotifier } from './infra/bus/outboxNotifier.ts';
 import { createOutboxRelay } from './infra/bus/rabbit/outboxRelay.ts';
 import { createRabbitConsumer } from './infra/bus/rabbit/rabbitConsumer.ts';
 import { QUEUES, topology } from './infra/bus/rabbit/topology.ts';
-import type { Database } from './infra/db/port.ts';
+import type { Database } from './app/ports/database.ts';
 import type { SagaInspector } from './infra/inspector.ts';
 import type { Logger } from './infra/logger.ts';
 import { serveHttp } from './infra/server.ts';
 import { createHttpPriceService } from './infra/venues/httpPriceService.ts';
 import { createHttpTradeWorker } from './infra/venues/httpTradeWorker.ts';
 import { createSimulatedMarket } from './infra/venues/simulatedMarket.ts';
-import { wireOrderFlow, wireOrders } from './wiring.ts';
+import { createHealthProbe } from './infra/health.ts';
+import { createOpenSagas } from './infra/openSagas.ts';
+import { createUserChannelStore } from './infra/notify/userChannels.ts';
+import { notifierPorts, wireOrderFlow, wireOrders } from './wiring.ts';
 
 /** Something a role started; stopped in reverse order of starting. */
 interface Part {
@@ -69,7 +74,8 @@ function notifierOf(config: Config, logger: Logger, db: Database) {
     { telegram: telegram ? telegramApiRoot : 'off', email: smtpUrl ? 'on' : 'off' },
     'notification channels',
   );
-  return { notifier: createNotifier({ db, logger, telegram, mail, retryForMs }), close: () => mail?.close() };
+  const notifier = createNotifier({ ...notifierPorts(db), logger, telegram, mail, retryForMs });
+  return { notifier, close: () => mail?.close() };
 }
 
 /**
@@ -167,7 +173,14 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     });
     await start(
       'sweeper',
-      createSweeper({ db, runner: wired.runner, logger, intervalMs, staleMs, reconciler }),
+      createSweeper({
+        openSagas: createOpenSagas(db),
+        runner: wired.runner,
+        logger,
+        intervalMs,
+        staleMs,
+        reconciler,
+      }),
     );
   }
 
@@ -175,12 +188,13 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   if (has('api')) {
     const app = createApp({
       orders: wired.orders,
-      store: wired.store,
+      positions: createPositionService(wired.store),
+      sagas: createSagaViews(wired.store),
+      health: createHealthProbe(db),
       currencies: config.currencies,
-      db,
       logger,
       maxBodyBytes: config.maxBodyBytes,
-      channels: createChannelsService(db),
+      channels: createChannelsService(createUserChannelStore(db)),
     });
     const server = await serveHttp(app.fetch, { host: config.host, port: config.port });
     url = `http://${config.host}:${server.port}`;

@@ -8,8 +8,11 @@ import { createSagaRunner } from './app/sagaRunner.ts';
 import type { SagaSettings } from './app/sagaSteps.ts';
 import type { Currencies } from './domain/money.ts';
 import { createInProcessDelivery } from './infra/bus/inProcessDelivery.ts';
-import type { Database } from './infra/db/port.ts';
+import type { Database } from './app/ports/database.ts';
 import { createEventStore } from './infra/eventStore.ts';
+import { createInbox } from './infra/inbox.ts';
+import { createNotificationStore } from './infra/notify/notificationStore.ts';
+import { createUserChannelStore } from './infra/notify/userChannels.ts';
 import { createSwapAudit } from './infra/swapAudit.ts';
 import type { Logger } from './infra/logger.ts';
 
@@ -49,9 +52,19 @@ export function wireOrders(options: OrdersOptions) {
     logger: options.logger,
     ...(options.inspect ? { inspect: options.inspect } : {}),
   });
-  const orchestrator = sagaConsumer(options.db, runner);
+  const orchestrator = sagaConsumer(createInbox(options.db), runner);
   const orders = createOrderService({ store, now, newId });
   return { store, runner, orchestrator, orders, audit };
+}
+
+/** The notifier's ports on `db`: the event store (an order's user), notification rows, users' channels, the inbox. */
+export function notifierPorts(db: Database) {
+  return {
+    store: createEventStore(db),
+    notifications: createNotificationStore(db),
+    channels: createUserChannelStore(db),
+    inbox: createInbox(db),
+  };
 }
 
 export interface OrderFlowOptions extends Omit<OrdersOptions, 'onAppended'> {

@@ -1,11 +1,11 @@
-import type { Queryable } from '../infra/db/port.ts';
 import type { EventMessage } from './messages.ts';
 
-/** Records that a consumer handled an event; a second record of the same pair is a no-op. */
-export async function markProcessed(db: Queryable, consumer: string, message: EventMessage): Promise<void> {
-  await db.query(
-    `INSERT INTO processed_events (event_id, aggregate_id, event_type, processed_by)
-     VALUES ($1, $2, $3, $4) ON CONFLICT (event_id, processed_by) DO NOTHING`,
-    [message.event_id, message.aggregate_id, message.event_type, consumer],
-  );
+/**
+ * The consumers' inbox (`processed_events`): which messages each consumer has handled.
+ * src/infra/inbox.ts implements it; built on a transaction, the record commits with the
+ * handler's other effects.
+ */
+export interface Inbox {
+  /** Records that `consumer` handled `message`; a second record of the same pair is a no-op. */
+  mark(consumer: string, message: EventMessage): Promise<void>;
 }

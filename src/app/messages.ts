@@ -1,4 +1,4 @@
-import type { StoredEvent } from '../infra/eventStore.ts';
+import type { StoredEvent } from './ports/eventStore.ts';
 
 /**
  * An event as it travels from the outbox to consumers (in-process or through RabbitMQ): the

@@ -3,9 +3,9 @@ import { uuidV5 } from '../domain/ids.ts';
 import type { OrderEvent } from '../domain/events.ts';
 import { decideOrder, foldOrder, initialOrderState } from '../domain/order.ts';
 import type { OrderState } from '../domain/order.ts';
-import { ConcurrencyError } from '../infra/eventStore.ts';
+import { ConcurrencyError } from './ports/eventStore.ts';
+import type { EventStore, NewEvent, StoredEvent } from './ports/eventStore.ts';
 import { decideAndAppend } from './decideAndAppend.ts';
-import type { EventStore, NewEvent, StoredEvent } from '../infra/eventStore.ts';
 
 export const SCHEMA_VERSION = 1;
 

@@ -1,5 +1,4 @@
-import type { Database } from '../infra/db/port.ts';
-import { markProcessed } from './inbox.ts';
+import type { Inbox } from './inbox.ts';
 import { PoisonMessageError, RetryLaterError } from './messages.ts';
 import type { Consumer } from './messages.ts';
 import type { SagaRunner } from './sagaRunner.ts';
@@ -25,7 +24,7 @@ export class SagaSuspendedError extends RetryLaterError {
  * runner assumes the delivered OrderAccepted is all there is and finds out otherwise from a version
  * conflict on its first append. That saves two round trips per order.
  */
-export function sagaConsumer(db: Database, runner: SagaRunner): Consumer {
+export function sagaConsumer(inbox: Inbox, runner: SagaRunner): Consumer {
   return {
     name: SAGA_CONSUMER,
     eventTypes: ['OrderAccepted'],
@@ -51,7 +50,7 @@ export function sagaConsumer(db: Database, runner: SagaRunner): Consumer {
       if (result.status === 'suspended') throw new SagaSuspendedError(result.orderId, result.detail);
       if (result.status === 'not_found')
         throw new PoisonMessageError(`OrderAccepted ${message.event_id} names no stored order`);
-      if (!('finishedHere' in result)) await markProcessed(db, SAGA_CONSUMER, message);
+      if (!('finishedHere' in result)) await inbox.mark(SAGA_CONSUMER, message);
     },
   };
 }

@@ -5,15 +5,9 @@ import { idempotencyKeyFor, positionIdFor } from '../domain/ids.ts';
 import { IO_STEPS, orderSaga, SAGA, stepsIn } from '../machines/orderSaga.ts';
 import type { OrderSagaMachine, SagaCommand, SagaEvent } from '../machines/orderSaga.ts';
 import { decideAndAppend } from './decideAndAppend.ts';
-import { ConcurrencyError } from '../infra/eventStore.ts';
-import type {
-  EventStore,
-  NewEvent,
-  ProcessedRecord,
-  StoredEvent,
-  StreamAppend,
-} from '../infra/eventStore.ts';
-import type { Logger } from '../infra/logger.ts';
+import { ConcurrencyError } from './ports/eventStore.ts';
+import type { EventStore, NewEvent, ProcessedRecord, StoredEvent, StreamAppend } from './ports/eventStore.ts';
+import type { Logger } from './ports/logger.ts';
 import { toNewEvents } from './orders.ts';
 import { pastDeadline, runStep, STEP_HANDLERS } from './sagaSteps.ts';
 import type { StepDeps, StepOutcome } from './sagaSteps.ts';

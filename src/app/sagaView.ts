@@ -2,7 +2,7 @@ import { toDirectedGraph } from '@xstate/graph';
 import { NotFoundError } from '../domain/errors.ts';
 import { positionIdFor } from '../domain/ids.ts';
 import { orderSaga } from '../machines/orderSaga.ts';
-import type { EventStore } from '../infra/eventStore.ts';
+import type { EventStore } from './ports/eventStore.ts';
 import { replaySaga } from './sagaRunner.ts';
 
 /** The machine as nodes and edges, computed once: it never changes while the process runs. */
@@ -33,4 +33,16 @@ export async function sagaView(store: EventStore, orderId: string) {
     })),
     machine: graph,
   };
+}
+
+export type SagaView = Awaited<ReturnType<typeof sagaView>>;
+
+/** The saga views of `store`'s orders (`GET /orders/:id/saga`). */
+export interface SagaViews {
+  /** NotFoundError when there is no such order. */
+  view(orderId: string): Promise<SagaView>;
+}
+
+export function createSagaViews(store: EventStore): SagaViews {
+  return { view: (orderId) => sagaView(store, orderId) };
 }

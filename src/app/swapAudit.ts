@@ -1,5 +1,5 @@
 import pLimit from 'p-limit';
-import type { Logger } from '../infra/logger.ts';
+import type { Logger } from './ports/logger.ts';
 import { TransientError } from './ports.ts';
 import type { SwapOutcome, TradeVenue } from './ports.ts';
 

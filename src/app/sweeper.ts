@@ -1,11 +1,32 @@
 import pLimit from 'p-limit';
-import type { Database } from '../infra/db/port.ts';
-import type { Logger } from '../infra/logger.ts';
+import type { Logger } from './ports/logger.ts';
 import type { SagaRunner } from './sagaRunner.ts';
 import type { Reconciler } from './swapAudit.ts';
 
+/** An open saga a sweeper claimed: no other sweeper looks at it for `staleMs`. */
+export interface ClaimedSaga {
+  readonly order_id: string;
+  /** Its order stream has had no new event for `staleMs`: resume it. */
+  readonly stalled: boolean;
+  /** How many times sweepers found it stalled, this claim included. */
+  readonly resumes: number;
+}
+
+/**
+ * The sagas that have not ended (table `open_sagas`, kept by a trigger on `events`);
+ * src/infra/openSagas.ts implements it.
+ */
+export interface OpenSagas {
+  /**
+   * Claims up to `limit` open sagas that no sweeper looked at for `staleMs`, oldest look first,
+   * and marks them looked at now (FOR UPDATE SKIP LOCKED: several sweepers share the work).
+   * Database time throughout, so the processes' clocks do not matter.
+   */
+  claimDue(staleMs: number, limit: number): Promise<ClaimedSaga[]>;
+}
+
 export interface SweeperOptions {
-  readonly db: Database;
+  readonly openSagas: OpenSagas;
   readonly runner: SagaRunner;
   readonly logger: Logger;
   /**
@@ -40,12 +61,6 @@ export interface SweepReport {
 /** How resuming one saga ended, as counted in the report. */
 type Outcome = 'completed' | 'failed' | 'suspended' | 'errors';
 
-interface Claimed {
-  readonly order_id: string;
-  readonly stalled: boolean;
-  readonly resumes: number;
-}
-
 /**
  * The sweeper: no saga waits forever. It resumes sagas that stopped making progress, whatever
  * stopped them: a message dead-lettered after too many failures, an outbox row never delivered, a
@@ -53,37 +68,16 @@ interface Claimed {
  * the runner is: it rebuilds the saga from its events and runs only the pending step (the swap by
  * its idempotency key), and past the deadline it compensates rather than starting a swap.
  *
- * Candidates come from `open_sagas` (kept by a trigger on `events`). Each sweep claims the ones not
- * looked at for `staleMs` with FOR UPDATE SKIP LOCKED and pushes their `checked_at` to now, so
- * several sweeper processes share the work and each saga is looked at once per `staleMs`. A saga is
- * resumed only if its order stream's last event is older than `staleMs` too; database time
- * throughout, so the processes' clocks do not matter.
+ * Candidates come from the open sagas ({@link OpenSagas}). Each sweep claims the ones not looked
+ * at for `staleMs`, so several sweeper processes share the work and each saga is looked at once per
+ * `staleMs`. A saga is resumed only if its order stream's last event is older than `staleMs` too.
  */
 export function createSweeper(options: SweeperOptions) {
-  const { db, runner, logger } = options;
+  const { openSagas, runner, logger } = options;
   const staleMs = options.staleMs ?? 60_000;
   const intervalMs = options.intervalMs ?? 5_000;
   const batchSize = options.batchSize ?? 64;
   const limit = pLimit(options.concurrency ?? 8);
-
-  const claim = () =>
-    db.query<Claimed>(
-      `WITH due AS (
-         SELECT s.order_id,
-                (SELECT max(e.created_at) FROM events e WHERE e.aggregate_id = s.order_id)
-                  < now() - $1 * interval '1 millisecond' AS stalled
-         FROM open_sagas s
-         WHERE s.checked_at < now() - $1 * interval '1 millisecond'
-         ORDER BY s.checked_at
-         LIMIT $2
-         FOR UPDATE OF s SKIP LOCKED)
-       UPDATE open_sagas o
-       SET checked_at = now(), resumes = o.resumes + CASE WHEN due.stalled THEN 1 ELSE 0 END
-       FROM due
-       WHERE o.order_id = due.order_id
-       RETURNING o.order_id::text AS order_id, due.stalled, o.resumes`,
-      [staleMs, batchSize],
-    );
 
   async function resume(orderId: string, resumes: number): Promise<Outcome> {
     try {
@@ -99,7 +93,7 @@ export function createSweeper(options: SweeperOptions) {
 
   /** One sweep: claims the open sagas due for a look and resumes the stalled ones. */
   async function sweepOnce(): Promise<SweepReport> {
-    const claimed = await claim();
+    const claimed = await openSagas.claimDue(staleMs, batchSize);
     // A saga this process is driving right now is progressing, whatever its events say.
     const stalled = claimed.filter((row) => row.stalled && !runner.isRunning(row.order_id));
     const outcomes = await Promise.all(stalled.map((row) => limit(() => resume(row.order_id, row.resumes))));

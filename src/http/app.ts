@@ -4,12 +4,13 @@ import { requestId } from 'hono/request-id';
 import { parse as parseLosslessJson } from 'lossless-json';
 import type { ChannelsService } from '../app/notifications/channels.ts';
 import type { OrderService } from '../app/orders.ts';
-import { sagaView } from '../app/sagaView.ts';
+import type { PositionService } from '../app/positions.ts';
+import type { SagaViews } from '../app/sagaView.ts';
+import type { StoredEvent } from '../app/ports/eventStore.ts';
+import type { HealthProbe } from '../app/ports/health.ts';
+import type { Logger } from '../app/ports/logger.ts';
 import { NotFoundError, ValidationError } from '../domain/errors.ts';
 import type { Currencies } from '../domain/money.ts';
-import type { Database } from '../infra/db/port.ts';
-import type { EventStore, StoredEvent } from '../infra/eventStore.ts';
-import type { Logger } from '../infra/logger.ts';
 import { validateChannelsRequest, validateUserId } from './channelsRequest.ts';
 import { strictPathParam } from './fields.ts';
 import { validateOrderRequest } from './orderRequest.ts';
@@ -17,9 +18,10 @@ import { errorHandler, problemResponse, RequestProblem } from './problems.ts';
 
 export interface AppDeps {
   readonly orders: OrderService;
-  readonly store: EventStore;
+  readonly positions: PositionService;
+  readonly sagas: SagaViews;
+  readonly health: HealthProbe;
   readonly currencies: Currencies;
-  readonly db: Database;
   readonly logger: Logger;
   /** Users' notification channels (`/users/:userId/channels`); the routes exist only with it. */
   readonly channels?: ChannelsService | undefined;
@@ -155,13 +157,12 @@ export function createApp(deps: AppDeps): Hono {
 
   app.get('/positions/:id/events', async (c) => {
     const id = c.req.param('id');
-    const events = UUID.test(id) ? await deps.store.load(id.toLowerCase()) : [];
-    if (events[0]?.aggregate_type !== 'position')
-      throw new NotFoundError(`There is no position with id ${id}`);
+    if (!UUID.test(id)) throw new NotFoundError(`There is no position with id ${id}`);
+    const events = await deps.positions.history(id.toLowerCase());
     return c.json({ position_id: id.toLowerCase(), events: events.map(eventView) });
   });
 
-  app.get('/orders/:id/saga', async (c) => c.json(await sagaView(deps.store, orderId(c.req.param('id')))));
+  app.get('/orders/:id/saga', async (c) => c.json(await deps.sagas.view(orderId(c.req.param('id')))));
 
   const channels = deps.channels;
   if (channels) {
@@ -176,16 +177,14 @@ export function createApp(deps: AppDeps): Hono {
   }
 
   app.get('/health', async (c) => {
+    const { health } = deps;
     try {
-      // The backlog too: outbox rows not yet delivered (on the in-process bus, not yet handled by
-      // every consumer). A partial index keeps the count cheap. 0 means caught up.
-      const [row] = await deps.db.query<{ unpublished: number }>(
-        'SELECT count(*)::int AS unpublished FROM outbox WHERE NOT published',
-      );
-      return c.json({ status: 'ok', database: deps.db.kind, outbox_unpublished: row?.unpublished ?? 0 });
+      // The backlog too: 0 means caught up.
+      const backlog = await health.outboxBacklog();
+      return c.json({ status: 'ok', database: health.database, outbox_unpublished: backlog });
     } catch (error) {
       deps.logger.warn({ err: error }, 'health check failed');
-      return c.json({ status: 'unavailable', database: deps.db.kind }, 503);
+      return c.json({ status: 'unavailable', database: health.database }, 503);
     }
   });
 

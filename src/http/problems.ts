@@ -3,8 +3,8 @@ import { HTTPException } from 'hono/http-exception';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { AppError } from '../domain/errors.ts';
 import type { FieldProblem } from '../domain/errors.ts';
-import { isDatabaseUnavailable } from '../infra/db/port.ts';
-import type { Logger } from '../infra/logger.ts';
+import { DatabaseUnavailableError } from '../app/ports/database.ts';
+import type { Logger } from '../app/ports/logger.ts';
 
 /** An RFC 9457 problem document. `errors` lists the fields that failed, when any did. */
 export interface Problem {
@@ -80,7 +80,7 @@ export function errorHandler(logger: Logger) {
         detail: error.message,
       });
     }
-    if (isDatabaseUnavailable(error)) {
+    if (error instanceof DatabaseUnavailableError) {
       logger.warn({ err: error, path: c.req.path, method: c.req.method }, 'database unavailable');
       c.header('Retry-After', '1');
       return problemResponse(c, 503, {

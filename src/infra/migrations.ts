@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
-import type { Database } from './db/port.ts';
+import type { Database } from '../app/ports/database.ts';
 import type { Logger } from './logger.ts';
 
 /** Migrations shipped with the service, next to `src/`. */

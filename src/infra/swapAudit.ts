@@ -1,5 +1,5 @@
 import type { DueReconciliation, SwapAudit, SwapFinding } from '../app/swapAudit.ts';
-import type { Queryable } from './db/port.ts';
+import type { Queryable } from '../app/ports/database.ts';
 
 /** SwapAudit on the swap_reconciliations table (migration 009), for PostgreSQL and PGlite alike. */
 export function createSwapAudit(db: Queryable): SwapAudit {

@@ -3,7 +3,7 @@ import type { Config } from '../config.ts';
 import { NOTIFIER_CONSUMER } from '../app/notifications/notifier.ts';
 import { SAGA_CONSUMER } from '../app/sagaConsumer.ts';
 import { deadLetterQueueOf, topology } from '../infra/bus/rabbit/topology.ts';
-import type { Queryable } from '../infra/db/port.ts';
+import type { Queryable } from '../app/ports/database.ts';
 import { checkGuarantees, formatReport } from './guarantees.ts';
 import type { GuaranteeSources, QueueDepth } from './guarantees.ts';
 

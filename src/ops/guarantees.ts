@@ -1,5 +1,5 @@
 import { idempotencyKeyFor } from '../domain/ids.ts';
-import type { Queryable } from '../infra/db/port.ts';
+import type { Queryable } from '../app/ports/database.ts';
 
 /** One guarantee of ARCHITECTURE.md, checked against what is stored. */
 export interface GuaranteeResult {

@@ -3,7 +3,7 @@ import { connectBroker } from '../infra/bus/rabbit/connection.ts';
 import { HEADERS, publishCopy } from '../infra/bus/rabbit/messageCopies.ts';
 import { deadLetterQueueOf } from '../infra/bus/rabbit/topology.ts';
 import type { Topology } from '../infra/bus/rabbit/topology.ts';
-import type { Database } from '../infra/db/port.ts';
+import type { Database } from '../app/ports/database.ts';
 
 /** Header counting how many times an operator sent a message back from the dead letters. */
 export const REDRIVEN = 'x-redriven-count';

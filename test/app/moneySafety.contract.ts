@@ -2,8 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SwapOutcome, TradeVenue } from '../../src/app/ports.ts';
 import { idempotencyKeyFor } from '../../src/domain/ids.ts';
-import type { Database } from '../../src/infra/db/port.ts';
-import type { StoredEvent } from '../../src/infra/eventStore.ts';
+import type { Database } from '../../src/app/ports/database.ts';
+import type { StoredEvent } from '../../src/app/ports/eventStore.ts';
 import { assertSagaGuarantees, realClock, sagaWorld, streams } from '../helpers/saga.ts';
 import type { SagaWorld } from '../helpers/saga.ts';
 

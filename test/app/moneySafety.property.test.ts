@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { DATABASE_URL, migratedPglite, migratedPostgres } from '../helpers/databases.ts';
 import { describeCoverage, runScenario, scenarioArbitrary } from './moneySafety.property.ts';
 import type { Mismatch, Scenario } from './moneySafety.property.ts';

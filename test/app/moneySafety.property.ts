@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import fc from 'fast-check';
 import { idempotencyKeyFor } from '../../src/domain/ids.ts';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import type { SagaCommand } from '../../src/machines/orderSaga.ts';
 import { realClock, sagaWorld } from '../helpers/saga.ts';
 

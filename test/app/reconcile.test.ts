@@ -5,7 +5,7 @@ import type { SwapOutcome, TradeVenue } from '../../src/app/ports.ts';
 import { createReconciler } from '../../src/app/swapAudit.ts';
 import { createSweeper } from '../../src/app/sweeper.ts';
 import { idempotencyKeyFor } from '../../src/domain/ids.ts';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { silentLogger } from '../../src/infra/logger.ts';
 import { createSwapAudit } from '../../src/infra/swapAudit.ts';
 import { checkGuarantees } from '../../src/ops/guarantees.ts';
@@ -14,6 +14,7 @@ import { sagaWorld, streams } from '../helpers/saga.ts';
 import type { SagaWorld } from '../helpers/saga.ts';
 import { eventually } from '../helpers/wait.ts';
 import { gate, venueIgnoringVoids } from './moneySafety.contract.ts';
+import { createOpenSagas } from '../../src/infra/openSagas.ts';
 
 /** A logger whose JSON lines the test reads. */
 function capturingLogger() {
@@ -196,7 +197,7 @@ describe('reconciling the swaps of failed orders with the venue', () => {
         logger: silentLogger,
       });
       const sweeper = createSweeper({
-        db,
+        openSagas: createOpenSagas(db),
         runner: world.newRunner(),
         logger: silentLogger,
         intervalMs: 20,

@@ -2,9 +2,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EventMessage } from '../../src/app/messages.ts';
 import { SAGA_CONSUMER, sagaConsumer } from '../../src/app/sagaConsumer.ts';
 import { idempotencyKeyFor } from '../../src/domain/ids.ts';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { migratedPglite } from '../helpers/databases.ts';
 import { assertSagaGuarantees, sagaWorld, streams } from '../helpers/saga.ts';
+import { createInbox } from '../../src/infra/inbox.ts';
 
 describe('the orchestrator consumer', () => {
   let db: Database;
@@ -33,7 +34,7 @@ describe('the orchestrator consumer', () => {
     it('changes nothing and keeps one processed record', async () => {
       const world = sagaWorld(db);
       const orderId = await world.place();
-      const consumer = sagaConsumer(db, world.runner);
+      const consumer = sagaConsumer(createInbox(db), world.runner);
       const message = await acceptedMessage(world, orderId);
 
       await consumer.handle(message);
@@ -53,7 +54,9 @@ describe('the orchestrator consumer', () => {
       const orderId = await world.place();
       const message = await acceptedMessage(world, orderId);
 
-      await Promise.all(Array.from({ length: 5 }, () => sagaConsumer(db, world.newRunner()).handle(message)));
+      await Promise.all(
+        Array.from({ length: 5 }, () => sagaConsumer(createInbox(db), world.newRunner()).handle(message)),
+      );
 
       const events = await world.events(orderId);
       expect(streams(events).order.at(-1)).toBe('OrderCompleted');
@@ -67,7 +70,7 @@ describe('the orchestrator consumer', () => {
       const world = sagaWorld(db);
       const orderId = await world.place();
       world.market.venue.startOutage();
-      const consumer = sagaConsumer(db, world.runner);
+      const consumer = sagaConsumer(createInbox(db), world.runner);
       const message = await acceptedMessage(world, orderId);
 
       await expect(consumer.handle(message)).rejects.toThrow(/suspended/);
@@ -91,7 +94,7 @@ describe('the orchestrator consumer', () => {
       const world = sagaWorld(db);
       const orderId = await world.place();
       world.market.venue.startOutage();
-      const consumer = sagaConsumer(db, world.runner);
+      const consumer = sagaConsumer(createInbox(db), world.runner);
       const message = await acceptedMessage(world, orderId);
       await expect(consumer.handle(message, { redelivered: false })).rejects.toThrow(/suspended/);
       const quotes = world.market.calls().quotes;

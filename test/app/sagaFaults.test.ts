@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { idempotencyKeyFor } from '../../src/domain/ids.ts';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import type { PriceFault, VenueFault } from '../../src/infra/venues/simulatedMarket.ts';
 import { migratedPglite } from '../helpers/databases.ts';
 import { assertSagaGuarantees, sagaWorld, streams } from '../helpers/saga.ts';

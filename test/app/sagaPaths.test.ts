@@ -2,7 +2,7 @@ import { getSimplePaths } from '@xstate/graph';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { replaySaga } from '../../src/app/sagaRunner.ts';
 import type { FailureReason } from '../../src/domain/events.ts';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { orderSaga, SAGA, SAGA_STEPS } from '../../src/machines/orderSaga.ts';
 import type { SagaCommand, SagaEvent } from '../../src/machines/orderSaga.ts';
 import { migratedPglite } from '../helpers/databases.ts';

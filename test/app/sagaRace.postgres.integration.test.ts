@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { DATABASE_URL, migratedPostgres } from '../helpers/databases.ts';
 import { assertSagaGuarantees, sagaWorld } from '../helpers/saga.ts';
 

@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createSweeper } from '../../src/app/sweeper.ts';
 import type { SweepReport } from '../../src/app/sweeper.ts';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { silentLogger } from '../../src/infra/logger.ts';
 import { DATABASE_URL, scratchPostgres } from '../helpers/databases.ts';
 import { assertSagaGuarantees, sagaWorld, streams } from '../helpers/saga.ts';
 import { until } from '../helpers/wait.ts';
+import { createOpenSagas } from '../../src/infra/openSagas.ts';
 
 const STALE_MS = 1_500;
 
@@ -35,7 +36,14 @@ describe.runIf(DATABASE_URL)('two sweepers on one PostgreSQL', () => {
       return row?.idle;
     }, 'the orders to stall');
     const sweepers = [world.newRunner(), world.newRunner()].map((runner) =>
-      createSweeper({ db, runner, logger: silentLogger, staleMs: STALE_MS, batchSize: 8, concurrency: 4 }),
+      createSweeper({
+        openSagas: createOpenSagas(db),
+        runner,
+        logger: silentLogger,
+        staleMs: STALE_MS,
+        batchSize: 8,
+        concurrency: 4,
+      }),
     );
 
     // Each keeps sweeping until a sweep finds nothing due; both at once.

@@ -7,7 +7,7 @@ import { createSweeper } from '../../src/app/sweeper.ts';
 import type { SweeperOptions } from '../../src/app/sweeper.ts';
 import { idempotencyKeyFor } from '../../src/domain/ids.ts';
 import { pgliteDatabase } from '../../src/infra/db/pglite.ts';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { silentLogger } from '../../src/infra/logger.ts';
 import { migrate, MIGRATIONS_DIR } from '../../src/infra/migrations.ts';
 import type { SagaCommand } from '../../src/machines/orderSaga.ts';
@@ -16,6 +16,7 @@ import { migratedPglite } from '../helpers/databases.ts';
 import { assertSagaGuarantees, sagaWorld, streams } from '../helpers/saga.ts';
 import type { SagaWorld } from '../helpers/saga.ts';
 import { eventually } from '../helpers/wait.ts';
+import { createOpenSagas } from '../../src/infra/openSagas.ts';
 
 class Crash extends Error {}
 
@@ -26,7 +27,13 @@ const COMPLETED = {
 
 /** A sweeper for the world's database, driving sagas with a fresh runner (another process's). */
 const sweeperOf = (world: SagaWorld, options: Partial<SweeperOptions> = {}) =>
-  createSweeper({ db: world.db, runner: world.newRunner(), logger: silentLogger, staleMs: 0, ...options });
+  createSweeper({
+    openSagas: createOpenSagas(world.db),
+    runner: world.newRunner(),
+    logger: silentLogger,
+    staleMs: 0,
+    ...options,
+  });
 
 /**
  * Runs the order's saga and "crashes" at `command`: right after its events are stored, or after it

@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Hono } from 'hono';
 import { createOrderService } from '../../src/app/orders.ts';
+import { createPositionService } from '../../src/app/positions.ts';
+import { createSagaViews } from '../../src/app/sagaView.ts';
 import { currencies } from '../../src/domain/money.ts';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { createEventStore } from '../../src/infra/eventStore.ts';
+import { createHealthProbe } from '../../src/infra/health.ts';
 import { silentLogger } from '../../src/infra/logger.ts';
 import { createApp } from '../../src/http/app.ts';
 import type { AppDeps } from '../../src/http/app.ts';
@@ -12,5 +15,13 @@ import type { AppDeps } from '../../src/http/app.ts';
 export function testApp(db: Database, extra: Partial<AppDeps> = {}): Hono {
   const store = createEventStore(db);
   const orders = createOrderService({ store, now: () => new Date(), newId: randomUUID });
-  return createApp({ orders, store, currencies: currencies(), db, logger: silentLogger, ...extra });
+  return createApp({
+    orders,
+    positions: createPositionService(store),
+    sagas: createSagaViews(store),
+    health: createHealthProbe(db),
+    currencies: currencies(),
+    logger: silentLogger,
+    ...extra,
+  });
 }

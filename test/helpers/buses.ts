@@ -13,7 +13,7 @@ import {
   deleteTopology,
   topology,
 } from '../../src/infra/bus/rabbit/topology.ts';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { silentLogger } from '../../src/infra/logger.ts';
 import { consumeQueue, scratchPostgres } from './rabbit.ts';
 import type { Collector } from './rabbit.ts';

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Queryable } from '../../src/infra/db/port.ts';
+import type { Queryable } from '../../src/app/ports/database.ts';
 import { until } from './wait.ts';
 
 export interface RetryingClients {

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { connect } from 'amqplib';
 import { deleteTopology, topology } from '../../src/infra/bus/rabbit/topology.ts';
 import { queueStates } from '../../src/ops/checkCommand.ts';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { postgresDatabase } from '../../src/infra/db/postgres.ts';
 import { freePort } from './server.ts';
 import { until } from './wait.ts';

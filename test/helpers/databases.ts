@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { pgliteDatabase } from '../../src/infra/db/pglite.ts';
 import { postgresDatabase } from '../../src/infra/db/postgres.ts';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { migrate } from '../../src/infra/migrations.ts';
 
 export const DATABASE_URL = process.env.DATABASE_URL;

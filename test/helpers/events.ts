@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { NewEvent } from '../../src/infra/eventStore.ts';
+import type { NewEvent } from '../../src/app/ports/eventStore.ts';
 
 /** A well-formed event for store tests; the store does not interpret payloads. */
 export function anEvent(correlationId: string, type = 'OrderAccepted', data: object = {}): NewEvent {

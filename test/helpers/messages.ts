@@ -3,7 +3,7 @@ import type { EventMessage } from '../../src/app/messages.ts';
 import type { DomainEvent, DomainEventType } from '../../src/domain/events.ts';
 import { POSITION_EVENT_TYPES } from '../../src/domain/events.ts';
 import { positionIdFor } from '../../src/domain/ids.ts';
-import type { NewEvent } from '../../src/infra/eventStore.ts';
+import type { NewEvent } from '../../src/app/ports/eventStore.ts';
 
 const AT = '2026-11-24T12:00:00.000Z';
 

@@ -14,6 +14,7 @@ import { silentLogger } from '../../src/infra/logger.ts';
 import { createMailer } from '../../src/infra/notify/mail.ts';
 import { createTelegramClient } from '../../src/infra/notify/telegram.ts';
 import { deliverUntilHandled } from './redeliver.ts';
+import { notifierPorts } from '../../src/wiring.ts';
 
 function env(name: string): string {
   const value = process.env[name];
@@ -24,7 +25,7 @@ function env(name: string): string {
 const db = postgresDatabase(env('DATABASE_URL'), { max: 4 });
 const mail = createMailer({ smtpUrl: env('SMTP_URL'), from: 'noreply@example.test' });
 const notifier = createNotifier({
-  db,
+  ...notifierPorts(db),
   logger: silentLogger,
   telegram: createTelegramClient({ token: env('TELEGRAM_BOT_TOKEN'), apiRoot: env('TELEGRAM_API_ROOT') }),
   mail,

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChannelsService } from '../../src/app/notifications/channels.ts';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { testApp } from '../helpers/app.ts';
 import { migratedPglite } from '../helpers/databases.ts';
+import { createUserChannelStore } from '../../src/infra/notify/userChannels.ts';
 
 interface Problem {
   type: string;
@@ -19,7 +20,7 @@ describe('the channels API', () => {
 
   beforeAll(async () => {
     db = await migratedPglite();
-    app = testApp(db, { channels: createChannelsService(db) });
+    app = testApp(db, { channels: createChannelsService(createUserChannelStore(db)) });
   });
   afterAll(async () => {
     await db.close();

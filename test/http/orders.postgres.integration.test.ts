@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { testApp } from '../helpers/app.ts';
 import { countRows, DATABASE_URL, migratedPostgres } from '../helpers/databases.ts';
 

@@ -1,8 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
+import { positionIdFor } from '../../src/domain/ids.ts';
+import { createEventStore } from '../../src/infra/eventStore.ts';
 import { testApp } from '../helpers/app.ts';
 import { migratedPglite } from '../helpers/databases.ts';
+import { aCatalogueEvent } from '../helpers/messages.ts';
 
 const original = {
   user_id: 'user-123',
@@ -337,6 +340,47 @@ describe('the orders API', () => {
       expect(res.status).toBe(404);
       expect(res.headers.get('content-type')).toBe('application/problem+json');
       expect(((await res.json()) as { detail: string }).detail).toMatch(/no order with id/);
+    });
+  });
+
+  describe("when a position's events are asked for", () => {
+    it('answers them in version order', async () => {
+      const orderId = randomUUID();
+      const positionId = positionIdFor(orderId);
+      const created = aCatalogueEvent(orderId, 'PositionCreated');
+      await createEventStore(db).append([
+        { aggregate_id: positionId, aggregate_type: 'position', expected_version: 0, events: [created] },
+      ]);
+
+      const res = await app.request(`/positions/${positionId.toUpperCase()}/events`);
+
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({
+        position_id: positionId,
+        events: [
+          {
+            event_id: created.event_id,
+            event_type: 'PositionCreated',
+            version: 1,
+            data: created.event_data,
+            metadata: created.metadata,
+            recorded_at: expect.any(String) as unknown,
+          },
+        ],
+      });
+    });
+
+    it.each([
+      ['an unknown uuid', () => randomUUID()],
+      [
+        'an order id',
+        async () => ((await (await postJson(original)).json()) as { order_id: string }).order_id,
+      ],
+      ['something that is not an id', () => 'not-an-id'],
+    ])('answers 404 for %s', async (_, id) => {
+      const res = await app.request(`/positions/${await id()}/events`);
+      expect(res.status).toBe(404);
+      expect(((await res.json()) as { detail: string }).detail).toMatch(/no position with id/);
     });
   });
 

@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChannelsService } from '../../src/app/notifications/channels.ts';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { testApp } from '../helpers/app.ts';
+import { createUserChannelStore } from '../../src/infra/notify/userChannels.ts';
 
 const NUL = 'must not contain NUL characters (U+0000)';
 const LONE_SURROGATE = 'must be valid Unicode (it has a lone surrogate)';
@@ -29,7 +30,7 @@ export function textInputContract(database: string, open: () => Promise<Database
 
     beforeAll(async () => {
       db = await open();
-      app = testApp(db, { channels: createChannelsService(db) });
+      app = testApp(db, { channels: createChannelsService(createUserChannelStore(db)) });
     });
     afterAll(async () => {
       await db?.close();

@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { markProcessed } from '../../src/app/inbox.ts';
 import { RetryLaterError } from '../../src/app/messages.ts';
 import type { Consumer, Delivery, EventMessage } from '../../src/app/messages.ts';
 import { createChannelsService } from '../../src/app/notifications/channels.ts';
@@ -15,6 +14,9 @@ import { aMessage } from '../helpers/messages.ts';
 import { startTelegramEmulator } from '../helpers/notifyPeers.ts';
 import { assertSagaGuarantees, sagaWorld, streams } from '../helpers/saga.ts';
 import type { SagaWorld } from '../helpers/saga.ts';
+import { notifierPorts } from '../../src/wiring.ts';
+import { createUserChannelStore } from '../../src/infra/notify/userChannels.ts';
+import { createInbox } from '../../src/infra/inbox.ts';
 
 /** The OrderAccepted of a placed order, as the outbox (and so any bus) carries it. */
 async function acceptedMessage(world: SagaWorld, orderId: string): Promise<EventMessage> {
@@ -96,7 +98,7 @@ export function consumerContract(label: string, open: () => Promise<BusHarness>)
           ]);
           const error = fail(delivery);
           if (error) throw error;
-          await bus.db.transaction((tx) => markProcessed(tx, consumer.name, message));
+          await bus.db.transaction((tx) => createInbox(tx).mark(consumer.name, message));
         },
       };
       return {
@@ -124,7 +126,9 @@ export function consumerContract(label: string, open: () => Promise<BusHarness>)
         const world = sagaWorld(bus.db);
         const orderId = await world.place();
         const message = await acceptedMessage(world, orderId);
-        const orchestrators = [0, 1, 2].map(() => counting(sagaConsumer(bus.db, world.newRunner())));
+        const orchestrators = [0, 1, 2].map(() =>
+          counting(sagaConsumer(createInbox(bus.db), world.newRunner())),
+        );
         const finished = () => orchestrators.reduce((n, o) => n + o.finished(message.event_id), 0);
 
         await bus.deliverConcurrently(
@@ -151,7 +155,9 @@ export function consumerContract(label: string, open: () => Promise<BusHarness>)
         try {
           const token = `${Math.floor(Math.random() * 1e9)}:contract`;
           const userId = `user-${randomUUID()}`;
-          await createChannelsService(bus.db).update(userId, { telegram_chat_id: '777' });
+          await createChannelsService(createUserChannelStore(bus.db)).update(userId, {
+            telegram_chat_id: '777',
+          });
           const world = sagaWorld(bus.db);
           const orderId = await world.place({ user_id: userId });
           await world.runner.run(orderId);
@@ -161,7 +167,7 @@ export function consumerContract(label: string, open: () => Promise<BusHarness>)
           const notifiers = [0, 1, 2].map(() =>
             counting(
               createNotifier({
-                db: bus.db,
+                ...notifierPorts(bus.db),
                 logger: silentLogger,
                 telegram: createTelegramClient({ token, apiRoot: emulator.apiRoot }),
               }),
@@ -197,7 +203,7 @@ export function consumerContract(label: string, open: () => Promise<BusHarness>)
     describe('when poison messages arrive between valid orders', () => {
       it('dead-letters each with its reason while every valid order completes', async () => {
         const world = sagaWorld(bus.db);
-        const orchestrator = sagaConsumer(bus.db, world.runner);
+        const orchestrator = sagaConsumer(createInbox(bus.db), world.runner);
         // Subscribed to a type the catalogue does not know (a misconfiguration): it must not pass.
         const consumer: Consumer = { ...orchestrator, eventTypes: ['OrderAccepted', 'OrderTeleported'] };
         await bus.run(consumer);
@@ -336,7 +342,7 @@ export function consumerContract(label: string, open: () => Promise<BusHarness>)
     describe('when a handler fails after its effects committed', () => {
       it('gets the message again and the orchestrator finds its work done: one swap, one terminal event', async () => {
         const world = sagaWorld(bus.db);
-        const orchestrator = sagaConsumer(bus.db, world.runner);
+        const orchestrator = sagaConsumer(createInbox(bus.db), world.runner);
         let deliveries = 0;
         const crashing: Consumer = {
           ...orchestrator,

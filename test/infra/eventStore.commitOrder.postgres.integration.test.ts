@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { createEventStore } from '../../src/infra/eventStore.ts';
-import type { GlobalPosition, StoredEvent } from '../../src/infra/eventStore.ts';
+import type { GlobalPosition, StoredEvent } from '../../src/app/ports/eventStore.ts';
 import { DATABASE_URL, migratedPostgres, newId } from '../helpers/databases.ts';
 import { anEvent } from '../helpers/events.ts';
 

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Database } from '../../src/infra/db/port.ts';
-import { ConcurrencyError, createEventStore, START } from '../../src/infra/eventStore.ts';
-import type { EventStore, NewEvent, StoredEvent, StreamAppend } from '../../src/infra/eventStore.ts';
+import type { Database } from '../../src/app/ports/database.ts';
+import { ConcurrencyError, START } from '../../src/app/ports/eventStore.ts';
+import { createEventStore } from '../../src/infra/eventStore.ts';
+import type { EventStore, NewEvent, StoredEvent, StreamAppend } from '../../src/app/ports/eventStore.ts';
 import { countRows, newId } from '../helpers/databases.ts';
 import { anEvent } from '../helpers/events.ts';
 

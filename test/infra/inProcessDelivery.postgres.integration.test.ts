@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Consumer } from '../../src/app/messages.ts';
 import { createInProcessDelivery } from '../../src/infra/bus/inProcessDelivery.ts';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { postgresDatabase } from '../../src/infra/db/postgres.ts';
 import { createEventStore } from '../../src/infra/eventStore.ts';
 import { DATABASE_URL, newId, scratchPostgres } from '../helpers/databases.ts';

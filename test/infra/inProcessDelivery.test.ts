@@ -3,7 +3,7 @@ import type { Consumer, EventMessage } from '../../src/app/messages.ts';
 import { SAGA_CONSUMER } from '../../src/app/sagaConsumer.ts';
 import { currencies } from '../../src/domain/money.ts';
 import { createInProcessDelivery } from '../../src/infra/bus/inProcessDelivery.ts';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { createEventStore } from '../../src/infra/eventStore.ts';
 import { silentLogger } from '../../src/infra/logger.ts';
 import { createSimulatedMarket } from '../../src/infra/venues/simulatedMarket.ts';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pgliteDatabase } from '../../src/infra/db/pglite.ts';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { migrate, readMigrations } from '../../src/infra/migrations.ts';
 
 async function migrationDir(files: Record<string, string>): Promise<URL> {

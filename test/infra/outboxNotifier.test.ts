@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OUTBOX_CHANNEL, outboxNotifier } from '../../src/infra/bus/outboxNotifier.ts';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { createEventStore } from '../../src/infra/eventStore.ts';
 import { DATABASE_URL, migratedPglite, migratedPostgres, newId } from '../helpers/databases.ts';
 import { anEvent } from '../helpers/events.ts';

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { connect } from 'amqplib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { markProcessed } from '../../src/app/inbox.ts';
 import type { Consumer } from '../../src/app/messages.ts';
 import { createInProcessDelivery } from '../../src/infra/bus/inProcessDelivery.ts';
 import { messageBody, publishOptions } from '../../src/infra/bus/rabbit/outboxMessage.ts';
@@ -13,13 +12,14 @@ import {
   deleteTopology,
   topology,
 } from '../../src/infra/bus/rabbit/topology.ts';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { silentLogger } from '../../src/infra/logger.ts';
 import { REDRIVEN, redriveDeadLetters, redriveQueues } from '../../src/ops/redrive.ts';
 import { eventually } from '../helpers/buses.ts';
 import { migratedPglite } from '../helpers/databases.ts';
 import { aMessage } from '../helpers/messages.ts';
 import { AMQP_URL, consumeQueue } from '../helpers/rabbit.ts';
+import { createInbox } from '../../src/infra/inbox.ts';
 
 describe('redriving the in-process dead letters', () => {
   let db: Database;
@@ -37,7 +37,7 @@ describe('redriving the in-process dead letters', () => {
       eventTypes: ['OrderCompleted'],
       async handle(message) {
         if (broken) throw new Error('the database of the notifier is down');
-        await db.transaction((tx) => markProcessed(tx, consumer.name, message));
+        await db.transaction((tx) => createInbox(tx).mark(consumer.name, message));
       },
     };
     const delivery = createInProcessDelivery({

@@ -1,4 +1,4 @@
-import type { Logger } from '../../infra/logger.ts';
+import type { Logger } from '../ports/logger.ts';
 import { ChannelMisconfiguredError } from './transport.ts';
 import type { Channel } from './transport.ts';
 

@@ -1,4 +1,3 @@
-import type { Database, Queryable } from '../../infra/db/port.ts';
 import type { Channel } from './transport.ts';
 
 /** A user's notification channels as the API shows them: null where none is set. */
@@ -25,25 +24,37 @@ export interface ChannelsService {
 
 const FIELD_OF: Record<Channel, keyof ChannelChanges> = { telegram: 'telegram_chat_id', email: 'email' };
 
-interface ChannelRow {
+/** One channel a user set: where to reach them on it, and since when. */
+export interface ChannelAddress {
   readonly channel: Channel;
   readonly address: string;
   readonly updated_at: Date;
 }
 
+/** A channel's new address, or null to remove it. */
+export interface ChannelChange {
+  readonly channel: Channel;
+  readonly address: string | null;
+}
+
+/**
+ * Where users' channels are kept (table `user_channels`); src/infra/notify/userChannels.ts
+ * implements it.
+ */
+export interface UserChannelStore {
+  /** The channels a user set; none for a user who never set one. */
+  read(userId: string): Promise<ChannelAddress[]>;
+  /** Applies every change in one transaction and answers the user's channels as they are after it. */
+  update(userId: string, changes: readonly ChannelChange[]): Promise<ChannelAddress[]>;
+}
+
 /** A user's addresses by channel (the notifier reads them the same way the API does). */
-export async function readAddresses(db: Queryable, userId: string): Promise<Map<Channel, string>> {
-  const rows = await readRows(db, userId);
+export async function readAddresses(store: UserChannelStore, userId: string): Promise<Map<Channel, string>> {
+  const rows = await store.read(userId);
   return new Map(rows.map((row) => [row.channel, row.address]));
 }
 
-async function readRows(db: Queryable, userId: string): Promise<ChannelRow[]> {
-  return db.query<ChannelRow>('SELECT channel, address, updated_at FROM user_channels WHERE user_id = $1', [
-    userId,
-  ]);
-}
-
-function view(userId: string, rows: readonly ChannelRow[]): UserChannels {
+function view(userId: string, rows: readonly ChannelAddress[]): UserChannels {
   const address = (channel: Channel) => rows.find((row) => row.channel === channel)?.address ?? null;
   const times = rows.map((row) => new Date(row.updated_at).getTime());
   return {
@@ -54,33 +65,19 @@ function view(userId: string, rows: readonly ChannelRow[]): UserChannels {
   };
 }
 
-async function applyChange(tx: Queryable, userId: string, channel: Channel, address: string | null) {
-  if (address === null) {
-    await tx.query('DELETE FROM user_channels WHERE user_id = $1 AND channel = $2', [userId, channel]);
-    return;
-  }
-  await tx.query(
-    `INSERT INTO user_channels (user_id, channel, address) VALUES ($1, $2, $3)
-     ON CONFLICT (user_id, channel) DO UPDATE SET address = EXCLUDED.address, updated_at = now()`,
-    [userId, channel, address],
-  );
-}
-
-/** Channels kept in `user_channels`; inputs are validated by the caller (src/http/channelsRequest.ts). */
-export function createChannelsService(db: Database): ChannelsService {
+/** Users' channels; inputs are validated by the caller (src/http/channelsRequest.ts). */
+export function createChannelsService(store: UserChannelStore): ChannelsService {
   return {
     async get(userId) {
-      return view(userId, await readRows(db, userId));
+      return view(userId, await store.read(userId));
     },
     async update(userId, changes) {
-      const rows = await db.transaction(async (tx) => {
-        for (const [channel, field] of Object.entries(FIELD_OF) as [Channel, keyof ChannelChanges][]) {
-          const address = changes[field];
-          if (address !== undefined) await applyChange(tx, userId, channel, address);
-        }
-        return readRows(tx, userId);
-      });
-      return view(userId, rows);
+      const applied: ChannelChange[] = [];
+      for (const [channel, field] of Object.entries(FIELD_OF) as [Channel, keyof ChannelChanges][]) {
+        const address = changes[field];
+        if (address !== undefined) applied.push({ channel, address });
+      }
+      return view(userId, await store.update(userId, applied));
     },
   };
 }

@@ -1,14 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import type { Database } from '../../infra/db/port.ts';
-import { createEventStore } from '../../infra/eventStore.ts';
-import type { EventStore } from '../../infra/eventStore.ts';
-import type { Logger } from '../../infra/logger.ts';
-import { markProcessed } from '../inbox.ts';
+import type { Inbox } from '../inbox.ts';
+import type { EventStore } from '../ports/eventStore.ts';
+import type { Logger } from '../ports/logger.ts';
 import { PoisonMessageError, RetryLaterError } from '../messages.ts';
 import type { Consumer, EventMessage } from '../messages.ts';
 import { readAddresses } from './channels.ts';
-import { claimDue, createNotification, giveUpOverdue, messageStanding } from './notificationRows.ts';
-import type { HeldNotification, Lease, NotificationDraft } from './notificationRows.ts';
+import type { UserChannelStore } from './channels.ts';
+import type { HeldNotification, Lease, NotificationDraft, NotificationStore } from './notificationStore.ts';
 import { createSender, logContext, skipReason } from './sender.ts';
 import type { NotifierMetrics } from './sender.ts';
 import { notificationText } from './texts.ts';
@@ -27,9 +25,14 @@ export const DEFAULT_LEASE_MS = 120_000;
 export const DEFAULT_RETRY_FOR_MS = 86_400_000;
 
 export interface NotifierDeps {
-  readonly db: Database;
-  /** Where the order's OrderAccepted (and so its user) is read; the event store on `db` by default. */
-  readonly store?: EventStore;
+  /** Where the order's OrderAccepted (and so its user) is read. */
+  readonly store: EventStore;
+  /** The notifications' rows: who sends what, and how each ended. */
+  readonly notifications: NotificationStore;
+  /** Users' channels: where to send. */
+  readonly channels: UserChannelStore;
+  /** Where handled messages are recorded. */
+  readonly inbox: Inbox;
   readonly logger: Logger;
   /** Telegram and email; a channel without a transport is logged and recorded as skipped. */
   readonly telegram?: NotificationTransport | undefined;
@@ -110,8 +113,7 @@ async function userOf(store: EventStore, message: EventMessage): Promise<string>
  * refusal (chat not found, bot blocked) is recorded as failed and not retried.
  */
 export function createNotifier(deps: NotifierDeps): Notifier {
-  const { db, logger } = deps;
-  const store = deps.store ?? createEventStore(db);
+  const { store, notifications, inbox, logger } = deps;
   const now = deps.now ?? (() => new Date());
   const leaseMs = deps.leaseMs ?? DEFAULT_LEASE_MS;
   const retryForMs = deps.retryForMs ?? DEFAULT_RETRY_FOR_MS;
@@ -122,7 +124,7 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     email: deps.mail,
   };
   const sender = createSender({
-    db,
+    notifications,
     logger,
     transports,
     now,
@@ -140,7 +142,7 @@ export function createNotifier(deps: NotifierDeps): Notifier {
 
   async function drafts(message: EventMessage, text: NotificationText): Promise<NotificationDraft[]> {
     const userId = await userOf(store, message);
-    const addresses = await readAddresses(db, userId);
+    const addresses = await readAddresses(deps.channels, userId);
     return CHANNELS.map((channel) => {
       const recipient = addresses.get(channel);
       const skipped = skipReason(channel, recipient, transports[channel]);
@@ -167,7 +169,7 @@ export function createNotifier(deps: NotifierDeps): Notifier {
   async function firstAttempt(draft: NotificationDraft): Promise<void> {
     // A failing channel: leave the notification to the retry loop rather than wait on the provider.
     const failing = draft.skipped === undefined ? health.failing(draft.channel) : undefined;
-    const first = await createNotification(db, draft, newLease(), failing);
+    const first = await notifications.create(draft, newLease(), failing);
     switch (first.status) {
       case 'held':
         return attempt(first.notification);
@@ -189,10 +191,14 @@ export function createNotifier(deps: NotifierDeps): Notifier {
   async function retryChannel(channel: Channel): Promise<number> {
     const lease = newLease();
     const horizon = new Date(lease.now.getTime() - retryForMs);
-    for (const row of await giveUpOverdue(db, channel, horizon, lease.now, sender.retryFor))
+    for (const row of await notifications.giveUpOverdue(channel, horizon, lease.now, sender.retryFor))
       sender.logGivenUp({ ...row, channel }, row.error);
     // A failing channel gets one notification a pass: it probes, the others wait for its answer.
-    const due = await claimDue(db, channel, health.failing(channel) === undefined ? batch : 1, lease);
+    const due = await notifications.claimDue(
+      channel,
+      health.failing(channel) === undefined ? batch : 1,
+      lease,
+    );
     counts.reclaimed += due.filter((held) => held.attempts > 1).length;
     const results = await Promise.allSettled(due.map((held) => attempt(held)));
     for (const result of results) {
@@ -231,7 +237,7 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     eventTypes: ['OrderCompleted', 'OrderFailed'],
     async handle(message) {
       const text = notificationText(terminalEvent(message));
-      const standing = await messageStanding(db, message.event_id, CHANNELS.length, now());
+      const standing = await notifications.standing(message.event_id, CHANNELS.length, now());
       if (standing.status === 'busy') {
         counts.busy += 1;
         throw putOff(message.event_id, standing.leaseUntil);
@@ -245,7 +251,7 @@ export function createNotifier(deps: NotifierDeps): Notifier {
           throw failure.reason;
         }
       }
-      await markProcessed(db, NOTIFIER_CONSUMER, message);
+      await inbox.mark(NOTIFIER_CONSUMER, message);
     },
     metrics: sender.metrics,
     async retryDue() {

@@ -1,11 +1,10 @@
 import { performance } from 'node:perf_hooks';
-import type { Database } from '../../infra/db/port.ts';
-import type { Logger } from '../../infra/logger.ts';
+import type { Logger } from '../ports/logger.ts';
 import { channelHealth } from './channelHealth.ts';
 import { durationHistogram } from './metrics.ts';
 import type { DurationHistogram } from './metrics.ts';
-import { givenUpReason, recordOutcome, scheduleRetry } from './notificationRows.ts';
-import type { HeldNotification, NotificationDraft } from './notificationRows.ts';
+import { givenUpReason } from './notificationStore.ts';
+import type { HeldNotification, NotificationDraft, NotificationStore } from './notificationStore.ts';
 import { PermanentDeliveryError } from './transport.ts';
 import type { Channel, NotificationTransport } from './transport.ts';
 
@@ -36,7 +35,7 @@ export interface NotifierMetrics {
 }
 
 export interface SenderOptions {
-  readonly db: Database;
+  readonly notifications: NotificationStore;
   readonly logger: Logger;
   /** A channel without a transport is recorded as skipped. */
   readonly transports: Readonly<Record<Channel, NotificationTransport | undefined>>;
@@ -80,7 +79,7 @@ export function formatDuration(ms: number): string {
  * the channels' health (channelHealth.ts) and the notifier's metrics.
  */
 export function createSender(options: SenderOptions) {
-  const { db, logger, transports, now, retryForMs } = options;
+  const { notifications, logger, transports, now, retryForMs } = options;
   const retryFor = formatDuration(retryForMs);
   const health = channelHealth(logger, retryFor, now);
   const counts = {
@@ -114,7 +113,7 @@ export function createSender(options: SenderOptions) {
   async function settleFailure(held: HeldNotification, error: unknown): Promise<void> {
     const reason = error instanceof Error ? error.message : String(error);
     if (error instanceof PermanentDeliveryError) {
-      await recordOutcome(db, held, { status: 'failed', reason });
+      await notifications.record(held, { status: 'failed', reason });
       counts.failed += 1;
       logger.warn({ ...logContext(held), reason }, 'notification refused for good');
       return;
@@ -124,13 +123,13 @@ export function createSender(options: SenderOptions) {
     const horizon = held.created_at.getTime() + retryForMs;
     if (at >= horizon) {
       const final = givenUpReason(retryFor, reason);
-      await recordOutcome(db, held, { status: 'failed', reason: final });
+      await notifications.record(held, { status: 'failed', reason: final });
       logGivenUp(held, final);
       return;
     }
     const backoff = Math.min(options.retryMaxDelayMs, options.retryMinDelayMs * 2 ** (held.attempts - 1));
     const next = new Date(Math.min(horizon, at + backoff));
-    await scheduleRetry(db, held, reason, next);
+    await notifications.scheduleRetry(held, reason, next);
     counts.retrying += 1;
     // While the channel fails, its outage was logged once; each notification's retry is detail.
     logger[health.failing(held.channel) === undefined ? 'info' : 'debug'](
@@ -145,7 +144,7 @@ export function createSender(options: SenderOptions) {
     const reason = skipReason(held.channel, held.recipient ?? undefined, transport);
     if (reason !== undefined || held.recipient === null || transport === undefined) {
       // Taken over after the transport was switched off: nothing can send it now.
-      await recordOutcome(db, held, { status: 'skipped', reason: reason ?? 'nothing to send' });
+      await notifications.record(held, { status: 'skipped', reason: reason ?? 'nothing to send' });
       logSkipped(held, reason ?? 'nothing to send');
       return;
     }
@@ -158,7 +157,7 @@ export function createSender(options: SenderOptions) {
     }
     const sentMs = performance.now() - started;
     await options.afterSend?.(held);
-    const { heldLease } = await recordOutcome(db, held, { status: 'sent', at: now() });
+    const { heldLease } = await notifications.record(held, { status: 'sent', at: now() });
     const windowMs = performance.now() - started;
     window.observe(windowMs);
     lag.observe(windowMs - sentMs);

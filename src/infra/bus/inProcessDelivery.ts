@@ -1,6 +1,6 @@
 import type { Consumer, EventMessage } from '../../app/messages.ts';
 import { isDatabaseUnavailable } from '../db/port.ts';
-import type { Database } from '../db/port.ts';
+import type { Database } from '../../app/ports/database.ts';
 import type { Logger } from '../logger.ts';
 import { createBackoff, createDatabaseOutage } from './outage.ts';
 import { admit, backoffDelay, DEFAULT_DELIVERY_LIMIT, failureVerdict } from './deliveryPolicy.ts';

@@ -1,4 +1,4 @@
-import type { Database } from '../db/port.ts';
+import type { Database } from '../../app/ports/database.ts';
 
 /** The channel outbox relays LISTEN on. */
 export const OUTBOX_CHANNEL = 'outbox';

@@ -1,6 +1,6 @@
 import { PGlite } from '@electric-sql/pglite';
 import type { Transaction } from '@electric-sql/pglite';
-import type { Database, Queryable } from './port.ts';
+import type { Database, Queryable } from '../../app/ports/database.ts';
 
 function queryable(db: PGlite | Transaction): Queryable {
   return {

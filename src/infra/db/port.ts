@@ -1,25 +1,11 @@
-/**
- * The database port: the few operations the service needs, with the same SQL on every adapter.
- * Parameters use `$1, $2, …`; rows come back as plain objects keyed by column name.
- *
- * Two adapters implement it: postgres.js for a PostgreSQL server and PGlite (Postgres in WASM)
- * through its own API, never through a socket shim (see ARCHITECTURE.md).
- */
-export interface Queryable {
-  /** Runs one statement with bound parameters. */
-  query<Row = Record<string, unknown>>(text: string, params?: readonly unknown[]): Promise<Row[]>;
-  /** Runs a script of several statements without parameters (migrations). */
-  exec(script: string): Promise<void>;
-}
+import { DatabaseUnavailableError } from '../../app/ports/database.ts';
 
-export interface Database extends Queryable {
-  readonly kind: 'postgres' | 'pglite';
-  /** Runs `work` in one transaction: committed when it resolves, rolled back when it throws. */
-  transaction<T>(work: (tx: Queryable) => Promise<T>): Promise<T>;
-  /** Subscribes to NOTIFY on a channel; resolves to an unsubscribe function. */
-  listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
-  close(): Promise<void>;
-}
+/*
+ * What the database adapters share: reading a server error's fields, and telling an unreachable
+ * database from a refused statement. The port they implement (Database, Queryable) is
+ * src/app/ports/database.ts; its names are re-exported here for code written before it moved.
+ */
+export type { Database, Queryable } from '../../app/ports/database.ts';
 
 /** The fields of a server error that callers branch on, the same on both adapters. */
 export interface DatabaseErrorInfo {
@@ -69,6 +55,7 @@ const CONNECTION_CODES = new Set([
  * driver's as its cause, so causes are looked at too.
  */
 export function isDatabaseUnavailable(error: unknown): boolean {
+  if (error instanceof DatabaseUnavailableError) return true;
   let e = error;
   for (let depth = 0; e !== undefined && depth < 5; depth++) {
     const code = databaseErrorInfo(e)?.code;
@@ -80,4 +67,14 @@ export function isDatabaseUnavailable(error: unknown): boolean {
     e = (e as { cause?: unknown }).cause;
   }
   return false;
+}
+
+/**
+ * The error an adapter raises for a driver's error: DatabaseUnavailableError (with the driver's
+ * error as its cause) when the database could not be reached, the error itself otherwise.
+ */
+export function adapterError(error: unknown): unknown {
+  if (error instanceof DatabaseUnavailableError || !isDatabaseUnavailable(error)) return error;
+  const reason = error instanceof Error ? error.message : String(error);
+  return new DatabaseUnavailableError(`The database is unavailable: ${reason}`, { cause: error });
 }

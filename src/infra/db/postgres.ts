@@ -1,5 +1,6 @@
 import postgres from 'postgres';
-import type { Database, Queryable } from './port.ts';
+import type { Database, Queryable } from '../../app/ports/database.ts';
+import { adapterError } from './port.ts';
 
 export interface PostgresOptions {
   /** Pool size; defaults to 20 connections. */
@@ -11,18 +12,29 @@ type Sql = postgres.Sql | postgres.TransactionSql;
 function queryable(sql: Sql): Queryable {
   return {
     async query<Row>(text: string, params: readonly unknown[] = []) {
-      // Named statements: parse and plan once per connection, then only bind and execute.
-      const rows = await sql.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true });
-      return rows as unknown as Row[];
+      try {
+        // Named statements: parse and plan once per connection, then only bind and execute.
+        const rows = await sql.unsafe(text, params as postgres.ParameterOrJSON<never>[], { prepare: true });
+        return rows as unknown as Row[];
+      } catch (error) {
+        throw adapterError(error);
+      }
     },
     async exec(script: string) {
-      // Without parameters postgres.js uses the simple protocol, which runs several statements.
-      await sql.unsafe(script);
+      try {
+        // Without parameters postgres.js uses the simple protocol, which runs several statements.
+        await sql.unsafe(script);
+      } catch (error) {
+        throw adapterError(error);
+      }
     },
   };
 }
 
-/** A Database on a PostgreSQL server through postgres.js. */
+/**
+ * A Database on a PostgreSQL server through postgres.js. A connection that fails or breaks is
+ * reported as DatabaseUnavailableError (the driver's error is its cause).
+ */
 export function postgresDatabase(url: string, options: PostgresOptions = {}): Database {
   const sql = postgres(url, {
     max: options.max ?? 20,
@@ -38,12 +50,20 @@ export function postgresDatabase(url: string, options: PostgresOptions = {}): Da
     kind: 'postgres',
     ...queryable(sql),
     async transaction(work) {
-      // sql.begin returns the callback's value; its typing wraps arrays, hence the cast.
-      return (await sql.begin((tx) => work(queryable(tx)))) as Awaited<ReturnType<typeof work>>;
+      try {
+        // sql.begin returns the callback's value; its typing wraps arrays, hence the cast.
+        return (await sql.begin((tx) => work(queryable(tx)))) as Awaited<ReturnType<typeof work>>;
+      } catch (error) {
+        throw adapterError(error);
+      }
     },
     async listen(channel, onNotify) {
-      const subscription = await sql.listen(channel, onNotify);
-      return () => subscription.unlisten();
+      try {
+        const subscription = await sql.listen(channel, onNotify);
+        return () => subscription.unlisten();
+      } catch (error) {
+        throw adapterError(error);
+      }
     },
     async close() {
       await sql.end({ timeout: 5 });

@@ -16,7 +16,7 @@ import type { Notifier, NotifierDeps, NotifierMetrics } from '../../../src/app/n
 import type { DurationHistogram } from '../../../src/app/notifications/metrics.ts';
 import { TransientDeliveryError } from '../../../src/app/notifications/transport.ts';
 import type { DomainEventType } from '../../../src/domain/events.ts';
-import type { Database } from '../../../src/infra/db/port.ts';
+import type { Database } from '../../../src/app/ports/database.ts';
 import { createEventStore } from '../../../src/infra/eventStore.ts';
 import { silentLogger } from '../../../src/infra/logger.ts';
 import { createMailer } from '../../../src/infra/notify/mail.ts';
@@ -32,6 +32,8 @@ import { deliverUntilHandled } from '../../helpers/redeliver.ts';
 import { testClock } from '../../helpers/saga.ts';
 import { startTcpProxy } from '../../helpers/tcpProxy.ts';
 import { eventually } from '../../helpers/wait.ts';
+import { notifierPorts } from '../../../src/wiring.ts';
+import { createUserChannelStore } from '../../../src/infra/notify/userChannels.ts';
 
 const TOKEN = '123456:notifier-test';
 const FROM = 'market-order-saga <noreply@example.test>';
@@ -84,7 +86,7 @@ function notifierSuite(open: () => Promise<Database>, options: { processesOn?: (
   function notifier(instance = 0, overrides: Partial<NotifierDeps> = {}): Notifier {
     const on = dbs[instance] as Database;
     return createNotifier({
-      db: on,
+      ...notifierPorts(on),
       logger: silentLogger,
       telegram: createTelegramClient({ token: TOKEN, apiRoot: front.apiRoot, retryDelayMs: 20 }),
       mail: mailer,
@@ -101,7 +103,8 @@ function notifierSuite(open: () => Promise<Database>, options: { processesOn?: (
       { aggregate_id: orderId, aggregate_type: 'order', expected_version: 0, events: [accepted] },
     ]);
     const userId = `user-${orderId}`;
-    if (Object.keys(channels).length > 0) await createChannelsService(db()).update(userId, channels);
+    if (Object.keys(channels).length > 0)
+      await createChannelsService(createUserChannelStore(db())).update(userId, channels);
     return {
       orderId,
       userId,
@@ -365,7 +368,7 @@ function notifierSuite(open: () => Promise<Database>, options: { processesOn?: (
     it('records the notification as skipped, naming the missing setting', async () => {
       const { message } = await terminalOrder('OrderCompleted', { telegram_chat_id: freshChat() });
 
-      await createNotifier({ db: db(), logger: silentLogger }).handle(message);
+      await createNotifier({ ...notifierPorts(db()), logger: silentLogger }).handle(message);
 
       expect((await rows(message.event_id))[0]).toMatchObject({
         status: 'skipped',

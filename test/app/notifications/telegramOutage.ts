@@ -15,6 +15,8 @@ import type { MailSink, TelegramEmulator } from '../../helpers/notifyPeers.ts';
 import { startTcpProxy } from '../../helpers/tcpProxy.ts';
 import type { TcpProxy } from '../../helpers/tcpProxy.ts';
 import { until } from '../../helpers/wait.ts';
+import { notifierPorts } from '../../../src/wiring.ts';
+import { createUserChannelStore } from '../../../src/infra/notify/userChannels.ts';
 
 /**
  * Issue 9: Telegram down for longer than the delivery limit while SMTP works. Two notifiers (as two
@@ -55,7 +57,10 @@ export function telegramOutageSuite(label: string, open: () => Promise<BusHarnes
       ]);
       const chat = String(randomInt(1, 2 ** 40));
       const email = `trader-${randomUUID()}@example.test`;
-      await createChannelsService(bus.db).update(`user-${orderId}`, { telegram_chat_id: chat, email });
+      await createChannelsService(createUserChannelStore(bus.db)).update(`user-${orderId}`, {
+        telegram_chat_id: chat,
+        email,
+      });
       return { chat, email, message: { ...aMessage('OrderCompleted', orderId), version: 2 } };
     }
 
@@ -78,7 +83,7 @@ export function telegramOutageSuite(label: string, open: () => Promise<BusHarnes
       const token = `${randomInt(1, 1e9)}:outage`;
       const notifiers: Notifier[] = [0, 1].map(() =>
         createNotifier({
-          db: bus.db,
+          ...notifierPorts(bus.db),
           logger: silentLogger,
           telegram: createTelegramClient({
             token,

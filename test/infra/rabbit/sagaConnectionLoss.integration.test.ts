@@ -14,13 +14,14 @@ import {
   QUEUES,
   topology,
 } from '../../../src/infra/bus/rabbit/topology.ts';
-import type { Database } from '../../../src/infra/db/port.ts';
+import type { Database } from '../../../src/app/ports/database.ts';
 import { silentLogger } from '../../../src/infra/logger.ts';
 import { eventually } from '../../helpers/buses.ts';
 import { DATABASE_URL } from '../../helpers/databases.ts';
 import { AMQP_URL, scratchPostgres } from '../../helpers/rabbit.ts';
 import { assertSagaGuarantees, sagaWorld } from '../../helpers/saga.ts';
 import type { SagaWorld } from '../../helpers/saga.ts';
+import { createInbox } from '../../../src/infra/inbox.ts';
 
 const run = promisify(execFile);
 const ORDERS = 300;
@@ -120,7 +121,7 @@ describe.runIf(DATABASE_URL && AMQP_URL && hasRabbitmqctl())(
         createRabbitConsumer({
           amqpUrl: user.url,
           logger: silentLogger,
-          consumer: sagaConsumer(db, world.newRunner()),
+          consumer: sagaConsumer(createInbox(db), world.newRunner()),
           queue: sagaQueue,
           topology: topo,
           retryMinDelayMs: 5,

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connectBroker } from './connection.ts';
 import type { ChannelModel, ConfirmChannel, Message } from 'amqplib';
-import type { Database, Queryable } from '../../db/port.ts';
+import type { Database, Queryable } from '../../../app/ports/database.ts';
 import type { Logger } from '../../logger.ts';
 import { CLAIM_SQL, MARK_SQL, messageBody, publishOptions } from './outboxMessage.ts';
 import type { OutboxRow } from './outboxMessage.ts';

@@ -1,0 +1,10 @@
+/**
+ * What use cases log through: structured fields first, then the message, as pino takes them
+ * (src/infra/logger.ts builds the pino logger the process passes in; tests pass a silent one).
+ */
+export interface Logger {
+  error(fields: object, message?: string): void;
+  warn(fields: object, message?: string): void;
+  info(fields: object, message?: string): void;
+  debug(fields: object, message?: string): void;
+}

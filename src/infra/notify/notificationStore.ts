@@ -1,0 +1,139 @@
+import type { Queryable } from '../../app/ports/database.ts';
+import { givenUpPrefix, NO_ERROR } from '../../app/notifications/notificationStore.ts';
+import type {
+  FirstAttempt,
+  HeldNotification,
+  NotificationDraft,
+  NotificationStore,
+} from '../../app/notifications/notificationStore.ts';
+
+/*
+ * One statement: the row is created held by this notifier, waiting for the retry loop, or final
+ * (skipped), or left as it is when it exists.
+ */
+const CREATE_SQL = `
+INSERT INTO notifications
+  (event_id, channel, order_id, user_id, recipient, status, subject, text, error, attempts,
+   lease_token, lease_until, next_attempt_at, created_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+ON CONFLICT (event_id, channel) DO NOTHING
+RETURNING attempts`;
+
+/** When a row still 'sending' is due (see migrations/008_notification_retries.sql). */
+const DUE_AT = 'coalesce(lease_until, next_attempt_at, created_at)';
+
+const CLAIM_DUE_SQL = `
+WITH due AS (
+  SELECT event_id, channel FROM notifications
+  WHERE status = 'sending' AND channel = $1 AND ${DUE_AT} <= $2
+  ORDER BY ${DUE_AT}
+  LIMIT $3
+  FOR UPDATE SKIP LOCKED)
+UPDATE notifications AS n
+SET attempts = n.attempts + 1, lease_token = $4, lease_until = $5, next_attempt_at = NULL
+FROM due
+WHERE n.event_id = due.event_id AND n.channel = due.channel
+RETURNING n.event_id, n.channel, n.order_id, n.user_id, n.recipient, coalesce(n.subject, n.text) AS subject,
+  n.text, n.attempts, n.created_at`;
+
+/** How an existing row stands for a draft that found it (the draft's own row was not created). */
+async function standingOf(db: Queryable, draft: NotificationDraft, now: Date): Promise<FirstAttempt> {
+  const [row] = await db.query<{ status: string; lease_until: Date | null }>(
+    'SELECT status, lease_until FROM notifications WHERE event_id = $1 AND channel = $2',
+    [draft.event_id, draft.channel],
+  );
+  if (row?.status !== 'sending') return { status: 'settled' };
+  if (row.lease_until && row.lease_until > now) return { status: 'busy', leaseUntil: row.lease_until };
+  return { status: 'queued' };
+}
+
+/** NotificationStore on the `notifications` table (migrations 006, 008), for PostgreSQL and PGlite alike. */
+export function createNotificationStore(db: Queryable): NotificationStore {
+  return {
+    async standing(eventId, channels, now) {
+      const rows = await db.query<{ status: string; lease_until: Date | null }>(
+        'SELECT status, lease_until FROM notifications WHERE event_id = $1',
+        [eventId],
+      );
+      const leased = rows.find((row) => row.status === 'sending' && row.lease_until && row.lease_until > now);
+      if (leased?.lease_until) return { status: 'busy', leaseUntil: leased.lease_until };
+      return rows.length === channels ? { status: 'settled' } : { status: 'open' };
+    },
+
+    async create(draft, lease, waitReason) {
+      const mode = draft.skipped !== undefined ? 'skipped' : waitReason !== undefined ? 'waiting' : 'held';
+      const held = mode === 'held';
+      const [row] = await db.query<{ attempts: number }>(CREATE_SQL, [
+        draft.event_id,
+        draft.channel,
+        draft.order_id,
+        draft.user_id,
+        draft.recipient,
+        mode === 'skipped' ? 'skipped' : 'sending',
+        draft.subject,
+        draft.text,
+        draft.skipped ?? waitReason ?? null,
+        held ? 1 : 0,
+        held ? lease.token : null,
+        held ? lease.until : null,
+        mode === 'waiting' ? lease.now : null,
+        lease.now,
+      ]);
+      if (!row) return standingOf(db, draft, lease.now);
+      if (mode !== 'held') return { status: mode };
+      const { skipped: _skipped, ...fields } = draft;
+      return {
+        status: 'held',
+        notification: { ...fields, attempts: row.attempts, created_at: lease.now, token: lease.token },
+      };
+    },
+
+    async claimDue(channel, limit, lease) {
+      const rows = await db.query<Omit<HeldNotification, 'token'>>(CLAIM_DUE_SQL, [
+        channel,
+        lease.now,
+        limit,
+        lease.token,
+        lease.until,
+      ]);
+      return rows.map((row) => ({ ...row, created_at: new Date(row.created_at), token: lease.token }));
+    },
+
+    async record(held, outcome) {
+      const [row] = await db.query<{ held: boolean }>(
+        `UPDATE notifications AS n
+         SET status = $3::text, sent_at = $4, error = $5, lease_token = NULL, lease_until = NULL, next_attempt_at = NULL
+         FROM (SELECT lease_token FROM notifications WHERE event_id = $1 AND channel = $2 FOR UPDATE) AS before
+         WHERE n.event_id = $1 AND n.channel = $2 AND n.status = 'sending' AND ($3::text = 'sent' OR n.lease_token = $6::uuid)
+         RETURNING coalesce(before.lease_token = $6::uuid, false) AS held`,
+        [
+          held.event_id,
+          held.channel,
+          outcome.status,
+          outcome.status === 'sent' ? outcome.at : null,
+          outcome.status === 'sent' ? null : outcome.reason,
+          held.token,
+        ],
+      );
+      return { heldLease: row?.held === true };
+    },
+
+    async scheduleRetry(held, error, next) {
+      await db.query(
+        `UPDATE notifications SET lease_token = NULL, lease_until = NULL, next_attempt_at = $4, error = $5
+         WHERE event_id = $1 AND channel = $2 AND status = 'sending' AND lease_token = $3`,
+        [held.event_id, held.channel, held.token, next, error],
+      );
+    },
+
+    giveUpOverdue: (channel, createdBefore, now, retryFor) =>
+      db.query(
+        `UPDATE notifications
+         SET status = 'failed', lease_token = NULL, lease_until = NULL, next_attempt_at = NULL,
+             error = $4::text || coalesce(error, $5::text)
+         WHERE status = 'sending' AND channel = $1 AND created_at <= $2 AND ${DUE_AT} <= $3
+         RETURNING event_id, order_id, error`,
+        [channel, createdBefore, now, givenUpPrefix(retryFor), NO_ERROR],
+      ),
+  };
+}
