@@ -3,6 +3,7 @@ import { uuidV5 } from '../domain/ids.ts';
 import type { OrderEvent } from '../domain/events.ts';
 import { decideOrder, foldOrder, initialOrderState } from '../domain/order.ts';
 import type { OrderState } from '../domain/order.ts';
+import { CURRENT_SAGA_VERSION } from '../machines/registry.ts';
 import { ConcurrencyError } from '../infra/eventStore.ts';
 import type { EventStore, NewEvent, StoredEvent } from '../infra/eventStore.ts';
 
@@ -113,7 +114,10 @@ export function createOrderService({ store, now, newId }: OrderServiceDeps): Ord
             aggregate_id: orderId,
             aggregate_type: 'order',
             expected_version: 0,
-            events: toNewEvents(decided, { correlationId: orderId, causationId, now: at, newId }),
+            // The saga starts here, so here it records the machine version it will run on to its end.
+            events: toNewEvents(decided, { correlationId: orderId, causationId, now: at, newId }).map(
+              (event) => ({ ...event, metadata: { ...event.metadata, saga_version: CURRENT_SAGA_VERSION } }),
+            ),
           },
         ]);
         if (result.status !== 'appended') throw new Error(`Order id ${orderId} collided with stored events`);

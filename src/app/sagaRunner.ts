@@ -2,8 +2,8 @@ import { createActor, initialTransition, transition } from 'xstate';
 import type { Actor, InspectionEvent, SnapshotFrom } from 'xstate';
 import type { OrderEvent, PositionEvent, SwapExecuted } from '../domain/events.ts';
 import { idempotencyKeyFor, positionIdFor } from '../domain/ids.ts';
-import { orderSaga } from '../machines/orderSaga.ts';
 import type { OrderSagaMachine, SagaCommand, SagaEvent } from '../machines/orderSaga.ts';
+import { machineFor, sagaVersionOf } from '../machines/registry.ts';
 import { ConcurrencyError } from '../infra/eventStore.ts';
 import type {
   EventStore,
@@ -77,16 +77,19 @@ const commandsIn = (actions: readonly { type: string; params?: unknown }[]): Sag
 /**
  * Folds stored events through the machine's pure `transition()`: the snapshot the saga is in,
  * and the command its current state asks for. Nothing runs; the last entry action names the
- * pending step.
+ * pending step. `machine` is the one of the version the saga started on (`machineFor`).
  */
-export function replaySaga(events: readonly StoredEvent[]): {
+export function replaySaga(
+  events: readonly StoredEvent[],
+  machine: OrderSagaMachine,
+): {
   snapshot: SagaSnapshot;
   pending: SagaCommand | null;
 } {
-  let [snapshot] = initialTransition(orderSaga);
+  let [snapshot] = initialTransition(machine);
   let pending: SagaCommand | null = null;
   for (const event of events) {
-    const [next, actions] = transition(orderSaga, snapshot, toSagaEvent(event));
+    const [next, actions] = transition(machine, snapshot, toSagaEvent(event));
     // Every active state names its command on entry; events that keep the state emit none.
     pending = commandsIn(actions).at(-1) ?? pending;
     snapshot = next;
@@ -182,7 +185,9 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
     loaded: readonly StoredEvent[],
     processed: ProcessedRecord | undefined,
   ): Promise<SagaRunResult> {
-    const { snapshot, pending } = replaySaga(loaded);
+    // The saga runs to its end on the machine version it started on.
+    const machine = machineFor(sagaVersionOf(loaded[0]?.metadata));
+    const { snapshot, pending } = replaySaga(loaded, machine);
     if (snapshot.status === 'done')
       return { status: snapshot.value === 'completed' ? 'completed' : 'failed', orderId };
 
@@ -190,7 +195,7 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
     for (const e of loaded) versions[e.aggregate_id === orderId ? 'order' : 'position'] += 1;
     let causationId = loaded.at(-1)?.event_id ?? null;
 
-    const actor = createActor(orderSaga, { snapshot, ...(deps.inspect ? { inspect: deps.inspect } : {}) });
+    const actor = createActor(machine, { snapshot, ...(deps.inspect ? { inspect: deps.inspect } : {}) });
     active.set(orderId, actor);
     actor.start();
     try {
@@ -232,7 +237,7 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
           }
           let upcoming: SagaCommand | null = null;
           for (const event of produced) {
-            const [after, actions] = transition(orderSaga, preview, event);
+            const [after, actions] = transition(machine, preview, event);
             preview = after;
             upcoming = commandsIn(actions).at(-1) ?? upcoming;
             sends.push(event);
