@@ -11,6 +11,7 @@ import { migrate } from './infra/migrations.ts';
 import { startStatelyInspector } from './infra/inspector.ts';
 import { startService } from './service.ts';
 import { runCheck } from './ops/checkCommand.ts';
+import { runReplayCheck } from './ops/replayCheck.ts';
 import { redriveDeadLetters, redriveQueues } from './ops/redrive.ts';
 import { topology } from './infra/bus/rabbit/topology.ts';
 import { serveSimulatedMarket } from './infra/venues/simulatedHttpServer.ts';
@@ -61,9 +62,9 @@ async function main(args: readonly string[]): Promise<void> {
   const config = loadConfig(process.env);
   const logger = createLogger(config.logLevel);
   if (command === 'market') return serveMarket(config, logger);
-  if (!['serve', 'migrate', 'check', 'redrive'].includes(command)) {
+  if (!['serve', 'migrate', 'check', 'replay-check', 'redrive'].includes(command)) {
     throw new Error(
-      `Unknown command "${command}"; use "serve" (default), "migrate", "check", "redrive" or "market"`,
+      `Unknown command "${command}"; use "serve" (default), "migrate", "check", "replay-check", "redrive" or "market"`,
     );
   }
 
@@ -87,6 +88,12 @@ async function main(args: readonly string[]): Promise<void> {
     const ok = await runCheck(config, db, (text) => process.stdout.write(`${text}\n`));
     await opened.close();
     process.exit(ok ? 0 : 1);
+  }
+
+  if (command === 'replay-check') {
+    const report = await runReplayCheck(db, { print: (text) => process.stdout.write(`${text}\n`) });
+    await opened.close();
+    process.exit(report.problems > 0 ? 1 : 0);
   }
 
   const inspector = config.sagaInspect

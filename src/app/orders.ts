@@ -5,6 +5,7 @@ import { decideOrder, foldOrder, initialOrderState } from '../domain/order.ts';
 import type { OrderState } from '../domain/order.ts';
 import { ConcurrencyError } from './ports/eventStore.ts';
 import type { EventStore, NewEvent, StoredEvent } from './ports/eventStore.ts';
+import { CURRENT_SAGA_VERSION } from '../machines/registry.ts';
 import { decideAndAppend } from './decideAndAppend.ts';
 
 export const SCHEMA_VERSION = 1;
@@ -125,7 +126,13 @@ export function createOrderService({ store, now, newId }: OrderServiceDeps): Ord
               aggregate_id: orderId,
               aggregate_type: 'order',
               expected_version: 0,
-              events: toNewEvents(decided, { correlationId: orderId, causationId, now: at, newId }),
+              // The saga starts here, so here it records the machine version it runs on to its end.
+              events: toNewEvents(decided, { correlationId: orderId, causationId, now: at, newId }).map(
+                (event) => ({
+                  ...event,
+                  metadata: { ...event.metadata, saga_version: CURRENT_SAGA_VERSION },
+                }),
+              ),
             },
           ]);
           if (result.status !== 'appended')

@@ -2,7 +2,8 @@ import { createActor, initialTransition, transition } from 'xstate';
 import type { Actor, InspectionEvent, SnapshotFrom } from 'xstate';
 import type { OrderEvent, PositionEvent, SwapExecuted } from '../domain/events.ts';
 import { idempotencyKeyFor, positionIdFor } from '../domain/ids.ts';
-import { IO_STEPS, orderSaga, SAGA, stepsIn } from '../machines/orderSaga.ts';
+import { IO_STEPS, SAGA, stepsIn } from '../machines/orderSaga.ts';
+import { machineFor, sagaVersionOf } from '../machines/registry.ts';
 import type { OrderSagaMachine, SagaCommand, SagaEvent } from '../machines/orderSaga.ts';
 import { decideAndAppend } from './decideAndAppend.ts';
 import { ConcurrencyError } from './ports/eventStore.ts';
@@ -67,16 +68,19 @@ const toSagaEvent = (event: StoredEvent): SagaEvent =>
 /**
  * Folds stored events through the machine's pure `transition()`: the snapshot the saga is in,
  * and the step its current state asks for. Nothing runs; the last entry action names the
- * pending step.
+ * pending step. `machine` is the one of the version the saga started on (`machineFor`).
  */
-export function replaySaga(events: readonly StoredEvent[]): {
+export function replaySaga(
+  events: readonly StoredEvent[],
+  machine: OrderSagaMachine,
+): {
   snapshot: SagaSnapshot;
   pending: SagaCommand | null;
 } {
-  let [snapshot] = initialTransition(orderSaga);
+  let [snapshot] = initialTransition(machine);
   let pending: SagaCommand | null = null;
   for (const event of events) {
-    const [next, actions] = transition(orderSaga, snapshot, toSagaEvent(event));
+    const [next, actions] = transition(machine, snapshot, toSagaEvent(event));
     // Every active state names its step on entry; events that keep the state emit none.
     pending = stepsIn(actions).at(-1) ?? pending;
     snapshot = next;
@@ -137,6 +141,7 @@ function eventsOf(result: StepResult): SagaEvent[] {
  * moves. The batch ends before the next step that calls the outside world, or at the end.
  */
 export function planBatch(
+  machine: OrderSagaMachine,
   snapshot: SagaSnapshot,
   first: { readonly step: SagaCommand; readonly result: StepResult },
   decide: (step: SagaCommand, context: SagaSnapshot['context']) => StepResult,
@@ -166,7 +171,7 @@ export function planBatch(
     }
     let upcoming: SagaCommand | null = null;
     for (const event of eventsOf(result)) {
-      const [after, actions] = transition(orderSaga, preview, event);
+      const [after, actions] = transition(machine, preview, event);
       preview = after;
       upcoming = stepsIn(actions).at(-1) ?? upcoming;
       sends.push(event);
@@ -274,7 +279,9 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
     loaded: readonly StoredEvent[],
     processed: ProcessedRecord | undefined,
   ): Promise<SagaRunResult> {
-    const { snapshot, pending } = replaySaga(loaded);
+    // The saga runs to its end on the machine version it started on.
+    const machine = machineFor(sagaVersionOf(loaded[0]?.metadata));
+    const { snapshot, pending } = replaySaga(loaded, machine);
     if (snapshot.status === 'done')
       return { status: snapshot.value === 'completed' ? 'completed' : 'failed', orderId };
 
@@ -284,7 +291,7 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
 
     // The live actor is for inspection only (the Stately inspector, GET …/saga in process): it is
     // moved by the stored events, never asked what to do.
-    const actor = createActor(orderSaga, { snapshot, ...(deps.inspect ? { inspect: deps.inspect } : {}) });
+    const actor = createActor(machine, { snapshot, ...(deps.inspect ? { inspect: deps.inspect } : {}) });
     active.set(orderId, actor);
     actor.start();
     try {
@@ -296,7 +303,7 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
         await deps.beforeCommand?.(orderId, step);
         const result = deadlineFor(step, context) ?? (await runStep(step, context, deps, resume));
         resume = false;
-        const plan = planBatch(actor.getSnapshot(), { step, result }, (following, previewed) => {
+        const plan = planBatch(machine, actor.getSnapshot(), { step, result }, (following, previewed) => {
           void deps.beforeCommand?.(orderId, following);
           const pure = deadlineFor(following, previewed);
           if (pure) return pure;

@@ -1,12 +1,12 @@
 import { toDirectedGraph } from '@xstate/graph';
 import { NotFoundError } from '../domain/errors.ts';
 import { positionIdFor } from '../domain/ids.ts';
-import { orderSaga } from '../machines/orderSaga.ts';
+import { machineFor, sagaVersionOf } from '../machines/registry.ts';
 import type { EventStore } from './ports/eventStore.ts';
 import { replaySaga } from './sagaRunner.ts';
 
-/** The machine as nodes and edges, computed once: it never changes while the process runs. */
-let graph: ReturnType<typeof toDirectedGraph> | undefined;
+/** Each machine version as nodes and edges, computed once: none changes while the process runs. */
+const graphs = new Map<number, ReturnType<typeof toDirectedGraph>>();
 
 /**
  * What a saga is doing, for operators and the built-in viewer: its state rebuilt from the stored
@@ -16,13 +16,17 @@ export async function sagaView(store: EventStore, orderId: string) {
   const events = await store.loadStreams([orderId, positionIdFor(orderId)]);
   if (events[0]?.event_type !== 'OrderAccepted')
     throw new NotFoundError(`There is no order with id ${orderId}`);
-  const { snapshot, pending } = replaySaga(events);
-  graph ??= toDirectedGraph(orderSaga);
+  const version = sagaVersionOf(events[0].metadata);
+  const machine = machineFor(version);
+  const { snapshot, pending } = replaySaga(events, machine);
+  const graph = graphs.get(version) ?? toDirectedGraph(machine);
+  graphs.set(version, graph);
   return {
     order_id: orderId,
     position_id: positionIdFor(orderId),
     state: snapshot.value,
     status: snapshot.status === 'done' ? 'finished' : 'running',
+    saga_version: version,
     pending_step: pending,
     context: snapshot.context,
     events: events.map((e) => ({

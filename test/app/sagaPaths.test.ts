@@ -288,7 +288,7 @@ describe('every path of the order saga, driven through the real runner', () => {
     const events = await world.events(orderId);
     expect(streams(events)).toEqual(expectedStreams(steps));
     assertSagaGuarantees(orderId, events, world.market);
-    expect(replaySaga(events).snapshot.value).toBe(finalState);
+    expect(replaySaga(events, orderSaga).snapshot.value).toBe(finalState);
     const failure = events.find((e) => e.event_type === 'OrderFailed')?.event_data as
       { reason?: string } | undefined;
     const failedStep = steps.findLast(

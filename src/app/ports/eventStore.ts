@@ -13,6 +13,8 @@ export interface EventMetadata {
   readonly causation_id: string | null;
   readonly occurred_at: string;
   readonly schema_version: number;
+  /** On OrderAccepted: the saga machine version the order's saga runs on (absent: version 1). */
+  readonly saga_version?: number;
 }
 
 /** An event to append; its version is assigned from the stream's expected version. */
