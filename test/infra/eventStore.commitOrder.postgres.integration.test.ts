@@ -2,17 +2,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/app/ports/database.ts';
 import { createEventStore } from '../../src/infra/eventStore.ts';
 import type { GlobalPosition, StoredEvent } from '../../src/app/ports/eventStore.ts';
-import { DATABASE_URL, migratedPostgres, newId } from '../helpers/databases.ts';
+import { DATABASE_URL, newId, scratchPostgres } from '../helpers/databases.ts';
 import { anEvent } from '../helpers/events.ts';
 
 // Needs a PostgreSQL server: DATABASE_URL. PGlite has one backend, so transactions cannot overlap there.
+// A database of its own: the global read waits for every transaction open in the database, so
+// another test file's open transaction on the shared one would hold this reader back.
 describe.runIf(DATABASE_URL)('global read order on PostgreSQL', () => {
+  let scratch: Awaited<ReturnType<typeof scratchPostgres>> | undefined;
   let db: Database;
   beforeAll(async () => {
-    db = await migratedPostgres();
+    scratch = await scratchPostgres();
+    db = scratch.db;
   });
   afterAll(async () => {
-    await db.close();
+    await scratch?.drop();
   });
 
   async function readFrom(from: GlobalPosition, ids: Set<string>): Promise<StoredEvent[]> {
