@@ -7,6 +7,8 @@ import type { OrderSagaMachine, SagaCommand, SagaEvent } from '../machines/order
 import { ConcurrencyError } from './ports/eventStore.ts';
 import type { EventStore, NewEvent, ProcessedRecord, StoredEvent, StreamAppend } from './ports/eventStore.ts';
 import type { Logger } from './ports/logger.ts';
+import { domainEvent } from './envelopes.ts';
+import type { EnvelopeOf, EventEnvelope } from './envelopes.ts';
 import { toNewEvents } from './orders.ts';
 import { runCommand } from './sagaSteps.ts';
 import type { StepDeps, StepOutcome } from './sagaSteps.ts';
@@ -51,7 +53,7 @@ interface RunOptions {
    * a new saga only asks for a price). Pass it only for a first delivery: a redelivered message
    * most likely belongs to a saga that moved on, and would ask the price service for nothing.
    */
-  readonly accepted?: StoredEvent;
+  readonly accepted?: EnvelopeOf<'OrderAccepted'>;
 }
 
 /** The venue anomalies a stored SwapExecuted carries, if any. */
@@ -60,8 +62,7 @@ function flagged(record: StoredEvent): readonly string[] | undefined {
   return anomalies && anomalies.length > 0 ? anomalies : undefined;
 }
 
-const toSagaEvent = (event: StoredEvent): SagaEvent =>
-  ({ type: event.event_type, data: event.event_data }) as unknown as OrderEvent | PositionEvent;
+const toSagaEvent = (event: EventEnvelope): SagaEvent => domainEvent(event);
 
 const commandsIn = (actions: readonly { type: string; params?: unknown }[]): SagaCommand[] =>
   actions.flatMap((action) =>
@@ -73,7 +74,7 @@ const commandsIn = (actions: readonly { type: string; params?: unknown }[]): Sag
  * and the command its current state asks for. Nothing runs; the last entry action names the
  * pending step.
  */
-export function replaySaga(events: readonly StoredEvent[]): {
+export function replaySaga(events: readonly EventEnvelope[]): {
   snapshot: SagaSnapshot;
   pending: SagaCommand | null;
 } {
@@ -173,7 +174,7 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
 
   async function drive(
     orderId: string,
-    loaded: readonly StoredEvent[],
+    loaded: readonly EventEnvelope[],
     processed: ProcessedRecord | undefined,
   ): Promise<SagaRunResult> {
     const { snapshot, pending } = replaySaga(loaded);

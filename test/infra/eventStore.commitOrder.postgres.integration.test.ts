@@ -2,17 +2,21 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/app/ports/database.ts';
 import { createEventStore } from '../../src/infra/eventStore.ts';
 import type { GlobalPosition, StoredEvent } from '../../src/app/ports/eventStore.ts';
-import { DATABASE_URL, migratedPostgres, newId } from '../helpers/databases.ts';
+import { DATABASE_URL, newId, scratchPostgres } from '../helpers/databases.ts';
 import { anEvent } from '../helpers/events.ts';
 
 // Needs a PostgreSQL server: DATABASE_URL. PGlite has one backend, so transactions cannot overlap there.
+// A database of its own: reading every event validates each, and other test files write events
+// outside the catalogue on purpose.
 describe.runIf(DATABASE_URL)('global read order on PostgreSQL', () => {
+  let scratch: Awaited<ReturnType<typeof scratchPostgres>>;
   let db: Database;
   beforeAll(async () => {
-    db = await migratedPostgres();
+    scratch = await scratchPostgres();
+    db = scratch.db;
   });
   afterAll(async () => {
-    await db.close();
+    await scratch?.drop();
   });
 
   async function readFrom(from: GlobalPosition, ids: Set<string>): Promise<StoredEvent[]> {
@@ -38,11 +42,17 @@ describe.runIf(DATABASE_URL)('global read order on PostgreSQL', () => {
       const slowMayCommit = new Promise<void>((resolve) => (commitSlow = resolve));
       let slowWrote!: () => void;
       const slowHasWritten = new Promise<void>((resolve) => (slowWrote = resolve));
+      const slowEvent = anEvent(slowId);
       const slow = db.transaction(async (tx) => {
         await tx.query(
-          `INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, version, event_data)
-           VALUES ($1, $2, 'order', 'OrderAccepted', 1, '{}')`,
-          [newId(), slowId],
+          `INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, version, event_data, metadata)
+           VALUES ($1, $2, 'order', 'OrderAccepted', 1, $3::text::jsonb, $4::text::jsonb)`,
+          [
+            slowEvent.event_id,
+            slowId,
+            JSON.stringify(slowEvent.event_data),
+            JSON.stringify(slowEvent.metadata),
+          ],
         );
         slowWrote();
         await slowMayCommit;
