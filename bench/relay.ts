@@ -115,7 +115,15 @@ async function lag(db: Database, amqp: ChannelModel) {
           {
             event_id: eventId,
             event_type: 'OrderAccepted',
-            event_data: { order_id: orderId, user_id: 'bench-user', from_amount: '1000' },
+            event_data: {
+              order_id: orderId,
+              user_id: 'bench-user',
+              from_amount: '1000',
+              from_currency: 'USDT',
+              to_currency: 'BTC',
+              order_type: 'market',
+              accepted_at: new Date().toISOString(),
+            },
             metadata: {
               correlation_id: orderId,
               causation_id: null,

@@ -8,6 +8,7 @@ import type {
   FailureReason,
   SagaStep,
 } from '../domain/events.ts';
+import type { EnvelopeOf } from './envelopes.ts';
 import { PoisonMessageError } from './messages.ts';
 import type { EventMessage } from './messages.ts';
 
@@ -17,9 +18,14 @@ import type { EventMessage } from './messages.ts';
  */
 export class InvalidMessageError extends PoisonMessageError {
   readonly problems: readonly FieldProblem[];
-  constructor(eventId: string | undefined, problems: readonly FieldProblem[], options?: { cause?: unknown }) {
+  /** @param options.what what was invalid, for the error's message: "message" unless said. */
+  constructor(
+    eventId: string | undefined,
+    problems: readonly FieldProblem[],
+    options?: { cause?: unknown; what?: string },
+  ) {
     const fields = problems.map((p) => (p.field ? `${p.field} ${p.message}` : p.message)).join('; ');
-    super(`Invalid message ${eventId ?? '(no event_id)'}: ${fields}`, options);
+    super(`Invalid ${options?.what ?? 'message'} ${eventId ?? '(no event_id)'}: ${fields}`, options);
     this.name = 'InvalidMessageError';
     this.problems = problems;
   }
@@ -120,6 +126,9 @@ const STREAM_OF = new Map<string, AggregateType>([
   ...POSITION_EVENT_TYPES.map((type) => [type, 'position'] as const),
 ]);
 
+const isEventType = (type: unknown): type is DomainEventType =>
+  typeof type === 'string' && Object.hasOwn(EVENT_DATA, type);
+
 /** The envelope as the event store writes it (see `StoredEvent`, `EventMetadata`). */
 const ENVELOPE = z.object(
   {
@@ -142,6 +151,27 @@ const ENVELOPE = z.object(
   'must be a JSON object',
 );
 
+/** A whole envelope of one event type in one schema: what a valid message is parsed with, in one pass. */
+const envelopeOf = <T extends DomainEventType, D extends z.ZodType>(type: T, data: D) =>
+  ENVELOPE.extend({
+    aggregate_type: z.literal(STREAM_OF.get(type) ?? 'order'),
+    event_type: z.literal(type),
+    event_data: data,
+  });
+
+/** `satisfies` the typed envelopes: a missing event type, or data that does not match, fails to compile. */
+const MESSAGE = {
+  OrderAccepted: envelopeOf('OrderAccepted', EVENT_DATA.OrderAccepted),
+  PriceQuoted: envelopeOf('PriceQuoted', EVENT_DATA.PriceQuoted),
+  SwapExecuting: envelopeOf('SwapExecuting', EVENT_DATA.SwapExecuting),
+  SwapExecuted: envelopeOf('SwapExecuted', EVENT_DATA.SwapExecuted),
+  OrderCompleted: envelopeOf('OrderCompleted', EVENT_DATA.OrderCompleted),
+  OrderFailed: envelopeOf('OrderFailed', EVENT_DATA.OrderFailed),
+  PositionCreated: envelopeOf('PositionCreated', EVENT_DATA.PositionCreated),
+  PositionUpdated: envelopeOf('PositionUpdated', EVENT_DATA.PositionUpdated),
+  PositionClosed: envelopeOf('PositionClosed', EVENT_DATA.PositionClosed),
+} satisfies { readonly [T in DomainEventType]: z.ZodType<EnvelopeOf<T>> };
+
 function problemsOf(error: z.ZodError, prefix = ''): FieldProblem[] {
   return error.issues.map((issue) => ({
     field: prefix + issue.path.map(String).join('.'),
@@ -156,7 +186,7 @@ function field(raw: unknown, name: string): unknown {
 /** The data schema and stream of a catalogue event type; problems for anything else. */
 function checkType(raw: unknown): { schema?: z.ZodType; problems: FieldProblem[] } {
   const type = field(raw, 'event_type');
-  if (typeof type !== 'string' || !Object.hasOwn(EVENT_DATA, type)) {
+  if (!isEventType(type)) {
     const problems =
       typeof type === 'string' && type !== ''
         ? [{ field: 'event_type', message: `is not an event type of the catalogue: "${type}"` }]
@@ -169,17 +199,11 @@ function checkType(raw: unknown): { schema?: z.ZodType; problems: FieldProblem[]
     typeof aggregateType === 'string' && aggregateType !== stream
       ? [{ field: 'aggregate_type', message: `must be "${stream}" for ${type}` }]
       : [];
-  return { schema: EVENT_DATA[type as DomainEventType], problems };
+  return { schema: EVENT_DATA[type], problems };
 }
 
-/**
- * Validates an incoming message (an outbox row or a broker message's parsed body): the envelope,
- * then `event_data` by the schema of its event type. Runs before any handler sees the message.
- *
- * @throws InvalidMessageError (a PoisonMessageError) naming each failing field; an event type
- *   outside the catalogue is poison too.
- */
-export function parseEventMessage(raw: unknown): EventMessage {
+/** Every problem of an invalid message: the envelope's, the event type's and the data's. */
+function problemsOfMessage(raw: unknown): FieldProblem[] {
   const envelope = ENVELOPE.safeParse(raw, { reportInput: true });
   const problems = envelope.success ? [] : problemsOf(envelope.error);
   const type = checkType(raw);
@@ -187,10 +211,33 @@ export function parseEventMessage(raw: unknown): EventMessage {
   const data = type.schema?.safeParse(field(raw, 'event_data'), { reportInput: true });
   if (data && !data.success && typeof field(raw, 'event_data') === 'object')
     problems.push(...problemsOf(data.error, 'event_data.'));
+  return problems;
+}
+
+/**
+ * Validates an envelope (an outbox row, a broker message's parsed body, a row the event store
+ * read) into the typed event union (src/app/envelopes.ts): the envelope, and `event_data` by the
+ * schema of its event type. The buses run it before any handler sees a message, the event store
+ * on every event it reads: the one place where envelopes become typed. Fields outside the
+ * envelope (a row's id, created_at) are dropped.
+ *
+ * @param what what is parsed, for the error's message ("message", "stored event").
+ * @throws InvalidMessageError (a PoisonMessageError) naming each failing field; an event type
+ *   outside the catalogue is poison too.
+ */
+export function parseEventMessage(raw: unknown, what = 'message'): EventMessage {
+  const type = field(raw, 'event_type');
+  const schema: z.ZodType<EventMessage> | undefined = isEventType(type) ? MESSAGE[type] : undefined;
+  const parsed = schema?.safeParse(raw);
+  if (parsed?.success) return parsed.data;
+  // Invalid: only now is the message looked at field by field, to name every problem.
+  const problems = problemsOfMessage(raw);
   const eventId = field(raw, 'event_id');
-  if (!envelope.success || problems.length > 0)
-    throw new InvalidMessageError(typeof eventId === 'string' ? eventId : undefined, problems);
-  return { ...envelope.data, event_data: data?.data as Record<string, unknown> };
+  throw new InvalidMessageError(
+    typeof eventId === 'string' ? eventId : undefined,
+    problems.length > 0 || !parsed ? problems : problemsOf(parsed.error),
+    { what },
+  );
 }
 
 /**

@@ -1,10 +1,11 @@
-import type { StoredEvent } from './ports/eventStore.ts';
+import type { EventEnvelope } from './envelopes.ts';
 
 /**
  * An event as it travels from the outbox to consumers (in-process or through RabbitMQ): the
- * stored envelope without its storage details (global id, position, recording time).
+ * stored envelope without its storage details (global id, position, recording time), validated
+ * by the bus before a consumer sees it (src/app/messageSchema.ts).
  */
-export type EventMessage = Omit<StoredEvent, 'id' | 'position' | 'created_at'>;
+export type EventMessage = EventEnvelope;
 
 /**
  * A consumer of events. Delivery is at least once: `handle` may see a message again after a

@@ -1,9 +1,12 @@
 import { AppError, NotFoundError } from '../domain/errors.ts';
 import { uuidV5 } from '../domain/ids.ts';
-import type { OrderEvent } from '../domain/events.ts';
+import { ORDER_EVENT_TYPES } from '../domain/events.ts';
+import type { DomainEvent, OrderEvent } from '../domain/events.ts';
 import { decideOrder, foldOrder, initialOrderState } from '../domain/order.ts';
 import type { OrderState } from '../domain/order.ts';
 import { ConcurrencyError } from './ports/eventStore.ts';
+import { domainEvent, newEvent } from './envelopes.ts';
+import type { EventEnvelope } from './envelopes.ts';
 import type { EventStore, NewEvent, StoredEvent } from './ports/eventStore.ts';
 import { CURRENT_SAGA_VERSION } from '../machines/registry.ts';
 import { decideAndAppend } from './decideAndAppend.ts';
@@ -69,24 +72,32 @@ export interface OrderService {
 
 /** Wraps domain events for the store; the correlation id ties every event of one saga together. */
 export function toNewEvents(
-  events: readonly { type: string; data: object }[],
+  events: readonly DomainEvent[],
   context: { correlationId: string; causationId: string | null; now: string; newId: () => string },
 ): NewEvent[] {
-  return events.map((event) => ({
-    event_id: context.newId(),
-    event_type: event.type,
-    event_data: event.data,
-    metadata: {
-      correlation_id: context.correlationId,
-      causation_id: context.causationId,
-      occurred_at: context.now,
-      schema_version: SCHEMA_VERSION,
-    },
-  }));
+  return events.map((event) =>
+    newEvent(event, {
+      event_id: context.newId(),
+      metadata: {
+        correlation_id: context.correlationId,
+        causation_id: context.causationId,
+        occurred_at: context.now,
+        schema_version: SCHEMA_VERSION,
+      },
+    }),
+  );
 }
 
-export function toOrderEvents(stored: readonly StoredEvent[]): OrderEvent[] {
-  return stored.map((e) => ({ type: e.event_type, data: e.event_data }) as unknown as OrderEvent);
+const isOrderEvent = (event: DomainEvent): event is OrderEvent =>
+  (ORDER_EVENT_TYPES as readonly string[]).includes(event.type);
+
+/** An order stream's events, as the domain folds them. */
+export function toOrderEvents(stored: readonly EventEnvelope[]): OrderEvent[] {
+  return stored.map((envelope) => {
+    const event = domainEvent(envelope);
+    if (!isOrderEvent(event)) throw new Error(`${event.type} ${envelope.event_id} is in an order stream`);
+    return event;
+  });
 }
 
 export function createOrderService({ store, now, newId }: OrderServiceDeps): OrderService {
@@ -112,8 +123,8 @@ export function createOrderService({ store, now, newId }: OrderServiceDeps): Ord
         async decide(placed): Promise<Accepted> {
           const first = placed[0];
           if (first) {
-            const terms = first.event_data;
-            if (TERMS.every((field) => terms[field] === order[field]))
+            const terms = first.event_type === 'OrderAccepted' ? first.event_data : undefined;
+            if (terms && TERMS.every((field) => terms[field] === order[field]))
               return { order_id: orderId, replayed: true };
             throw new IdempotencyKeyReusedError(orderId);
           }

@@ -29,23 +29,22 @@ export function sagaConsumer(inbox: Inbox, runner: SagaRunner): Consumer {
     name: SAGA_CONSUMER,
     eventTypes: ['OrderAccepted'],
     async handle(message, delivery) {
+      // The bus delivers only the types above; the check makes the message the typed OrderAccepted.
+      if (message.event_type !== 'OrderAccepted')
+        throw new PoisonMessageError(
+          `The orchestrator does not handle ${message.event_type} (${message.event_id})`,
+        );
       const processed = {
         event_id: message.event_id,
         aggregate_id: message.aggregate_id,
         event_type: message.event_type,
         processed_by: SAGA_CONSUMER,
       };
-      const accepted = {
-        ...message,
-        id: '0',
-        created_at: message.metadata.occurred_at,
-        position: { transaction_id: '0', id: '0' },
-      };
       // A redelivered message most likely belongs to a saga that moved on (or is suspended):
       // load it, rather than assume it is new and ask the price service for nothing.
       const result = await runner.run(message.aggregate_id, {
         processed,
-        ...(delivery?.redelivered ? {} : { accepted }),
+        ...(delivery?.redelivered ? {} : { accepted: message }),
       });
       if (result.status === 'suspended') throw new SagaSuspendedError(result.orderId, result.detail);
       if (result.status === 'not_found')

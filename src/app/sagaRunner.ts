@@ -9,6 +9,8 @@ import { decideAndAppend } from './decideAndAppend.ts';
 import { ConcurrencyError } from './ports/eventStore.ts';
 import type { EventStore, NewEvent, ProcessedRecord, StoredEvent, StreamAppend } from './ports/eventStore.ts';
 import type { Logger } from './ports/logger.ts';
+import { domainEvent } from './envelopes.ts';
+import type { EnvelopeOf, EventEnvelope } from './envelopes.ts';
 import { toNewEvents } from './orders.ts';
 import { pastDeadline, runStep, STEP_HANDLERS } from './sagaSteps.ts';
 import type { StepDeps, StepOutcome } from './sagaSteps.ts';
@@ -53,7 +55,7 @@ interface RunOptions {
    * a new saga only asks for a price). Pass it only for a first delivery: a redelivered message
    * most likely belongs to a saga that moved on, and would ask the price service for nothing.
    */
-  readonly accepted?: StoredEvent;
+  readonly accepted?: EnvelopeOf<'OrderAccepted'>;
 }
 
 /** The venue anomalies a stored SwapExecuted carries, if any. */
@@ -62,8 +64,7 @@ function flagged(record: StoredEvent): readonly string[] | undefined {
   return anomalies && anomalies.length > 0 ? anomalies : undefined;
 }
 
-const toSagaEvent = (event: StoredEvent): SagaEvent =>
-  ({ type: event.event_type, data: event.event_data }) as unknown as OrderEvent | PositionEvent;
+const toSagaEvent = (event: EventEnvelope): SagaEvent => domainEvent(event);
 
 /**
  * Folds stored events through the machine's pure `transition()`: the snapshot the saga is in,
@@ -71,7 +72,7 @@ const toSagaEvent = (event: StoredEvent): SagaEvent =>
  * pending step. `machine` is the one of the version the saga started on (`machineFor`).
  */
 export function replaySaga(
-  events: readonly StoredEvent[],
+  events: readonly EventEnvelope[],
   machine: OrderSagaMachine,
 ): {
   snapshot: SagaSnapshot;
@@ -276,7 +277,7 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
 
   async function drive(
     orderId: string,
-    loaded: readonly StoredEvent[],
+    loaded: readonly EventEnvelope[],
     processed: ProcessedRecord | undefined,
   ): Promise<SagaRunResult> {
     // The saga runs to its end on the machine version it started on.
@@ -378,7 +379,7 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
         : undefined;
     let held: SwapExecuted['data'] | undefined;
     return decideAndAppend({
-      load: (attempt) =>
+      load: (attempt): readonly EventEnvelope[] | Promise<readonly EventEnvelope[]> =>
         attempt === 1 && accepted ? [accepted] : deps.store.loadStreams([orderId, positionIdFor(orderId)]),
       async decide(loaded): Promise<SagaRunResult> {
         if (loaded[0]?.event_type !== 'OrderAccepted') return { status: 'not_found', orderId };

@@ -1,6 +1,8 @@
 import { ConcurrencyError, START } from '../app/ports/eventStore.ts';
+import type { EventEnvelope } from '../app/envelopes.ts';
 import type { AppendResult, EventStore, StoredEvent, StreamAppend } from '../app/ports/eventStore.ts';
 import type { Database, Queryable } from '../app/ports/database.ts';
+import { parseEventMessage } from '../app/messageSchema.ts';
 import { databaseErrorInfo, UNIQUE_VIOLATION } from './db/port.ts';
 
 // The port's names, for code written against this module before they moved to src/app/ports.
@@ -54,16 +56,32 @@ WITH input AS (
   WHERE EXISTS (SELECT 1 FROM inserted)
   ON CONFLICT (event_id, processed_by) DO NOTHING
 )
-SELECT * FROM inserted ORDER BY id::bigint`;
+SELECT id, event_id, created_at, transaction_id FROM inserted ORDER BY id::bigint`;
 
-type EventRow = Omit<StoredEvent, 'created_at' | 'position'> & { created_at: Date; transaction_id: string };
+/** A row of `events` as read (COLUMNS): its envelope not validated yet. */
+interface EventRow {
+  readonly id: string;
+  readonly created_at: Date;
+  readonly transaction_id: string;
+  readonly [envelopeField: string]: unknown;
+}
 
+/** What an append reads back of each event it stored: where the store put it. */
+interface AppendedRow {
+  readonly id: string;
+  readonly event_id: string;
+  readonly created_at: Date;
+  readonly transaction_id: string;
+}
+
+/** Validates a row's envelope into the typed event union: the one parse of a stored event. */
 function toStored(row: EventRow): StoredEvent {
-  const { transaction_id, created_at, ...rest } = row;
+  const { id, created_at, transaction_id, ...envelope } = row;
   return {
-    ...rest,
+    ...parseEventMessage(envelope, 'stored event'),
+    id,
     created_at: created_at.toISOString(),
-    position: { transaction_id, id: row.id },
+    position: { transaction_id, id },
   };
 }
 
@@ -120,23 +138,20 @@ export function createEventStore(db: Database, options: EventStoreOptions = {}):
 
     async append(streams, appendOptions = {}) {
       validateAppend(streams);
-      const input = streams.flatMap((stream) =>
+      const input: EventEnvelope[] = streams.flatMap((stream) =>
         stream.events.map((event, i) => ({
-          event_id: event.event_id,
+          ...event,
           aggregate_id: stream.aggregate_id,
           aggregate_type: stream.aggregate_type,
-          event_type: event.event_type,
           version: stream.expected_version + i + 1,
-          event_data: event.event_data,
-          metadata: event.metadata,
         })),
       );
       const rank = new Map(appendOptions.sequence?.map((id, i) => [id, i]));
       const numbered = input.map((row, i) => ({ ord: rank.get(row.event_id) ?? rank.size + i, ...row }));
       const expected = streams.map((s) => ({ aggregate_id: s.aggregate_id, expected: s.expected_version }));
-      let rows: EventRow[];
+      let rows: AppendedRow[];
       try {
-        rows = await db.query<EventRow>(APPEND_SQL, [
+        rows = await db.query<AppendedRow>(APPEND_SQL, [
           JSON.stringify(numbered),
           JSON.stringify(expected),
           JSON.stringify(appendOptions.processed ? [appendOptions.processed] : []),
@@ -147,7 +162,21 @@ export function createEventStore(db: Database, options: EventStoreOptions = {}):
       }
       if (rows.length === 0) return diagnose(db, streams);
       options.onAppended?.();
-      return { status: 'appended', events: rows.map(toStored) };
+      // The events are the typed ones given (NewEvent), placed where the store put them: nothing
+      // read back needs parsing.
+      const given = new Map(input.map((envelope) => [envelope.event_id.toLowerCase(), envelope]));
+      const events = rows.map((row): StoredEvent => {
+        const envelope = given.get(row.event_id);
+        if (!envelope) throw new Error(`The append stored event ${row.event_id}, which it was not given`);
+        const place = { id: row.id, created_at: row.created_at.toISOString() };
+        return {
+          ...envelope,
+          event_id: row.event_id,
+          ...place,
+          position: { transaction_id: row.transaction_id, id: row.id },
+        };
+      });
+      return { status: 'appended', events };
     },
 
     async *readAll(options = {}) {

@@ -49,7 +49,7 @@ describe('when sagas record the machine version they started on', () => {
     const world = sagaWorld(db);
     const orderId = await world.place();
     const [stored] = await world.events(orderId);
-    if (!stored) throw new Error('no OrderAccepted');
+    if (stored?.event_type !== 'OrderAccepted') throw new Error('no OrderAccepted');
     const delivered = { ...stored, metadata: { ...stored.metadata, saga_version: 99 } };
 
     await expect(world.runner.run(orderId, { accepted: delivered })).rejects.toThrow(/Saga version 99/);

@@ -1,17 +1,16 @@
-import { randomUUID } from 'node:crypto';
 import type { NewEvent } from '../../src/app/ports/eventStore.ts';
+import type { DomainEventType } from '../../src/domain/events.ts';
+import { aCatalogueEvent } from './messages.ts';
 
-/** A well-formed event for store tests; the store does not interpret payloads. */
-export function anEvent(correlationId: string, type = 'OrderAccepted', data: object = {}): NewEvent {
-  return {
-    event_id: randomUUID(),
-    event_type: type,
-    event_data: { note: 'test', ...data },
-    metadata: {
-      correlation_id: correlationId,
-      causation_id: null,
-      occurred_at: '2026-11-24T12:00:00.000Z',
-      schema_version: 1,
-    },
-  };
+/**
+ * A valid catalogue event for store tests (the store reads back only what the catalogue accepts),
+ * with `extra` fields riding along in its data as a newer producer's would.
+ */
+export function anEvent(
+  correlationId: string,
+  type: DomainEventType = 'OrderAccepted',
+  extra: Readonly<Record<string, string>> = {},
+): NewEvent {
+  const event = aCatalogueEvent(correlationId, type);
+  return { ...event, event_data: { ...event.event_data, ...extra } } as NewEvent;
 }

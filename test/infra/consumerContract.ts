@@ -214,7 +214,12 @@ export function consumerContract(label: string, open: () => Promise<BusHarness>)
         };
         const accepted = aMessage('OrderAccepted');
         const { from_amount: _amount, ...withoutAmount } = accepted.event_data;
-        const poisons: Array<{ message: EventMessage; reason: string; error: RegExp }> = [
+        // Messages as any producer might send them: not typed envelopes.
+        const poisons: Array<{
+          message: { readonly event_id: string; readonly [field: string]: unknown };
+          reason: string;
+          error: RegExp;
+        }> = [
           {
             message: { ...aMessage('OrderAccepted'), event_data: withoutAmount },
             reason: 'invalid-message',
@@ -235,7 +240,7 @@ export function consumerContract(label: string, open: () => Promise<BusHarness>)
             error: /event_type is not an event type of the catalogue: "OrderTeleported"/,
           },
           // Valid, but names an order that was never stored: the handler refuses it.
-          { message: aMessage('OrderAccepted'), reason: 'poison', error: /names no stored order/ },
+          { message: { ...aMessage('OrderAccepted') }, reason: 'poison', error: /names no stored order/ },
         ];
 
         const before = [await valid(), await valid()];

@@ -6,8 +6,8 @@ import { DATABASE_URL, newId, scratchPostgres } from '../helpers/databases.ts';
 import { anEvent } from '../helpers/events.ts';
 
 // Needs a PostgreSQL server: DATABASE_URL. PGlite has one backend, so transactions cannot overlap there.
-// A database of its own: the global read waits for every transaction open in the database, so
-// another test file's open transaction on the shared one would hold this reader back.
+// A database of its own: the global read waits for every transaction open in the database, and
+// validates every event it reads (other test files write events outside the catalogue on purpose).
 describe.runIf(DATABASE_URL)('global read order on PostgreSQL', () => {
   let scratch: Awaited<ReturnType<typeof scratchPostgres>> | undefined;
   let db: Database;
@@ -42,11 +42,17 @@ describe.runIf(DATABASE_URL)('global read order on PostgreSQL', () => {
       const slowMayCommit = new Promise<void>((resolve) => (commitSlow = resolve));
       let slowWrote!: () => void;
       const slowHasWritten = new Promise<void>((resolve) => (slowWrote = resolve));
+      const slowEvent = anEvent(slowId);
       const slow = db.transaction(async (tx) => {
         await tx.query(
-          `INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, version, event_data)
-           VALUES ($1, $2, 'order', 'OrderAccepted', 1, '{}')`,
-          [newId(), slowId],
+          `INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, version, event_data, metadata)
+           VALUES ($1, $2, 'order', 'OrderAccepted', 1, $3::text::jsonb, $4::text::jsonb)`,
+          [
+            slowEvent.event_id,
+            slowId,
+            JSON.stringify(slowEvent.event_data),
+            JSON.stringify(slowEvent.metadata),
+          ],
         );
         slowWrote();
         await slowMayCommit;

@@ -3,6 +3,7 @@ import type { Database } from '../../src/app/ports/database.ts';
 import { ConcurrencyError, START } from '../../src/app/ports/eventStore.ts';
 import { createEventStore } from '../../src/infra/eventStore.ts';
 import type { EventStore, NewEvent, StoredEvent, StreamAppend } from '../../src/app/ports/eventStore.ts';
+import { InvalidMessageError } from '../../src/app/messageSchema.ts';
 import { countRows, newId } from '../helpers/databases.ts';
 import { anEvent } from '../helpers/events.ts';
 
@@ -70,11 +71,14 @@ export function eventStoreContract(adapter: string, open: () => Promise<Database
 
         expect(result.status).toBe('appended');
         const loaded = await store.load(orderId);
+        // What the append answers is what a load reads back, typed alike.
+        expect(result.status === 'appended' && result.events).toEqual(loaded);
         expect(loaded.map((e) => [e.event_type, e.version, e.event_id])).toEqual([
           ['OrderAccepted', 1, events[0]?.event_id],
           ['PriceQuoted', 2, events[1]?.event_id],
         ]);
-        expect(loaded[0]?.event_data).toEqual({ note: 'test', amount: '1000.50' });
+        expect(loaded[0]?.event_data).toEqual(events[0]?.event_data);
+        expect(loaded[0]?.event_data).toMatchObject({ amount: '1000.50' });
         expect(loaded[0]?.metadata).toEqual(events[0]?.metadata);
         expect(loaded[0]?.aggregate_type).toBe('order');
         expect(Number.isNaN(Date.parse(loaded[0]?.created_at ?? ''))).toBe(false);
@@ -85,14 +89,14 @@ export function eventStoreContract(adapter: string, open: () => Promise<Database
             event_id: events[0]?.event_id,
             event_type: 'OrderAccepted',
             version: 1,
-            event_data: { note: 'test', amount: '1000.50' },
+            event_data: events[0]?.event_data,
             published: false,
           },
           {
             event_id: events[1]?.event_id,
             event_type: 'PriceQuoted',
             version: 2,
-            event_data: { note: 'test' },
+            event_data: events[1]?.event_data,
             published: false,
           },
         ]);
@@ -384,6 +388,25 @@ export function eventStoreContract(adapter: string, open: () => Promise<Database
           mine.slice(3).map((e) => e.event_id),
         );
         expect(START).toEqual({ transaction_id: '0', id: '0' });
+      });
+    });
+
+    describe('when a stored event does not match the event catalogue', () => {
+      it('refuses to read its stream, naming the event and the failing field', async () => {
+        const orderId = newId();
+        const valid = anEvent(orderId);
+        // Written as an older or buggy producer might have: the store does not check what it writes.
+        const { user_id: _user, ...withoutUser } = anEvent(orderId).event_data as Record<string, unknown>;
+        const broken = { ...anEvent(orderId), event_data: withoutUser } as NewEvent;
+        await store.append([stream(orderId, 'order', 0, [valid, broken])]);
+
+        for (const read of [() => store.load(orderId), () => store.loadStreams([orderId])]) {
+          const error = await read().catch((e: unknown) => e);
+          expect(error).toBeInstanceOf(InvalidMessageError);
+          expect((error as Error).message).toBe(
+            `Invalid stored event ${broken.event_id}: event_data.user_id is required`,
+          );
+        }
       });
     });
   });

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { domainEvent } from '../envelopes.ts';
 import type { Inbox } from '../inbox.ts';
 import type { EventStore } from '../ports/eventStore.ts';
 import type { Logger } from '../ports/logger.ts';
@@ -79,7 +80,7 @@ export interface Notifier extends Consumer {
 function terminalEvent(message: EventMessage): TerminalEvent {
   if (message.event_type !== 'OrderCompleted' && message.event_type !== 'OrderFailed')
     throw new PoisonMessageError(`The notifier does not handle ${message.event_type} (${message.event_id})`);
-  return { type: message.event_type, data: message.event_data } as TerminalEvent;
+  return domainEvent(message);
 }
 
 async function userOf(store: EventStore, message: EventMessage): Promise<string> {

@@ -1,29 +1,16 @@
 import { AppError } from '../../domain/errors.ts';
-import type { AggregateType } from '../../domain/events.ts';
+import type { AggregateType, DomainEventType } from '../../domain/events.ts';
+import type { EventEnvelope, NewEventOf } from '../envelopes.ts';
+
+export type { EventMetadata } from '../envelopes.ts';
 
 /**
  * The event store port: streams of events with expected versions, each event written together
  * with its outbox row. src/infra/eventStore.ts implements it on a Database (PostgreSQL or PGlite).
  */
 
-export interface EventMetadata {
-  /** The order id: every event of one saga shares it. */
-  readonly correlation_id: string;
-  /** The event or request that caused this event. */
-  readonly causation_id: string | null;
-  readonly occurred_at: string;
-  readonly schema_version: number;
-  /** On OrderAccepted: the saga machine version the order's saga runs on (absent: version 1). */
-  readonly saga_version?: number;
-}
-
 /** An event to append; its version is assigned from the stream's expected version. */
-export interface NewEvent {
-  readonly event_id: string;
-  readonly event_type: string;
-  readonly event_data: object;
-  readonly metadata: EventMetadata;
-}
+export type NewEvent = NewEventOf<DomainEventType>;
 
 export interface StreamAppend {
   readonly aggregate_id: string;
@@ -45,18 +32,19 @@ export interface GlobalPosition {
 
 export const START: GlobalPosition = { transaction_id: '0', id: '0' };
 
-export interface StoredEvent {
+/** Where and when the store recorded an event. */
+export interface StorageFields {
+  /** Global id: the order in which events were stored. */
   readonly id: string;
-  readonly event_id: string;
-  readonly aggregate_id: string;
-  readonly aggregate_type: AggregateType;
-  readonly event_type: string;
-  readonly version: number;
-  readonly event_data: Record<string, unknown>;
-  readonly metadata: EventMetadata;
   readonly created_at: string;
   readonly position: GlobalPosition;
 }
+
+/**
+ * An event as stored: its typed envelope (validated when it was read, see src/app/envelopes.ts)
+ * and where the store keeps it.
+ */
+export type StoredEvent = EventEnvelope & StorageFields;
 
 export interface AppendOptions {
   /**
@@ -99,7 +87,11 @@ export class ConcurrencyError extends AppError {
 }
 
 export interface EventStore {
-  /** A stream's events in version order; empty when the stream does not exist. */
+  /**
+   * A stream's events in version order; empty when the stream does not exist. Every event read
+   * is validated against the event catalogue (src/app/messageSchema.ts).
+   * @throws InvalidMessageError naming the event and its failing fields when one is not valid.
+   */
   load(aggregateId: string): Promise<StoredEvent[]>;
   /**
    * Several streams' events in the order they were stored (global id), e.g. an order and its

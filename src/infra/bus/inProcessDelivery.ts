@@ -1,4 +1,5 @@
-import type { Consumer, EventMessage } from '../../app/messages.ts';
+import type { Consumer } from '../../app/messages.ts';
+import type { OutboxRow } from './outboxRow.ts';
 import { isDatabaseUnavailable } from '../db/port.ts';
 import type { Database } from '../../app/ports/database.ts';
 import type { Logger } from '../logger.ts';
@@ -29,8 +30,6 @@ export interface InProcessDeliveryOptions {
    */
   readonly deliveryLimit?: number;
 }
-
-type OutboxRow = EventMessage & { readonly id: string };
 
 /** Where a row's delivery stands while it is retried (kept in memory: a restart starts afresh). */
 interface Progress {

@@ -1,8 +1,8 @@
 import type { Options } from 'amqplib';
 import type { EventMessage } from '../../../app/messages.ts';
+import type { OutboxRow } from '../outboxRow.ts';
 
-/** An outbox row as the relay claims it: the message plus the row id it marks afterwards. */
-export type OutboxRow = EventMessage & { readonly id: string };
+export type { OutboxRow } from '../outboxRow.ts';
 
 /**
  * Claims unpublished rows, oldest first, skipping rows another relay holds and rows this relay is
@@ -20,9 +20,12 @@ FOR UPDATE SKIP LOCKED`;
 export const MARK_SQL =
   'UPDATE outbox SET published = TRUE, published_at = now() WHERE id = ANY($1::bigint[])';
 
-/** The message body: the EventMessage as JSON (amounts are decimal strings, so no precision loss). */
+/**
+ * The message body: the envelope as JSON (amounts are decimal strings, so no precision loss). The
+ * relay does not validate it: every consumer's bus does, before the consumer sees it.
+ */
 export function messageBody(row: OutboxRow): Buffer {
-  const message: EventMessage = {
+  const message: Omit<OutboxRow, 'id'> = {
     event_id: row.event_id,
     aggregate_id: row.aggregate_id,
     aggregate_type: row.aggregate_type,
