@@ -6,6 +6,7 @@ import { inboxContract } from './inbox.contract.ts';
 import { notificationStoreContract } from './notify/notificationStore.contract.ts';
 import { userChannelStoreContract } from './notify/userChannels.contract.ts';
 import { openSagasContract } from './openSagas.contract.ts';
+import { swapAuditContract } from './swapAudit.contract.ts';
 
 // The SQL adapters of the use cases' ports, on one PGlite (initdb is slow: one per file).
 describe('the stores on PGlite', () => {
@@ -19,6 +20,7 @@ describe('the stores on PGlite', () => {
 
   inboxContract(() => db);
   openSagasContract(() => db);
+  swapAuditContract(() => db);
   notificationStoreContract(() => db);
   userChannelStoreContract(() => db);
   healthProbeContract(() => db, 'pglite');

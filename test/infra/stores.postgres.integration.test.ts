@@ -6,6 +6,7 @@ import { inboxContract } from './inbox.contract.ts';
 import { notificationStoreContract } from './notify/notificationStore.contract.ts';
 import { userChannelStoreContract } from './notify/userChannels.contract.ts';
 import { openSagasContract } from './openSagas.contract.ts';
+import { swapAuditContract } from './swapAudit.contract.ts';
 
 // Needs a PostgreSQL server: DATABASE_URL (CI always sets it; see .ci/run). A scratch database,
 // because the open sagas' and notifications' claims take every due row they can see.
@@ -22,6 +23,7 @@ describe.runIf(DATABASE_URL)('the stores on PostgreSQL', () => {
 
   inboxContract(() => db);
   openSagasContract(() => db);
+  swapAuditContract(() => db);
   notificationStoreContract(() => db);
   userChannelStoreContract(() => db);
   healthProbeContract(() => db, 'postgres');
