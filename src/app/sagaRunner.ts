@@ -12,7 +12,7 @@ import type { Logger } from './ports/logger.ts';
 import { domainEvent } from './envelopes.ts';
 import type { EnvelopeOf, EventEnvelope } from './envelopes.ts';
 import { toNewEvents } from './orders.ts';
-import { pastDeadline, runStep, STEP_HANDLERS } from './sagaSteps.ts';
+import { decideStep, pastDeadline, runStep } from './sagaSteps.ts';
 import type { StepDeps, StepOutcome } from './sagaSteps.ts';
 import { alertExecutedSwapOfFailedOrder } from './swapAudit.ts';
 import type { SwapAudit } from './swapAudit.ts';
@@ -56,12 +56,6 @@ interface RunOptions {
    * most likely belongs to a saga that moved on, and would ask the price service for nothing.
    */
   readonly accepted?: EnvelopeOf<'OrderAccepted'>;
-}
-
-/** The venue anomalies a stored SwapExecuted carries, if any. */
-function flagged(record: StoredEvent): readonly string[] | undefined {
-  const anomalies = (record.event_data as SwapExecuted['data']).venue_anomalies;
-  return anomalies && anomalies.length > 0 ? anomalies : undefined;
 }
 
 const toSagaEvent = (event: EventEnvelope): SagaEvent => domainEvent(event);
@@ -261,15 +255,11 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
 
   function alertAnomalies(orderId: string, stored: readonly StoredEvent[]): void {
     for (const record of stored) {
-      const anomalies = record.event_type === 'SwapExecuted' ? flagged(record) : undefined;
-      if (!anomalies) continue;
+      if (record.event_type !== 'SwapExecuted') continue;
+      const anomalies = record.event_data.venue_anomalies;
+      if (!anomalies?.length) continue;
       deps.logger.error(
-        {
-          alert: 'venue_anomaly',
-          orderId,
-          txHash: (record.event_data as { tx_hash?: string }).tx_hash,
-          anomalies,
-        },
+        { alert: 'venue_anomaly', orderId, txHash: record.event_data.tx_hash, anomalies },
         'the venue executed a swap outside its terms; recorded as done and flagged',
       );
     }
@@ -308,16 +298,7 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
           void deps.beforeCommand?.(orderId, following);
           const pure = deadlineFor(following, previewed);
           if (pure) return pure;
-          const outcome: StepOutcome | Promise<StepOutcome> = (
-            STEP_HANDLERS[following] as (
-              c: typeof previewed,
-              d: StepDeps,
-              r: boolean,
-            ) => StepOutcome | Promise<StepOutcome>
-          )(previewed, deps, false);
-          if (outcome instanceof Promise)
-            throw new Error(`Step ${following} needs no I/O, yet returned a promise`);
-          return outcome;
+          return decideStep(following, previewed, deps);
         });
         if (plan.suspended !== undefined) {
           deps.logger.warn({ orderId, step, detail: plan.suspended }, 'saga suspended');

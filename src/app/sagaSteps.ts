@@ -384,6 +384,13 @@ export const STEP_HANDLERS = {
   compensating: (context, deps) => compensate(context, deps),
 } satisfies { readonly [S in SagaCommand]: StepHandler<S> };
 
+/** Decides a step that needs no I/O, in line (the runner's planBatch previews these). */
+export function decideStep(step: SagaCommand, context: SagaContext, deps: StepDeps): StepOutcome {
+  const outcome = (STEP_HANDLERS[step] as StepHandler<SagaCommand>)(context, deps, false);
+  if (outcome instanceof Promise) throw new Error(`Step ${step} needs no I/O, yet returned a promise`);
+  return outcome;
+}
+
 /** Runs one step of the saga and says what came of it. */
 export async function runStep(
   step: SagaCommand,
