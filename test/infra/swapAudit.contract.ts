@@ -121,9 +121,11 @@ export function swapAuditContract(db: () => Database): void {
     it('gives each due order to one of two claimers at once', async () => {
       const orderIds = [await failedAfterSwap(), await failedAfterSwap(), await failedAfterSwap()];
 
+      // Never asked about, so due; a minute's interval, so the second claimer cannot take them
+      // again once the first has (with no interval they would be due again at once).
       const [a, b] = await Promise.all([
-        createSwapAudit(db()).claimDue(100, 0),
-        createSwapAudit(db()).claimDue(100, 0),
+        createSwapAudit(db()).claimDue(100, 60_000),
+        createSwapAudit(db()).claimDue(100, 60_000),
       ]);
 
       const claimed = [...ours(a, orderIds), ...ours(b, orderIds)].map((row) => row.order_id);
