@@ -96,7 +96,9 @@ export function moneySafetyContract(name: string, open: () => Promise<Database>)
         const events = await world.events(orderId);
         expectEventsAgreeWithVenue(world, orderId, events);
         expect(streams(events).order.at(-1)).toBe('OrderFailed');
-        expect(venueWord(world, orderId)).toBe('voided');
+        // Voided by the worker past the deadline; on a machine slow enough that the late request
+        // is processed first, refused by the venue as expired. Never executed, either way.
+        expect(['voided', 'rejected']).toContain(venueWord(world, orderId));
         expect(events.at(-1)?.event_data).toMatchObject({ reason: 'deadline_exceeded' });
       });
     });
