@@ -25,7 +25,7 @@ import type { SagaRunnerDeps } from '../src/app/sagaRunner.ts';
 import { DEFAULT_SAGA_SETTINGS } from '../src/app/sagaSteps.ts';
 import { currencies } from '../src/domain/money.ts';
 import { pgliteDatabase } from '../src/infra/db/pglite.ts';
-import type { Database } from '../src/infra/db/port.ts';
+import type { Database } from '../src/app/ports/database.ts';
 import { postgresDatabase } from '../src/infra/db/postgres.ts';
 import { createEventStore } from '../src/infra/eventStore.ts';
 import { silentLogger } from '../src/infra/logger.ts';

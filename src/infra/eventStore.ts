@@ -5,20 +5,6 @@ import type { Database, Queryable } from '../app/ports/database.ts';
 import { parseEventMessage } from '../app/messageSchema.ts';
 import { databaseErrorInfo, UNIQUE_VIOLATION } from './db/port.ts';
 
-// The port's names, for code written against this module before they moved to src/app/ports.
-export { ConcurrencyError, START } from '../app/ports/eventStore.ts';
-export type {
-  AppendOptions,
-  AppendResult,
-  EventMetadata,
-  EventStore,
-  GlobalPosition,
-  NewEvent,
-  ProcessedRecord,
-  StoredEvent,
-  StreamAppend,
-} from '../app/ports/eventStore.ts';
-
 const COLUMNS = `id::text AS id, event_id, aggregate_id, aggregate_type, event_type, version, event_data, metadata,
   created_at, transaction_id::text AS transaction_id`;
 

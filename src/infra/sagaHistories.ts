@@ -1,6 +1,6 @@
 import { positionIdFor } from '../domain/ids.ts';
-import type { Queryable } from './db/port.ts';
-import type { EventStore, StoredEvent } from './eventStore.ts';
+import type { Queryable } from '../app/ports/database.ts';
+import type { EventStore, StoredEvent } from '../app/ports/eventStore.ts';
 
 /** One saga's stored events: its order's and its position's, in the order they were stored. */
 export interface SagaHistory {

@@ -2,7 +2,7 @@ import type { AnyStateMachine } from 'xstate';
 import { CURRENT_SAGA_VERSION, SAGA_VERSIONS, sagaVersionOf } from '../machines/registry.ts';
 import { checkSagaReplay, isProblem } from '../machines/replayCheck.ts';
 import type { ReplayFinding, SagaReplayCheck } from '../machines/replayCheck.ts';
-import type { Database } from '../infra/db/port.ts';
+import type { Database } from '../app/ports/database.ts';
 import { createEventStore } from '../infra/eventStore.ts';
 import { createSagaHistories } from '../infra/sagaHistories.ts';
 import type { SagaHistory } from '../infra/sagaHistories.ts';

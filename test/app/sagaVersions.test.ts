@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sagaView } from '../../src/app/sagaView.ts';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { createEventStore } from '../../src/infra/eventStore.ts';
 import { CURRENT_SAGA_VERSION } from '../../src/machines/registry.ts';
 import { migratedPglite } from '../helpers/databases.ts';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { orderSaga } from '../../src/machines/orderSaga.ts';
 import { runReplayCheck } from '../../src/ops/replayCheck.ts';
 import { migratedPglite } from '../helpers/databases.ts';

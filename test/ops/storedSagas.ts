@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import type { Database } from '../../src/infra/db/port.ts';
+import type { Database } from '../../src/app/ports/database.ts';
 import { sagaWorld } from '../helpers/saga.ts';
 
 class Crash extends Error {}

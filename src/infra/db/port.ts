@@ -3,9 +3,8 @@ import { DatabaseUnavailableError } from '../../app/ports/database.ts';
 /*
  * What the database adapters share: reading a server error's fields, and telling an unreachable
  * database from a refused statement. The port they implement (Database, Queryable) is
- * src/app/ports/database.ts; its names are re-exported here for code written before it moved.
+ * src/app/ports/database.ts.
  */
-export type { Database, Queryable } from '../../app/ports/database.ts';
 
 /** The fields of a server error that callers branch on, the same on both adapters. */
 export interface DatabaseErrorInfo {
