@@ -391,6 +391,37 @@ export function createSimulatedVenue(
     return { fault: faults.take({ call, key }) ?? drawn, ms };
   }
 
+  /**
+   * A findSwap or voidSwap call: fails as its fault says, or answers `answer()`, decided on
+   * arrival. A lost answer loses only the reply: what the call did at the venue stands.
+   */
+  async function lookupCall<T>(
+    call: 'findSwap' | 'voidSwap',
+    key: string,
+    signal: AbortSignal | undefined,
+    what: string,
+    answer: () => T,
+  ): Promise<T> {
+    const { fault, ms } = lookupFault(call, key, signal, what);
+    switch (fault) {
+      case 'outage':
+        throw downError(what);
+      case 'timeout':
+        return hang(hangMs, signal, what);
+      case 'error':
+        await wait(ms, signal, what);
+        throw new TransientError('error', `${what}: the venue failed (simulated error)`);
+      case 'lost_answer':
+      case undefined: {
+        const outcome = answer();
+        await wait(ms, signal, what);
+        if (fault === 'lost_answer')
+          throw new TransientError('lost_answer', `${what}: the venue's answer was lost (simulated)`);
+        return outcome;
+      }
+    }
+  }
+
   return {
     async executeSwap(request, signal) {
       executeCalls += 1;
@@ -424,57 +455,28 @@ export function createSimulatedVenue(
         }
       }
     },
-    async findSwap(idempotencyKey, signal) {
+    findSwap(idempotencyKey, signal) {
       findCalls += 1;
-      const what = `Lookup of swap ${idempotencyKey}`;
-      const { fault, ms } = lookupFault('findSwap', idempotencyKey, signal, what);
-      switch (fault) {
-        case 'outage':
-          throw downError(what);
-        case 'timeout':
-          return hang(hangMs, signal, what);
-        case 'error':
-        case 'lost_answer':
-          await wait(ms, signal, what);
-          throw new TransientError(fault, `${what}: the venue failed (simulated ${fault})`);
-        case undefined: {
-          const outcome = outcomes.get(idempotencyKey);
-          await wait(ms, signal, what);
-          return outcome;
-        }
-      }
+      return lookupCall('findSwap', idempotencyKey, signal, `Lookup of swap ${idempotencyKey}`, () =>
+        outcomes.get(idempotencyKey),
+      );
     },
-    async voidSwap(idempotencyKey, signal) {
+    voidSwap(idempotencyKey, signal) {
       voidCalls += 1;
-      const what = `Void of swap ${idempotencyKey}`;
-      const { fault, ms } = lookupFault('voidSwap', idempotencyKey, signal, what);
-      switch (fault) {
-        case 'outage':
-          throw downError(what);
-        case 'timeout':
-          return hang(hangMs, signal, what);
-        case 'error':
-          await wait(ms, signal, what);
-          throw new TransientError('error', `${what}: the venue failed before voiding (simulated error)`);
-        case 'lost_answer':
-        case undefined: {
-          // Atomic at the venue: a key not yet decided (never received, or still being processed)
-          // is voided now, and its pending request will find it so.
-          let outcome = outcomes.get(idempotencyKey);
-          if (!outcome) {
-            outcome = {
-              status: 'voided',
-              idempotency_key: idempotencyKey,
-              voided_at: market.now().toISOString(),
-            };
-            outcomes.set(idempotencyKey, outcome);
-          }
-          await wait(ms, signal, what);
-          if (fault === 'lost_answer')
-            throw new TransientError('lost_answer', `${what}: the venue's answer was lost (simulated)`);
-          return outcome;
+      // Atomic at the venue: a key not yet decided (never received, or still being processed) is
+      // voided now, and its pending request will find it so.
+      return lookupCall('voidSwap', idempotencyKey, signal, `Void of swap ${idempotencyKey}`, () => {
+        let outcome = outcomes.get(idempotencyKey);
+        if (!outcome) {
+          outcome = {
+            status: 'voided',
+            idempotency_key: idempotencyKey,
+            voided_at: market.now().toISOString(),
+          };
+          outcomes.set(idempotencyKey, outcome);
         }
-      }
+        return outcome;
+      });
     },
     failNext(kind, faultOptions = {}) {
       const { call = 'executeSwap', key } = faultOptions;
