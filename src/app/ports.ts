@@ -100,6 +100,14 @@ export class TransientError extends Error {
   }
 }
 
+/** Rethrows a timeout raised by the caller's own AbortSignal as the transient failure it is. */
+export function asTransient(error: unknown): never {
+  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
+    throw new TransientError('timeout', error.message, { cause: error });
+  }
+  throw error;
+}
+
 /** No usable price for the pair: the order cannot be priced. */
 export class PriceUnavailableError extends Error {
   constructor(message: string) {

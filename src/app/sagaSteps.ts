@@ -7,7 +7,7 @@ import { decideOrder } from '../domain/order.ts';
 import type { OrderState } from '../domain/order.ts';
 import { decidePosition } from '../domain/position.ts';
 import type { FailureOf, SagaCommand, SagaContext } from '../machines/orderSaga.ts';
-import { PriceUnavailableError, TransientError } from './ports.ts';
+import { asTransient, PriceUnavailableError, TransientError } from './ports.ts';
 import type { PriceService, SwapOutcome, SwapRequest, TradeVenue } from './ports.ts';
 
 export interface SagaSettings {
@@ -102,14 +102,6 @@ function retrying<T>(deps: StepDeps, call: (signal: AbortSignal) => Promise<T>):
     randomize: true,
     shouldRetry: (error) => error instanceof TransientError,
   });
-}
-
-/** A timeout raised by our own AbortSignal is a transient failure like any other. */
-function asTransient(error: unknown): never {
-  if (error instanceof Error && (error.name === 'TimeoutError' || error.name === 'AbortError')) {
-    throw new TransientError('timeout', error.message, { cause: error });
-  }
-  throw error;
 }
 
 async function quotePrice(context: SagaContext, deps: StepDeps): Promise<StepOutcome<'quotingPrice'>> {

@@ -1,6 +1,6 @@
 import pLimit from 'p-limit';
 import type { Logger } from './ports/logger.ts';
-import { TransientError } from './ports.ts';
+import { asTransient, TransientError } from './ports.ts';
 import type { SwapOutcome, TradeVenue } from './ports.ts';
 
 /**
@@ -96,10 +96,11 @@ export function createReconciler(options: ReconcilerOptions) {
   async function settle(due: DueReconciliation): Promise<'settled' | 'anomaly' | 'unreachable'> {
     let outcome: SwapOutcome;
     try {
-      outcome = await venue.voidSwap(due.idempotency_key, AbortSignal.timeout(callTimeoutMs));
+      outcome = await venue
+        .voidSwap(due.idempotency_key, AbortSignal.timeout(callTimeoutMs))
+        .catch(asTransient);
     } catch (error) {
-      if (!(error instanceof TransientError) && !(error instanceof Error && error.name === 'TimeoutError'))
-        throw error;
+      if (!(error instanceof TransientError)) throw error;
       logger.warn(
         { err: error, orderId: due.order_id, attempts: due.attempts },
         'reconcile: venue unreachable',
