@@ -47,10 +47,7 @@ const users = Array.from({ length: Number(values.users) }, (_, i) => ({
 const cluster = await startCluster({
   databaseUrl,
   amqpUrl,
-  processes: [
-    ['api', 'relay', 'sweeper'],
-    ['saga', 'notifier'],
-  ],
+  processes: [['api'], ['relay', 'sweeper', 'saga', 'notifier']],
   env: {
     API_KEYS: users.map((u) => `${u.id}:${u.key}`).join(','),
     ORDER_RATE_LIMIT_PER_SECOND: '0',

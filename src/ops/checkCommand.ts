@@ -13,8 +13,12 @@ export async function queueStates(
   prefix: string,
 ): Promise<(QueueDepth & { readonly consumers: number })[]> {
   const connection = await connect(amqpUrl);
+  // A queue not declared yet closes the channel with 404: checkQueue rejects, and the error the
+  // connection also emits must not crash the process.
+  connection.on('error', () => {});
   try {
     const channel = await connection.createChannel();
+    channel.on('error', () => {});
     const states: (QueueDepth & { consumers: number })[] = [];
     for (const queue of topology({ prefix }).queues) {
       for (const name of [queue.name, deadLetterQueueOf(queue.name)]) {
