@@ -414,7 +414,7 @@ export function apiDocument(options: ApiDocumentOptions) {
     tags: [
       { name: 'orders', description: 'Place orders and follow them' },
       { name: 'positions', description: 'The positions that completed orders build up' },
-      { name: 'users', description: 'Where users are notified' },
+      ...(options.channels ? [{ name: 'users', description: 'Where users are notified' }] : []),
       { name: 'operations', description: 'For operators and load balancers' },
       { name: 'documentation', description: 'This document and its reference page' },
     ],
