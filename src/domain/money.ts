@@ -69,7 +69,8 @@ export function parseCurrencyList(spec: string, defaultMax: string = DEFAULT_MAX
 }
 
 const PLAIN_DECIMAL = /^\d+(\.\d+)?$/;
-const NUMBER_TEXT = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+/** The text of a number that parseAmount reads (sign and exponent allowed; it then checks the value). */
+export const NUMBER_TEXT = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
 
 export type AmountProblem = 'not_a_number' | 'not_positive' | 'too_precise' | 'too_large';
 

@@ -12,7 +12,9 @@ import type { Logger } from '../app/ports/logger.ts';
 import { NotFoundError, ValidationError } from '../domain/errors.ts';
 import type { Currencies } from '../domain/money.ts';
 import { validateChannelsRequest, validateUserId } from './channelsRequest.ts';
+import { mountDocs } from './docs.ts';
 import { strictPathParam } from './fields.ts';
+import { apiDocument } from './openapi.ts';
 import { validateOrderRequest } from './orderRequest.ts';
 import { errorHandler, problemResponse, RequestProblem } from './problems.ts';
 
@@ -175,6 +177,13 @@ export function createApp(deps: AppDeps): Hono {
       c.json(await channels.get(validateUserId(strictPathParam(c, 'userId')))),
     );
   }
+
+  // Documentation, open whatever the keys: the document is built once, from the zod schemas.
+  const document = JSON.stringify(
+    apiDocument({ currencies: deps.currencies, channels: deps.channels !== undefined }),
+  );
+  app.get('/openapi.json', (c) => c.body(document, 200, { 'content-type': 'application/json' }));
+  mountDocs(app);
 
   app.get('/health', async (c) => {
     const { health } = deps;

@@ -15,13 +15,19 @@ const chatId = storable(
     .custom<string>((value) => typeof value === 'string' || isLosslessNumber(value), {
       error: (issue) => `must be a Telegram chat id (${CHAT_ID_HINT}) or null, got ${jsonKind(issue.input)}`,
     })
+    // What the OpenAPI document shows for it (a custom check has no JSON Schema of its own).
+    .meta({ anyOf: [{ type: 'integer' }, { type: 'string', pattern: CHAT_ID.source }] })
     .transform((value) => String(value).trim()),
 )
   .refine((value) => CHAT_ID.test(value), {
     error: (issue) => `must be a Telegram chat id, ${CHAT_ID_HINT}; got "${String(issue.input)}"`,
   })
   .nullable()
-  .optional();
+  .optional()
+  .meta({
+    description: `The Telegram chat to notify: ${CHAT_ID_HINT}; null removes it`,
+    examples: [123456789],
+  });
 
 const email = storableText('an email address or null')
   .trim()
@@ -32,9 +38,15 @@ const email = storableText('an email address or null')
     }),
   )
   .nullable()
-  .optional();
+  .optional()
+  .meta({
+    description: 'The address to notify by email; null removes it',
+    format: 'email',
+    examples: ['trader@example.com'],
+  });
 
-const channelsSchema = z
+/** The body of `PUT /users/:userId/channels`: what validateChannelsRequest checks and the OpenAPI document shows. */
+export const channelsRequestSchema = z
   .strictObject(
     { telegram_chat_id: chatId, email },
     {
@@ -44,6 +56,11 @@ const channelsSchema = z
   )
   .refine((body) => body.telegram_chat_id !== undefined || body.email !== undefined, {
     error: 'must set telegram_chat_id or email (null removes one)',
+  })
+  .meta({
+    minProperties: 1,
+    description:
+      'The channels to change: a value sets one, null removes it, an absent field is left as it is',
   });
 
 /** The user id of the path, or why not; undefined when its percent-encoding is not UTF-8. */
@@ -69,7 +86,7 @@ export function validateChannelsRequest(
   userId: string | undefined,
   body: unknown,
 ): { userId: string; changes: ChannelChanges } {
-  const parsed = channelsSchema.safeParse(body);
+  const parsed = channelsRequestSchema.safeParse(body);
   const problems = parsed.success ? [] : issuesToProblems(parsed.error.issues, 'is not a channel');
   const user = checkUserId(userId);
   if ('problem' in user) problems.unshift(user.problem);

@@ -72,7 +72,8 @@ export function storableText(what = 'a string') {
 export function userIdText() {
   return storableText()
     .refine((id) => id.trim() !== '', 'must not be empty')
-    .refine((id) => id.length <= 128, 'must be at most 128 characters');
+    .max(128, 'must be at most 128 characters')
+    .meta({ pattern: '\\S', examples: ['user-123'] });
 }
 
 /**

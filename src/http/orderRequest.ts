@@ -2,7 +2,7 @@ import { isLosslessNumber } from 'lossless-json';
 import { z } from 'zod';
 import type { PlaceOrder } from '../app/orders.ts';
 import { ValidationError } from '../domain/errors.ts';
-import { formatAmount, parseAmount } from '../domain/money.ts';
+import { formatAmount, NUMBER_TEXT, parseAmount } from '../domain/money.ts';
 import type { Currencies, Currency } from '../domain/money.ts';
 import { issuesToProblems, jsonKind, storable, storableText, userIdText } from './fields.ts';
 
@@ -18,29 +18,77 @@ const amountText = storable(
           ? 'is required'
           : `must be a number or a decimal string, got ${jsonKind(issue.input)}`,
     })
+    // What the OpenAPI document shows for it (a custom check has no JSON Schema of its own).
+    .meta({
+      anyOf: [
+        { type: 'number', exclusiveMinimum: 0 },
+        { type: 'string', pattern: NUMBER_TEXT.source },
+      ],
+    })
     .transform((value) => (typeof value === 'string' ? value : String(value))),
 );
 
-export function orderRequestSchema(currencies: Currencies) {
+/** The limits of an amount in each currency, in words, for the OpenAPI document. */
+function amountLimits(currencies: Currencies): string {
+  return currencies.codes
+    .flatMap((code) => {
+      const currency = currencies.get(code);
+      return currency ? [`${code}: ${currency.precision} places, at most ${currency.maxAmount}`] : [];
+    })
+    .join('; ');
+}
+
+const schemas = new WeakMap<Currencies, ReturnType<typeof buildOrderRequestSchema>>();
+
+function buildOrderRequestSchema(currencies: Currencies) {
   const supported = currencies.codes.join(', ');
-  const currency = storableText('a currency code').refine((code) => currencies.get(code) !== undefined, {
-    error: (issue) => `is not a supported currency: "${String(issue.input)}" (supported: ${supported})`,
-  });
-  return z.strictObject(
-    {
-      user_id: userIdText(),
-      from_amount: amountText,
-      from_currency: currency,
-      to_currency: currency,
-      order_type: storableText().refine((type) => type === 'market', {
-        error: (issue) => `"${String(issue.input)}" orders are not supported; only "market" orders are`,
-      }),
-    },
-    {
-      error: (issue) =>
-        issue.code === 'unrecognized_keys' ? 'has fields this API does not know' : 'must be a JSON object',
-    },
-  );
+  const currency = storableText('a currency code')
+    .refine((code) => currencies.get(code) !== undefined, {
+      error: (issue) => `is not a supported currency: "${String(issue.input)}" (supported: ${supported})`,
+    })
+    .meta({ enum: [...currencies.codes] });
+  return z
+    .strictObject(
+      {
+        user_id: userIdText().meta({
+          description: 'Whose order it is; with API keys configured, the user of the key (admins: any)',
+        }),
+        from_amount: amountText.meta({
+          description:
+            'How much of from_currency to swap: greater than zero, as a JSON number (its exact text is ' +
+            'kept, never rounded through a float) or a decimal string; no more decimal places than the ' +
+            `currency has, and at most its maximum (${amountLimits(currencies)})`,
+          examples: [1000, '0.25'],
+        }),
+        from_currency: currency.meta({ description: 'The currency to sell' }),
+        to_currency: currency.meta({ description: 'The currency to buy; must differ from from_currency' }),
+        order_type: storableText()
+          .refine((type) => type === 'market', {
+            error: (issue) => `"${String(issue.input)}" orders are not supported; only "market" orders are`,
+          })
+          .meta({ enum: ['market'] }),
+      },
+      {
+        error: (issue) =>
+          issue.code === 'unrecognized_keys' ? 'has fields this API does not know' : 'must be a JSON object',
+      },
+    )
+    .meta({
+      description: 'A market order: swap from_amount of from_currency into to_currency at the market price',
+    });
+}
+
+/**
+ * The body of `POST /orders` for these currencies: what validateOrderRequest checks and what the
+ * OpenAPI document shows. Built once per currency list.
+ */
+export function orderRequestSchema(currencies: Currencies) {
+  let schema = schemas.get(currencies);
+  if (!schema) {
+    schema = buildOrderRequestSchema(currencies);
+    schemas.set(currencies, schema);
+  }
+  return schema;
 }
 
 /**

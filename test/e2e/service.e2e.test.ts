@@ -37,6 +37,21 @@ async function history(url: string, orderId: string) {
   return events.map((e) => [e.event_type, e.version]);
 }
 
+/** The OpenAPI document and the /docs page with every file it loads, as the running service serves them. */
+async function expectDocs(url: string) {
+  const document = await fetch(`${url}/openapi.json`);
+  expect(document.status).toBe(200);
+  expect(((await document.json()) as { openapi: string }).openapi).toBe('3.1.0');
+  const html = await (await fetch(`${url}/docs`)).text();
+  const assets = [...html.matchAll(/(?:src|href)="(\/docs\/[^"]+)"/g)].map((m) => m[1]);
+  expect(assets.length).toBeGreaterThanOrEqual(4);
+  for (const asset of assets) {
+    const res = await fetch(`${url}${asset}`);
+    expect(res.status, asset).toBe(200);
+    await res.arrayBuffer();
+  }
+}
+
 // The processes a user starts: `npm start` and `deno task start`, without npm/npx in between so
 // that SIGTERM reaches the service itself.
 /** Polls the order's saga view until it finishes: the saga runs in the service's own process. */
@@ -74,6 +89,7 @@ describe.each([
     const dataDir = await mkdtemp(join(tmpdir(), 'mos-e2e-'));
     try {
       const first = await startService(command, { DATA_DIR: dataDir, DATABASE_URL: '' });
+      await expectDocs(first.url);
       const orderId = await placeOrder(first.url);
       expect((await history(first.url, orderId))[0]).toEqual(['OrderAccepted', 1]);
       await finishedSaga(first.url, orderId);
