@@ -124,7 +124,8 @@ export async function runKeysCommand(
       )
         throw new UsageError('Give exactly one key id');
       if (!KEY_ID.test(keyId))
-        throw new UsageError(`"${keyId}" is not a key id (16 hex digits, as "keys list" shows them)`);
+        // Not quoted: it may be a whole key, pasted by mistake.
+        throw new UsageError('That is not a key id (16 hex digits, as "keys list" shows them)');
       const outcome = await store.revoke(keyId);
       if (outcome.status === 'unknown') throw new Error(`There is no key with id ${keyId}`);
       output.err(
