@@ -5,6 +5,9 @@ import { DEFAULT_SAGA_SETTINGS } from './app/sagaSteps.ts';
 import type { SagaSettings } from './app/sagaSteps.ts';
 import { DEFAULT_TELEGRAM_API_ROOT } from './infra/notify/telegram.ts';
 import { DEFAULT_RETRY_FOR_MS } from './app/notifications/notifier.ts';
+import { parseApiKeyList } from './app/apiKeys.ts';
+import type { VerifiableKey } from './app/apiKeys.ts';
+import { userIdText } from './http/fields.ts';
 
 /** What a process does; a process runs one or more roles (all of them by default). */
 export const ROLES = ['api', 'relay', 'saga', 'notifier', 'sweeper'] as const;
@@ -58,6 +61,8 @@ export interface Config {
   /** The sweeper: how often it looks, and after how long without an event a saga has stalled. */
   readonly sweep: { readonly intervalMs: number; readonly staleMs: number };
   readonly notifications: NotificationConfig;
+  /** Keys from `API_KEYS`, hashed as they were read: the secrets are not kept. */
+  readonly apiKeys: readonly VerifiableKey[];
 }
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
@@ -127,7 +132,20 @@ const EnvSchema = z.object({
   SMTP_URL: optionalUrl(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL'),
   MAIL_FROM: z.string().min(3).default('market-order-saga <noreply@localhost>'),
   NOTIFY_RETRY_FOR_MS: z.coerce.number().int().positive().default(DEFAULT_RETRY_FOR_MS),
+  API_KEYS: z.string().default(''),
 });
+
+/** Why a user id of API_KEYS is refused, by the API's own rules; undefined when it is fine. */
+const userIdProblem = (userId: string) => userIdText().safeParse(userId).error?.issues[0]?.message;
+
+/** API_KEYS parsed; its error names the entry and never quotes the value (it holds secrets). */
+function apiKeysOf(text: string): VerifiableKey[] {
+  try {
+    return parseApiKeyList(text, userIdProblem);
+  } catch (error) {
+    throw new Error(`Invalid configuration:\n  API_KEYS: ${(error as Error).message}`, { cause: error });
+  }
+}
 
 /**
  * Reads configuration from the environment. Fails at start-up naming every bad variable, rather
@@ -180,5 +198,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       mailFrom: e.MAIL_FROM,
       retryForMs: e.NOTIFY_RETRY_FOR_MS,
     },
+    apiKeys: apiKeysOf(e.API_KEYS),
   };
 }

@@ -15,6 +15,8 @@ import { runReplayCheck } from './ops/replayCheck.ts';
 import { redriveDeadLetters, redriveQueues } from './ops/redrive.ts';
 import { topology } from './infra/bus/rabbit/topology.ts';
 import { serveSimulatedMarket } from './infra/venues/simulatedHttpServer.ts';
+import { runKeysCommand } from './ops/keysCommand.ts';
+import { createApiKeyStore } from './infra/apiKeys.ts';
 
 interface Opened {
   readonly db: Database;
@@ -60,11 +62,12 @@ async function serveMarket(config: Config, logger: Logger): Promise<void> {
 async function main(args: readonly string[]): Promise<void> {
   const command = args[0] ?? 'serve';
   const config = loadConfig(process.env);
-  const logger = createLogger(config.logLevel);
+  // `keys` prints the key it creates on stdout, alone: its logs go to stderr.
+  const logger = createLogger(config.logLevel, command === 'keys' ? process.stderr : undefined);
   if (command === 'market') return serveMarket(config, logger);
-  if (!['serve', 'migrate', 'check', 'replay-check', 'redrive'].includes(command)) {
+  if (!['serve', 'migrate', 'check', 'replay-check', 'redrive', 'keys'].includes(command)) {
     throw new Error(
-      `Unknown command "${command}"; use "serve" (default), "migrate", "check", "replay-check", "redrive" or "market"`,
+      `Unknown command "${command}"; use "serve" (default), "migrate", "check", "replay-check", "redrive", "keys" or "market"`,
     );
   }
 
@@ -74,6 +77,18 @@ async function main(args: readonly string[]): Promise<void> {
   if (command === 'migrate') {
     logger.info({ applied }, applied.length ? 'migrations applied' : 'database already up to date');
     await opened.close();
+    return;
+  }
+  if (command === 'keys') {
+    const print = (stream: NodeJS.WriteStream) => (line: string) => stream.write(`${line}\n`);
+    try {
+      await runKeysCommand(args.slice(1), createApiKeyStore(db), {
+        out: print(process.stdout),
+        err: print(process.stderr),
+      });
+    } finally {
+      await opened.close();
+    }
     return;
   }
   if (command === 'redrive') {

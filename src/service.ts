@@ -2,6 +2,8 @@ import type { Config, Role } from './config.ts';
 import type { Consumer } from './app/messages.ts';
 import { ROLES } from './config.ts';
 import { createApp } from './http/app.ts';
+import { createKeyRing } from './app/apiKeys.ts';
+import { createApiKeyStore } from './infra/apiKeys.ts';
 import { createChannelsService } from './app/notifications/channels.ts';
 import { createPositionService } from './app/positions.ts';
 import { createSagaViews } from './app/sagaView.ts';
@@ -186,6 +188,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
 
   let url: string | undefined;
   if (has('api')) {
+    const keys = createKeyRing({ store: createApiKeyStore(db), configured: config.apiKeys, logger });
+    await start('api keys', keys);
     const app = createApp({
       orders: wired.orders,
       positions: createPositionService(wired.store),
@@ -195,6 +199,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       logger,
       maxBodyBytes: config.maxBodyBytes,
       channels: createChannelsService(createUserChannelStore(db)),
+      auth: keys,
     });
     const server = await serveHttp(app.fetch, { host: config.host, port: config.port });
     url = `http://${config.host}:${server.port}`;
@@ -207,7 +212,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     async stop() {
       // HTTP first (no new orders), then the sweeper and consumers drain, then the relay publishes
       // what they wrote.
-      const order = ['api', 'sweeper', 'saga', 'notifier', 'in-process bus', 'relay', 'mail'];
+      const order = ['api', 'api keys', 'sweeper', 'saga', 'notifier', 'in-process bus', 'relay', 'mail'];
       const sorted = [...parts].sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
       for (const part of sorted) {
         await part

@@ -11,6 +11,8 @@ import type { HealthProbe } from '../app/ports/health.ts';
 import type { Logger } from '../app/ports/logger.ts';
 import { NotFoundError, ValidationError } from '../domain/errors.ts';
 import type { Currencies } from '../domain/money.ts';
+import { assertCanAccess, requireApiKey } from './auth.ts';
+import type { Authenticator } from './auth.ts';
 import { validateChannelsRequest, validateUserId } from './channelsRequest.ts';
 import { mountDocs } from './docs.ts';
 import { strictPathParam } from './fields.ts';
@@ -29,6 +31,8 @@ export interface AppDeps {
   readonly channels?: ChannelsService | undefined;
   /** Largest accepted request body; 16 KiB unless set. */
   readonly maxBodyBytes?: number;
+  /** API keys (src/app/apiKeys.ts's key ring); without it the API is open. */
+  readonly auth?: Authenticator | undefined;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -43,6 +47,14 @@ function eventView(event: StoredEvent) {
     metadata: event.metadata,
     recorded_at: event.created_at,
   };
+}
+
+/** The user of an order's or a position's stream: its first event (OrderAccepted, PositionCreated) names it. */
+function ownerOf(events: readonly StoredEvent[]): string | undefined {
+  const first = events[0];
+  return first?.event_type === 'OrderAccepted' || first?.event_type === 'PositionCreated'
+    ? first.event_data.user_id
+    : undefined;
 }
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
@@ -105,6 +117,7 @@ export function createApp(deps: AppDeps): Hono {
   const maxBodyBytes = deps.maxBodyBytes ?? 16 * 1024;
   const app = new Hono();
   app.use(requestId());
+  app.use(requireApiKey(deps.auth));
   app.onError(errorHandler(deps.logger));
   app.notFound((c) =>
     problemResponse(c, 404, {
@@ -118,6 +131,8 @@ export function createApp(deps: AppDeps): Hono {
     if (!UUID.test(raw)) throw new NotFoundError(`There is no order with id ${raw}`);
     return raw.toLowerCase();
   };
+  // Whose order it is, from its events (one line to re-point at orders_view).
+  const orderOwner = async (id: string) => ownerOf(await deps.orders.history(id));
 
   const limitBody = bodyLimit({
     maxSize: maxBodyBytes,
@@ -134,6 +149,7 @@ export function createApp(deps: AppDeps): Hono {
   app.post('/orders', limitBody, async (c) => {
     const body = await readJson(c.req.raw, 'the order');
     const order = validateOrderRequest(body, deps.currencies);
+    assertCanAccess(c, order.user_id);
     const idempotencyKey = readIdempotencyKey(c.req.header('idempotency-key'));
     const { order_id, replayed } = await deps.orders.accept(order, {
       causationId: c.get('requestId'),
@@ -148,12 +164,14 @@ export function createApp(deps: AppDeps): Hono {
 
   app.get('/orders/:id', async (c) => {
     const { state, version } = await deps.orders.get(orderId(c.req.param('id')));
+    assertCanAccess(c, 'user_id' in state ? state.user_id : undefined);
     return c.json({ ...state, version });
   });
 
   app.get('/orders/:id/events', async (c) => {
     const id = orderId(c.req.param('id'));
     const events = await deps.orders.history(id);
+    assertCanAccess(c, ownerOf(events));
     return c.json({ order_id: id, events: events.map(eventView) });
   });
 
@@ -161,21 +179,28 @@ export function createApp(deps: AppDeps): Hono {
     const id = c.req.param('id');
     if (!UUID.test(id)) throw new NotFoundError(`There is no position with id ${id}`);
     const events = await deps.positions.history(id.toLowerCase());
+    assertCanAccess(c, ownerOf(events));
     return c.json({ position_id: id.toLowerCase(), events: events.map(eventView) });
   });
 
-  app.get('/orders/:id/saga', async (c) => c.json(await deps.sagas.view(orderId(c.req.param('id')))));
+  app.get('/orders/:id/saga', async (c) => {
+    const id = orderId(c.req.param('id'));
+    assertCanAccess(c, await orderOwner(id));
+    return c.json(await deps.sagas.view(id));
+  });
 
   const channels = deps.channels;
   if (channels) {
     app.put('/users/:userId/channels', limitBody, async (c) => {
+      assertCanAccess(c, strictPathParam(c, 'userId'));
       const body = await readJson(c.req.raw, 'the channels');
       const { userId, changes } = validateChannelsRequest(strictPathParam(c, 'userId'), body);
       return c.json(await channels.update(userId, changes));
     });
-    app.get('/users/:userId/channels', async (c) =>
-      c.json(await channels.get(validateUserId(strictPathParam(c, 'userId')))),
-    );
+    app.get('/users/:userId/channels', async (c) => {
+      assertCanAccess(c, strictPathParam(c, 'userId'));
+      return c.json(await channels.get(validateUserId(strictPathParam(c, 'userId'))));
+    });
   }
 
   // Documentation, open whatever the keys: the document is built once, from the zod schemas.
