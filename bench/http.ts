@@ -15,7 +15,7 @@
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
-import type { Result } from 'autocannon';
+import type { Request as LoadRequest, Result } from 'autocannon';
 import { startCluster } from '../test/helpers/cluster.ts';
 
 const { values } = parseArgs({
@@ -57,7 +57,7 @@ const cluster = await startCluster({
 });
 
 let n = 0;
-function order(request: { headers?: Record<string, string> }) {
+function order(request: LoadRequest): LoadRequest {
   const user = users[n % users.length]!;
   n += 1;
   return {
