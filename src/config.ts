@@ -58,6 +58,10 @@ export interface Config {
   /** The sweeper: how often it looks, and after how long without an event a saga has stalled. */
   readonly sweep: { readonly intervalMs: number; readonly staleMs: number };
   readonly notifications: NotificationConfig;
+  /** How long an order's Idempotency-Key is kept; after it the key may place a new order. */
+  readonly idempotencyKeyTtlMs: number;
+  /** Per-user limit on POST /orders in each API process; undefined: no limit. */
+  readonly orderRateLimit: { readonly perSecond: number; readonly burst: number } | undefined;
 }
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
@@ -127,6 +131,13 @@ const EnvSchema = z.object({
   SMTP_URL: optionalUrl(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL'),
   MAIL_FROM: z.string().min(3).default('market-order-saga <noreply@localhost>'),
   NOTIFY_RETRY_FOR_MS: z.coerce.number().int().positive().default(DEFAULT_RETRY_FOR_MS),
+  IDEMPOTENCY_KEY_TTL_HOURS: z.coerce
+    .number()
+    .positive()
+    .max(24 * 365)
+    .default(24),
+  ORDER_RATE_LIMIT_PER_SECOND: z.coerce.number().int().min(0).default(0),
+  ORDER_RATE_LIMIT_BURST: z.coerce.number().int().min(0).default(0),
 });
 
 /**
@@ -180,5 +191,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       mailFrom: e.MAIL_FROM,
       retryForMs: e.NOTIFY_RETRY_FOR_MS,
     },
+    idempotencyKeyTtlMs: Math.round(e.IDEMPOTENCY_KEY_TTL_HOURS * 3_600_000),
+    orderRateLimit:
+      e.ORDER_RATE_LIMIT_PER_SECOND > 0
+        ? { perSecond: e.ORDER_RATE_LIMIT_PER_SECOND, burst: e.ORDER_RATE_LIMIT_BURST }
+        : undefined,
   };
 }
