@@ -79,7 +79,7 @@ async function run(backend: string, raw: Database, mode: Mode): Promise<Result> 
     logContext,
   });
   const latencies: number[] = [];
-  const client = async (c: number) => {
+  const client = (c: number) => {
     const user = `bench-${c}-${randomUUID()}`;
     const body = JSON.stringify({
       user_id: user,
@@ -102,7 +102,7 @@ async function run(backend: string, raw: Database, mode: Mode): Promise<Result> 
       latencies.push(performance.now() - started);
     };
   };
-  const posts = await Promise.all(Array.from({ length: clients }, (_, c) => client(c)));
+  const posts = Array.from({ length: clients }, (_, c) => client(c));
 
   // Warm up: connections open, statements prepared, and the replay keys placed.
   await Promise.all(posts.map((post) => post()));
