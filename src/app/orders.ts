@@ -4,6 +4,7 @@ import { ORDER_EVENT_TYPES } from '../domain/events.ts';
 import type { DomainEvent, OrderEvent } from '../domain/events.ts';
 import { decideOrder, foldOrder, initialOrderState } from '../domain/order.ts';
 import type { OrderState } from '../domain/order.ts';
+import { DatabaseUnavailableError } from './ports/database.ts';
 import { ConcurrencyError } from './ports/eventStore.ts';
 import { domainEvent, newEvent } from './envelopes.ts';
 import type { EventEnvelope } from './envelopes.ts';
@@ -223,10 +224,13 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
         return { order_id: orderId, replayed: false, response };
       } catch (error) {
         if (error instanceof ConcurrencyError && attempt === 1) continue;
-        // Not placed: let a retry in at once rather than after the lease (if the database answers).
-        await keys.release(order.user_id, key, token).catch((releaseError: unknown) => {
-          logger?.warn({ err: releaseError, orderId }, 'could not release an Idempotency-Key');
-        });
+        // Not placed: let a retry in at once rather than after the lease. Unless the database is
+        // gone (the order may even have been placed, its answer lost): then the lease decides.
+        if (!(error instanceof DatabaseUnavailableError)) {
+          await keys.release(order.user_id, key, token).catch((releaseError: unknown) => {
+            logger?.warn({ err: releaseError, orderId }, 'could not release an Idempotency-Key');
+          });
+        }
         throw error;
       }
     }

@@ -7,6 +7,7 @@ import {
   fingerprintOf,
 } from '../../src/app/orders.ts';
 import type { PlaceOrder } from '../../src/app/orders.ts';
+import { DatabaseUnavailableError } from '../../src/app/ports/database.ts';
 import type { Database, Queryable } from '../../src/app/ports/database.ts';
 import { ConcurrencyError } from '../../src/app/ports/eventStore.ts';
 import { uuidV5 } from '../../src/domain/ids.ts';
@@ -269,6 +270,21 @@ export function idempotencyContract(database: string, open: () => Promise<Databa
         expect(failed.status).toBe(500);
         expect(retry.status).toBe(202);
         expect(retry.headers.get('idempotent-replayed')).toBeNull();
+        expect(await ordersOf(order.user_id)).toHaveLength(1);
+      });
+      it('keeps the key in flight when the database went away during the append, until its lease runs out', async () => {
+        const key = randomUUID();
+        const order = anOrder();
+        probe.failNextAppend(new DatabaseUnavailableError('The database is unavailable: connection reset'));
+
+        const cut = await post(key, order);
+        const retry = await post(key, order);
+        clock.advance(DEFAULT_KEY_LEASE_MS);
+        const later = await post(key, order);
+
+        expect(cut.status).toBe(503);
+        await expectProblem(retry, 409, 'idempotency_key_in_flight');
+        expect(later.status).toBe(202);
         expect(await ordersOf(order.user_id)).toHaveLength(1);
       });
     });
