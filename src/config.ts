@@ -63,6 +63,10 @@ export interface Config {
   readonly notifications: NotificationConfig;
   /** Keys from `API_KEYS`, hashed as they were read: the secrets are not kept. */
   readonly apiKeys: readonly VerifiableKey[];
+  /** How long an order's Idempotency-Key is kept; after it the key may place a new order. */
+  readonly idempotencyKeyTtlMs: number;
+  /** Per-user limit on POST /orders in each API process; undefined: no limit. */
+  readonly orderRateLimit: { readonly perSecond: number; readonly burst: number } | undefined;
 }
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
@@ -133,6 +137,13 @@ const EnvSchema = z.object({
   MAIL_FROM: z.string().min(3).default('market-order-saga <noreply@localhost>'),
   NOTIFY_RETRY_FOR_MS: z.coerce.number().int().positive().default(DEFAULT_RETRY_FOR_MS),
   API_KEYS: z.string().default(''),
+  IDEMPOTENCY_KEY_TTL_HOURS: z.coerce
+    .number()
+    .positive()
+    .max(24 * 365)
+    .default(24),
+  ORDER_RATE_LIMIT_PER_SECOND: z.coerce.number().int().min(0).default(0),
+  ORDER_RATE_LIMIT_BURST: z.coerce.number().int().min(0).default(0),
 });
 
 /** Why a user id of API_KEYS is refused, by the API's own rules; undefined when it is fine. */
@@ -199,5 +210,10 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       retryForMs: e.NOTIFY_RETRY_FOR_MS,
     },
     apiKeys: apiKeysOf(e.API_KEYS),
+    idempotencyKeyTtlMs: Math.round(e.IDEMPOTENCY_KEY_TTL_HOURS * 3_600_000),
+    orderRateLimit:
+      e.ORDER_RATE_LIMIT_PER_SECOND > 0
+        ? { perSecond: e.ORDER_RATE_LIMIT_PER_SECOND, burst: e.ORDER_RATE_LIMIT_BURST }
+        : undefined,
   };
 }

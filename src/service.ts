@@ -19,6 +19,7 @@ import { createRabbitConsumer } from './infra/bus/rabbit/rabbitConsumer.ts';
 import { QUEUES, topology } from './infra/bus/rabbit/topology.ts';
 import type { Database } from './app/ports/database.ts';
 import type { SagaInspector } from './infra/inspector.ts';
+import { logContext } from './infra/logger.ts';
 import type { Logger } from './infra/logger.ts';
 import { serveHttp } from './infra/server.ts';
 import { createHttpPriceService } from './infra/venues/httpPriceService.ts';
@@ -106,6 +107,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     venue,
     currencies: config.currencies,
     settings: config.saga,
+    idempotencyKeyTtlMs: config.idempotencyKeyTtlMs,
     ...(inspector ? { inspect: inspector.inspect } : {}),
   };
   const parts: Part[] = [];
@@ -182,6 +184,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         intervalMs,
         staleMs,
         reconciler,
+        idempotencyKeys: wired.keys,
       }),
     );
   }
@@ -200,11 +203,13 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       maxBodyBytes: config.maxBodyBytes,
       channels: createChannelsService(createUserChannelStore(db)),
       auth: keys,
+      logContext,
+      orderRateLimit: config.orderRateLimit,
     });
     const server = await serveHttp(app.fetch, { host: config.host, port: config.port });
     url = `http://${config.host}:${server.port}`;
     parts.push({ name: 'api', stop: () => server.close() });
-    logger.info({ url, roles: [...config.roles] }, 'serving');
+    logger.info({ url, roles: [...config.roles], orderRateLimit: config.orderRateLimit ?? 'off' }, 'serving');
   }
 
   return {

@@ -10,6 +10,7 @@ import type { Currencies } from './domain/money.ts';
 import { createInProcessDelivery } from './infra/bus/inProcessDelivery.ts';
 import type { Database } from './app/ports/database.ts';
 import { createEventStore } from './infra/eventStore.ts';
+import { createIdempotencyKeys } from './infra/idempotencyKeys.ts';
 import { createInbox } from './infra/inbox.ts';
 import { createNotificationStore } from './infra/notify/notificationStore.ts';
 import { createUserChannelStore } from './infra/notify/userChannels.ts';
@@ -28,6 +29,8 @@ export interface OrdersOptions {
   readonly inspect?: (event: InspectionEvent) => void;
   /** Called after every committed append: wakes whatever relays the outbox. */
   readonly onAppended?: () => void;
+  /** How long an order's Idempotency-Key is kept (default 24 h). */
+  readonly idempotencyKeyTtlMs?: number;
 }
 
 /**
@@ -38,7 +41,10 @@ export function wireOrders(options: OrdersOptions) {
   const now = options.now ?? (() => new Date());
   const newId = options.newId ?? randomUUID;
   const onAppended = options.onAppended;
-  const store = createEventStore(options.db, onAppended ? { onAppended } : {});
+  const store = createEventStore(options.db, {
+    logger: options.logger,
+    ...(onAppended ? { onAppended } : {}),
+  });
   const audit = createSwapAudit(options.db);
   const runner = createSagaRunner({
     audit,
@@ -53,8 +59,16 @@ export function wireOrders(options: OrdersOptions) {
     ...(options.inspect ? { inspect: options.inspect } : {}),
   });
   const orchestrator = sagaConsumer(createInbox(options.db), runner);
-  const orders = createOrderService({ store, now, newId });
-  return { store, runner, orchestrator, orders, audit };
+  const keys = createIdempotencyKeys(options.db);
+  const orders = createOrderService({
+    store,
+    now,
+    newId,
+    keys,
+    logger: options.logger,
+    ...(options.idempotencyKeyTtlMs ? { keyTtlMs: options.idempotencyKeyTtlMs } : {}),
+  });
+  return { store, runner, orchestrator, orders, audit, keys };
 }
 
 /** The notifier's ports on `db`: the event store (an order's user), notification rows, users' channels, the inbox. */

@@ -1,15 +1,17 @@
+import { createHash } from 'node:crypto';
 import { AppError, NotFoundError } from '../domain/errors.ts';
-import { uuidV5 } from '../domain/ids.ts';
 import { ORDER_EVENT_TYPES } from '../domain/events.ts';
 import type { DomainEvent, OrderEvent } from '../domain/events.ts';
 import { decideOrder, foldOrder, initialOrderState } from '../domain/order.ts';
 import type { OrderState } from '../domain/order.ts';
+import { DatabaseUnavailableError } from './ports/database.ts';
 import { ConcurrencyError } from './ports/eventStore.ts';
 import { domainEvent, newEvent } from './envelopes.ts';
 import type { EventEnvelope } from './envelopes.ts';
-import type { EventStore, NewEvent, StoredEvent } from './ports/eventStore.ts';
+import type { AppendOptions, EventStore, NewEvent, StoredEvent } from './ports/eventStore.ts';
+import type { IdempotencyKeys, RecordedResponse } from './ports/idempotencyKeys.ts';
+import type { Logger } from './ports/logger.ts';
 import { CURRENT_SAGA_VERSION } from '../machines/registry.ts';
-import { decideAndAppend } from './decideAndAppend.ts';
 
 export const SCHEMA_VERSION = 1;
 
@@ -22,19 +24,24 @@ export interface PlaceOrder {
   readonly order_type: 'market';
 }
 
-/** Namespace of order ids derived from (user, Idempotency-Key). Fixed forever. */
-export const ORDER_ID_NAMESPACE = '5b0c1f0e-2c55-4d8e-9a43-7f3a8e2d6b11';
-
-/** The same Idempotency-Key was used before by this user for a different order. */
+/** The same Idempotency-Key was used before by this user for a different request. */
 export class IdempotencyKeyReusedError extends AppError {
-  readonly code = 'conflict';
-  readonly orderId: string;
-  constructor(orderId: string) {
-    super(
-      `This Idempotency-Key was already used for a different order (${orderId}); use a new key for a new order`,
-    );
+  readonly code = 'validation';
+  constructor() {
+    // Nothing about the request the key belongs to: that may be anybody's business but the caller's.
+    super('This Idempotency-Key was already used with a different request; use a new key for a new order');
     this.name = 'IdempotencyKeyReusedError';
-    this.orderId = orderId;
+  }
+}
+
+/** A request with the same Idempotency-Key is still being processed. */
+export class IdempotencyKeyInFlightError extends AppError {
+  readonly code = 'conflict';
+  constructor() {
+    super(
+      'A request with this Idempotency-Key is still being processed; retry it shortly to get its response',
+    );
+    this.name = 'IdempotencyKeyInFlightError';
   }
 }
 
@@ -42,27 +49,58 @@ export interface Accepted {
   readonly order_id: string;
   /** True when an earlier request with the same Idempotency-Key had already placed this order. */
   readonly replayed: boolean;
+  /** With an Idempotency-Key: the response recorded with the key (the first request's, for a replay). */
+  readonly response?: RecordedResponse;
 }
 
+/** An Idempotency-Key and the response to record with it, built once the order id is known. */
+export interface Idempotency {
+  readonly key: string;
+  readonly respond: (orderId: string) => RecordedResponse;
+}
+
+/** How long an Idempotency-Key is kept: after this a key may place a new order (IETF draft: 24 h). */
+export const DEFAULT_KEY_TTL_MS = 24 * 60 * 60 * 1000;
+/** How long a request holds its key before a retry may take it over (its process may have died). */
+export const DEFAULT_KEY_LEASE_MS = 5_000;
+
 const TERMS = ['user_id', 'from_amount', 'from_currency', 'to_currency', 'order_type'] as const;
+
+/** SHA-256 (hex) of the validated order, its terms in a fixed order: what a key's requests must share. */
+export function fingerprintOf(order: PlaceOrder): string {
+  return createHash('sha256')
+    .update(JSON.stringify(TERMS.map((field) => order[field])))
+    .digest('hex');
+}
 
 export interface OrderServiceDeps {
   readonly store: EventStore;
   readonly now: () => Date;
   readonly newId: () => string;
+  /** Idempotency-Keys; an order with a key is refused without them. */
+  readonly keys?: IdempotencyKeys;
+  /** How long a key is kept (default 24 h). */
+  readonly keyTtlMs?: number;
+  /** How long a request holds its key before a retry may take it over (default 5 s). */
+  readonly keyLeaseMs?: number;
+  /** Acceptances at debug level, and keys that could not be released. */
+  readonly logger?: Logger;
 }
 
 export interface OrderService {
   /**
-   * Records OrderAccepted (version 1) and its outbox row atomically. The saga starts from the
-   * outbox, never from here.
-   * With an idempotency key the order id is derived from (user, key): a retry of the same order
-   * finds it already placed and gets the same id back instead of placing a second order.
+   * Records OrderAccepted (version 1) and its outbox row atomically, under a new random id. The
+   * saga starts from the outbox, never from here.
+   * With an Idempotency-Key (per user) the key is claimed first, then the order is appended in
+   * the statement that records the key's response: a retry of the same order gets that response
+   * back instead of placing a second order.
    * @param causationId the request that caused the order (its request id).
+   * @throws IdempotencyKeyReusedError when the key was used with a different order.
+   * @throws IdempotencyKeyInFlightError while another request with the key is being processed.
    */
   accept(
     order: PlaceOrder,
-    options: { causationId: string | null; idempotencyKey?: string },
+    options: { causationId: string | null; idempotency?: Idempotency },
   ): Promise<Accepted>;
   /** The order's stored events in version order; NotFoundError when there is no such order. */
   history(orderId: string): Promise<StoredEvent[]>;
@@ -100,7 +138,11 @@ export function toOrderEvents(stored: readonly EventEnvelope[]): OrderEvent[] {
   });
 }
 
-export function createOrderService({ store, now, newId }: OrderServiceDeps): OrderService {
+export function createOrderService(deps: OrderServiceDeps): OrderService {
+  const { store, now, newId, keys, logger } = deps;
+  const keyTtlMs = deps.keyTtlMs ?? DEFAULT_KEY_TTL_MS;
+  const keyLeaseMs = deps.keyLeaseMs ?? DEFAULT_KEY_LEASE_MS;
+
   async function history(orderId: string): Promise<StoredEvent[]> {
     const events = await store.load(orderId);
     if (events.length === 0 || events[0]?.aggregate_type !== 'order') {
@@ -109,51 +151,98 @@ export function createOrderService({ store, now, newId }: OrderServiceDeps): Ord
     return events;
   }
 
-  return {
-    async accept(order, { causationId, idempotencyKey }) {
-      const orderId =
-        idempotencyKey === undefined
-          ? newId()
-          : uuidV5(`${order.user_id}\n${idempotencyKey}`, ORDER_ID_NAMESPACE);
-      const at = now().toISOString();
-      // Attempt 1 assumes a new order (an empty stream); a conflict means the id is taken: with
-      // an Idempotency-Key, by this order's earlier request (a retry) or by a client's mistake.
-      return decideAndAppend({
-        load: (attempt) => (attempt === 1 ? [] : store.load(orderId)),
-        async decide(placed): Promise<Accepted> {
-          const first = placed[0];
-          if (first) {
-            const terms = first.event_type === 'OrderAccepted' ? first.event_data : undefined;
-            if (terms && TERMS.every((field) => terms[field] === order[field]))
-              return { order_id: orderId, replayed: true };
-            throw new IdempotencyKeyReusedError(orderId);
-          }
-          const decided = decideOrder(
-            { type: 'AcceptOrder', data: { order_id: orderId, ...order }, now: at },
-            initialOrderState,
-          );
-          const result = await store.append([
-            {
-              aggregate_id: orderId,
-              aggregate_type: 'order',
-              expected_version: 0,
-              // The saga starts here, so here it records the machine version it runs on to its end.
-              events: toNewEvents(decided, { correlationId: orderId, causationId, now: at, newId }).map(
-                (event) => ({
-                  ...event,
-                  metadata: { ...event.metadata, saga_version: CURRENT_SAGA_VERSION },
-                }),
-              ),
-            },
-          ]);
-          if (result.status !== 'appended')
-            throw new Error(`Order id ${orderId} collided with stored events`);
-          return { order_id: orderId, replayed: false };
+  /** Appends the order's OrderAccepted to its new stream (expected version 0). */
+  async function place(
+    order: PlaceOrder,
+    orderId: string,
+    at: string,
+    causationId: string | null,
+    options: AppendOptions = {},
+  ): Promise<void> {
+    const decided = decideOrder(
+      { type: 'AcceptOrder', data: { order_id: orderId, ...order }, now: at },
+      initialOrderState,
+    );
+    const result = await store.append(
+      [
+        {
+          aggregate_id: orderId,
+          aggregate_type: 'order',
+          expected_version: 0,
+          // The saga starts here, so here it records the machine version it runs on to its end.
+          events: toNewEvents(decided, { correlationId: orderId, causationId, now: at, newId }).map(
+            (event) => ({ ...event, metadata: { ...event.metadata, saga_version: CURRENT_SAGA_VERSION } }),
+          ),
         },
-        // Without a key the id is fresh: a conflict is impossible, and not retried if it happens.
-        isConflict: (error) => error instanceof ConcurrencyError && idempotencyKey !== undefined,
-        attempts: 2,
+      ],
+      options,
+    );
+    if (result.status !== 'appended') throw new Error(`Order id ${orderId} collided with stored events`);
+  }
+
+  /**
+   * Claims the key (one statement), then appends the order and marks the key done with its
+   * response (one statement). A process that dies between the two leaves the key in flight: the
+   * next request with it takes it over once the lease has run out. If the request it took over
+   * from was only slow and placed the order meanwhile, the append meets that order (a version
+   * conflict) and the key is done: its response is replayed.
+   */
+  async function acceptWithKey(
+    order: PlaceOrder,
+    { key, respond }: Idempotency,
+    causationId: string | null,
+  ): Promise<Accepted> {
+    if (!keys) throw new Error('Orders with an Idempotency-Key need the idempotency key store');
+    const fingerprint = fingerprintOf(order);
+    const token = newId();
+    const clock = now();
+    const at = clock.toISOString();
+    for (let attempt = 1; ; attempt++) {
+      const held = await keys.claim({
+        user_id: order.user_id,
+        idempotency_key: key,
+        fingerprint,
+        order_id: newId(),
+        token,
+        now: clock,
+        lease_until: new Date(clock.getTime() + keyLeaseMs),
+        expires_at: new Date(clock.getTime() + keyTtlMs),
       });
+      if (held.state !== 'claimed') {
+        if (held.fingerprint !== fingerprint) throw new IdempotencyKeyReusedError();
+        if (held.state === 'in_flight') throw new IdempotencyKeyInFlightError();
+        logger?.debug({ orderId: held.order_id }, 'order request replayed');
+        return { order_id: held.order_id, replayed: true, response: held.response };
+      }
+      const orderId = held.order_id;
+      const response = respond(orderId);
+      try {
+        await place(order, orderId, at, causationId, {
+          idempotencyKey: { user_id: order.user_id, idempotency_key: key, order_id: orderId, response },
+        });
+        logger?.debug({ orderId, idempotent: true }, 'order accepted');
+        return { order_id: orderId, replayed: false, response };
+      } catch (error) {
+        if (error instanceof ConcurrencyError && attempt === 1) continue;
+        // Not placed: let a retry in at once rather than after the lease. Unless the database is
+        // gone (the order may even have been placed, its answer lost): then the lease decides.
+        if (!(error instanceof DatabaseUnavailableError)) {
+          await keys.release(order.user_id, key, token).catch((releaseError: unknown) => {
+            logger?.warn({ err: releaseError, orderId }, 'could not release an Idempotency-Key');
+          });
+        }
+        throw error;
+      }
+    }
+  }
+
+  return {
+    async accept(order, { causationId, idempotency }) {
+      if (idempotency) return acceptWithKey(order, idempotency, causationId);
+      const orderId = newId();
+      await place(order, orderId, now().toISOString(), causationId);
+      logger?.debug({ orderId }, 'order accepted');
+      return { order_id: orderId, replayed: false };
     },
 
     history,

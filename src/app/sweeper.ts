@@ -1,4 +1,5 @@
 import pLimit from 'p-limit';
+import type { IdempotencyKeys } from './ports/idempotencyKeys.ts';
 import type { Logger } from './ports/logger.ts';
 import type { SagaRunner } from './sagaRunner.ts';
 import type { Reconciler } from './swapAudit.ts';
@@ -43,7 +44,14 @@ export interface SweeperOptions {
   readonly concurrency?: number;
   /** Asks the venue about the swaps of failed orders, once per sweep (see swapAudit.ts). */
   readonly reconciler?: Reconciler;
+  /** Order requests' Idempotency-Keys: the expired ones are deleted, once per sweep. */
+  readonly idempotencyKeys?: Pick<IdempotencyKeys, 'deleteExpired'>;
+  /** The clock keys expire by (the one that set their expiry). */
+  readonly now?: () => Date;
 }
+
+/** Expired Idempotency-Keys deleted per statement. */
+const KEY_BATCH = 1000;
 
 /** What one sweep did. */
 export interface SweepReport {
@@ -124,6 +132,20 @@ export function createSweeper(options: SweeperOptions) {
       while (!stopped && reconciler && (await reconciler.reconcileOnce()).more);
     } catch (error) {
       logger.error({ err: error }, 'reconciling failed swaps failed; trying again after the interval');
+    }
+    try {
+      const { idempotencyKeys } = options;
+      const now = options.now ?? (() => new Date());
+      while (
+        !stopped &&
+        idempotencyKeys &&
+        (await idempotencyKeys.deleteExpired(now(), KEY_BATCH)) === KEY_BATCH
+      );
+    } catch (error) {
+      logger.error(
+        { err: error },
+        'deleting expired Idempotency-Keys failed; trying again after the interval',
+      );
     }
     if (!stopped) {
       timer = setTimeout(() => {

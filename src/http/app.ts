@@ -1,14 +1,16 @@
 import { Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { parse as parseLosslessJson } from 'lossless-json';
 import type { ChannelsService } from '../app/notifications/channels.ts';
+import { IdempotencyKeyInFlightError, IdempotencyKeyReusedError } from '../app/orders.ts';
 import type { OrderService } from '../app/orders.ts';
 import type { PositionService } from '../app/positions.ts';
 import type { SagaViews } from '../app/sagaView.ts';
 import type { StoredEvent } from '../app/ports/eventStore.ts';
 import type { HealthProbe } from '../app/ports/health.ts';
-import type { Logger } from '../app/ports/logger.ts';
+import type { LogContext, Logger } from '../app/ports/logger.ts';
 import { NotFoundError, ValidationError } from '../domain/errors.ts';
 import type { Currencies } from '../domain/money.ts';
 import { assertCanAccess, requireApiKey } from './auth.ts';
@@ -19,6 +21,8 @@ import { strictPathParam } from './fields.ts';
 import { apiDocument } from './openapi.ts';
 import { validateOrderRequest } from './orderRequest.ts';
 import { errorHandler, problemResponse, RequestProblem } from './problems.ts';
+import { perUserRateLimit } from './rateLimit.ts';
+import type { RateLimit } from './rateLimit.ts';
 
 export interface AppDeps {
   readonly orders: OrderService;
@@ -33,6 +37,10 @@ export interface AppDeps {
   readonly maxBodyBytes?: number;
   /** API keys (src/app/apiKeys.ts's key ring); without it the API is open. */
   readonly auth?: Authenticator | undefined;
+  /** Puts the request id on every log line of a request (src/infra/logger.ts's logContext). */
+  readonly logContext?: LogContext;
+  /** Per-user limit on POST /orders, per process; none when unset. */
+  readonly orderRateLimit?: RateLimit | undefined;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -70,6 +78,29 @@ function readIdempotencyKey(header: string | undefined): string | undefined {
     ]);
   }
   return header;
+}
+
+/** The 202 of an accepted order: recorded with its Idempotency-Key and replayed as is to a retry. */
+function acceptedResponse(orderId: string) {
+  const body = {
+    order_id: orderId,
+    status: 'pending',
+    message: 'Order accepted and will be processed asynchronously',
+  };
+  return { status: 202, body: JSON.stringify(body) };
+}
+
+/** The IETF Idempotency-Key draft's answers: 422 for a key reused with another request, 409 while in flight. */
+function idempotencyProblem(error: unknown): never {
+  if (error instanceof IdempotencyKeyReusedError) {
+    throw new RequestProblem(422, 'idempotency_key_reused', 'Idempotency-Key reused', error.message);
+  }
+  if (error instanceof IdempotencyKeyInFlightError) {
+    throw new RequestProblem(409, 'idempotency_key_in_flight', 'Request in progress', error.message, {
+      'Retry-After': '1',
+    });
+  }
+  throw error;
 }
 
 /**
@@ -116,7 +147,10 @@ async function readJson(request: Request, what: string): Promise<unknown> {
 export function createApp(deps: AppDeps): Hono {
   const maxBodyBytes = deps.maxBodyBytes ?? 16 * 1024;
   const app = new Hono();
+  // X-Request-Id: the client's when it is 1-255 of [A-Za-z0-9_=-], else a new UUID; on every response.
   app.use(requestId());
+  const { logContext } = deps;
+  if (logContext) app.use((c, next) => logContext({ request_id: c.get('requestId') }, next));
   app.use(requireApiKey(deps.auth));
   app.onError(errorHandler(deps.logger));
   app.notFound((c) =>
@@ -146,20 +180,26 @@ export function createApp(deps: AppDeps): Hono {
     },
   });
 
+  const rateLimit = deps.orderRateLimit ? perUserRateLimit(deps.orderRateLimit) : undefined;
+
   app.post('/orders', limitBody, async (c) => {
     const body = await readJson(c.req.raw, 'the order');
     const order = validateOrderRequest(body, deps.currencies);
     assertCanAccess(c, order.user_id);
-    const idempotencyKey = readIdempotencyKey(c.req.header('idempotency-key'));
-    const { order_id, replayed } = await deps.orders.accept(order, {
+    const key = readIdempotencyKey(c.req.header('idempotency-key'));
+    await rateLimit?.take(order.user_id);
+    const accepted = deps.orders.accept(order, {
       causationId: c.get('requestId'),
-      ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
+      ...(key === undefined ? {} : { idempotency: { key, respond: acceptedResponse } }),
     });
-    return c.json(
-      { order_id, status: 'pending', message: 'Order accepted and will be processed asynchronously' },
-      202,
-      { Location: `/orders/${order_id}`, ...(replayed ? { 'Idempotent-Replayed': 'true' } : {}) },
-    );
+    const { order_id, replayed, response } = await accepted.catch(idempotencyProblem);
+    const { status, body: text } = response ?? acceptedResponse(order_id);
+    const headers: Record<string, string> = {
+      'content-type': 'application/json',
+      Location: `/orders/${order_id}`,
+    };
+    if (replayed) headers['Idempotent-Replayed'] = 'true';
+    return c.body(text, status as ContentfulStatusCode, headers);
   });
 
   app.get('/orders/:id', async (c) => {

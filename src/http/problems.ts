@@ -29,14 +29,23 @@ export function problemResponse(
   return c.body(JSON.stringify(body), status, { 'content-type': PROBLEM_CONTENT_TYPE });
 }
 
-/** Raised by the HTTP layer itself for malformed requests (415, 400, 413, …). */
+/** Raised by the HTTP layer itself for malformed requests (415, 400, 413, …) and refusals (429, …). */
 export class RequestProblem extends HTTPException {
   readonly problemCode: string;
   readonly title: string;
-  constructor(status: ContentfulStatusCode, code: string, title: string, detail: string) {
+  /** Headers of the response, e.g. Retry-After. */
+  readonly headers: Readonly<Record<string, string>>;
+  constructor(
+    status: ContentfulStatusCode,
+    code: string,
+    title: string,
+    detail: string,
+    headers: Readonly<Record<string, string>> = {},
+  ) {
     super(status, { message: detail });
     this.problemCode = code;
     this.title = title;
+    this.headers = headers;
   }
 }
 
@@ -58,6 +67,7 @@ const TITLE_BY_CODE = {
 export function errorHandler(logger: Logger) {
   return (error: Error, c: Context) => {
     if (error instanceof RequestProblem) {
+      for (const [name, value] of Object.entries(error.headers)) c.header(name, value);
       return problemResponse(c, error.status, {
         type: problemType(error.problemCode),
         title: error.title,

@@ -1,8 +1,15 @@
 import { ConcurrencyError, START } from '../app/ports/eventStore.ts';
 import type { EventEnvelope } from '../app/envelopes.ts';
-import type { AppendResult, EventStore, StoredEvent, StreamAppend } from '../app/ports/eventStore.ts';
+import type {
+  AppendResult,
+  EventStore,
+  KeyCompletion,
+  StoredEvent,
+  StreamAppend,
+} from '../app/ports/eventStore.ts';
 import type { Database, Queryable } from '../app/ports/database.ts';
 import { parseEventMessage } from '../app/messageSchema.ts';
+import type { Logger } from '../app/ports/logger.ts';
 import { databaseErrorInfo, UNIQUE_VIOLATION } from './db/port.ts';
 
 const COLUMNS = `id::text AS id, event_id, aggregate_id, aggregate_type, event_type, version, event_data, metadata,
@@ -12,9 +19,10 @@ const COLUMNS = `id::text AS id, event_id, aggregate_id, aggregate_type, event_t
  * One statement, so one implicit transaction and one round trip. The guard compares every
  * stream's current version with the expected one; if any differs, no row is inserted at all.
  * Two writers that both pass the guard race on UNIQUE (aggregate_id, version): the loser gets a
- * unique violation once the winner commits.
+ * unique violation once the winner commits. An inbox row (processed) is written only with the
+ * events; so is an order request's Idempotency-Key marked done (KEYED_APPEND_SQL).
  */
-const APPEND_SQL = `
+const APPEND_CTES = `
 WITH input AS (
   SELECT * FROM jsonb_to_recordset($1::text::jsonb) AS t(
     ord int, event_id uuid, aggregate_id uuid, aggregate_type text, event_type text,
@@ -41,8 +49,20 @@ WITH input AS (
   FROM jsonb_to_recordset($3::text::jsonb) AS r(event_id uuid, aggregate_id uuid, event_type text, processed_by text)
   WHERE EXISTS (SELECT 1 FROM inserted)
   ON CONFLICT (event_id, processed_by) DO NOTHING
+)`;
+
+const APPEND_RESULT = `SELECT id, event_id, created_at, transaction_id FROM inserted ORDER BY id::bigint`;
+
+const APPEND_SQL = `${APPEND_CTES}
+${APPEND_RESULT}`;
+
+/** The append of an order placed with an Idempotency-Key: the key's claim becomes done, with its response. */
+const KEYED_APPEND_SQL = `${APPEND_CTES}, keyed AS (
+  UPDATE idempotency_keys
+  SET state = 'done', lease_until = NULL, response_status = $7, response_body = $8
+  WHERE user_id = $4 AND idempotency_key = $5 AND order_id = $6 AND EXISTS (SELECT 1 FROM inserted)
 )
-SELECT id, event_id, created_at, transaction_id FROM inserted ORDER BY id::bigint`;
+${APPEND_RESULT}`;
 
 /** A row of `events` as read (COLUMNS): its envelope not validated yet. */
 interface EventRow {
@@ -74,10 +94,24 @@ function toStored(row: EventRow): StoredEvent {
 export interface EventStoreOptions {
   /** Called after every successful append, e.g. to wake the in-process relay at once. */
   readonly onAppended?: () => void;
+  /** Appends and conflicts are logged at debug level. */
+  readonly logger?: Logger;
 }
 
 export function createEventStore(db: Database, options: EventStoreOptions = {}): EventStore {
+  const { logger } = options;
   async function diagnose(q: Queryable, streams: readonly StreamAppend[]): Promise<AppendResult> {
+    try {
+      const result = await whyNotAppended(q, streams);
+      logger?.debug({ streams: streams.map((s) => s.aggregate_id) }, 'append was a duplicate');
+      return result;
+    } catch (error) {
+      logger?.debug({ err: error }, 'append conflict');
+      throw error;
+    }
+  }
+
+  async function whyNotAppended(q: Queryable, streams: readonly StreamAppend[]): Promise<AppendResult> {
     const eventIds = streams.flatMap((s) => s.events.map((e) => e.event_id));
     const existing = await q.query<{ event_id: string }>(
       'SELECT event_id FROM events WHERE event_id = ANY($1::uuid[])',
@@ -137,17 +171,22 @@ export function createEventStore(db: Database, options: EventStoreOptions = {}):
       const expected = streams.map((s) => ({ aggregate_id: s.aggregate_id, expected: s.expected_version }));
       let rows: AppendedRow[];
       try {
-        rows = await db.query<AppendedRow>(APPEND_SQL, [
+        const params = [
           JSON.stringify(numbered),
           JSON.stringify(expected),
           JSON.stringify(appendOptions.processed ? [appendOptions.processed] : []),
-        ]);
+        ];
+        const key = appendOptions.idempotencyKey;
+        rows = await (key
+          ? db.query<AppendedRow>(KEYED_APPEND_SQL, [...params, ...keyCompletion(key)])
+          : db.query<AppendedRow>(APPEND_SQL, params));
       } catch (error) {
         if (databaseErrorInfo(error)?.code !== UNIQUE_VIOLATION) throw error;
         return diagnose(db, streams);
       }
       if (rows.length === 0) return diagnose(db, streams);
       options.onAppended?.();
+      logger?.debug({ streams: streams.map((s) => s.aggregate_id), events: rows.length }, 'events appended');
       // The events are the typed ones given (NewEvent), placed where the store put them: nothing
       // read back needs parsing.
       const given = new Map(input.map((envelope) => [envelope.event_id.toLowerCase(), envelope]));
@@ -187,6 +226,11 @@ export function createEventStore(db: Database, options: EventStoreOptions = {}):
       }
     },
   };
+}
+
+/** KEYED_APPEND_SQL's parameters $4 to $8: the Idempotency-Key row and its response. */
+function keyCompletion(key: KeyCompletion): unknown[] {
+  return [key.user_id, key.idempotency_key, key.order_id, key.response.status, key.response.body];
 }
 
 function validateAppend(streams: readonly StreamAppend[]): void {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { cp, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,7 @@ import { assertSagaGuarantees, sagaWorld, streams } from '../helpers/saga.ts';
 import type { SagaWorld } from '../helpers/saga.ts';
 import { eventually } from '../helpers/wait.ts';
 import { createOpenSagas } from '../../src/infra/openSagas.ts';
+import { createIdempotencyKeys } from '../../src/infra/idempotencyKeys.ts';
 
 class Crash extends Error {}
 
@@ -173,6 +175,41 @@ describe('the sweeper', () => {
       await sweeper.stop();
     }
     for (const orderId of orders) expect(streams(await world.events(orderId))).toEqual(COMPLETED);
+  });
+
+  it('deletes the expired Idempotency-Keys of orders, in batches, and keeps the others', async () => {
+    const keys = createIdempotencyKeys(db);
+    const at = new Date();
+    const claim = (i: number, ttlMs: number) =>
+      keys.claim({
+        user_id: 'user-keys',
+        idempotency_key: `key-${i}`,
+        fingerprint: '0'.repeat(64),
+        order_id: randomUUID(),
+        token: randomUUID(),
+        now: at,
+        lease_until: at,
+        expires_at: new Date(at.getTime() + ttlMs),
+      });
+    for (let i = 0; i < 1005; i++) await claim(i, 1000);
+    await claim(1005, 60 * 60 * 1000);
+    const sweeper = sweeperOf(sagaWorld(db), {
+      idempotencyKeys: keys,
+      now: () => new Date(at.getTime() + 1000),
+      intervalMs: 60_000,
+    });
+
+    sweeper.start();
+    try {
+      await eventually(async () => {
+        const left = await db.query<{ idempotency_key: string }>(
+          `SELECT idempotency_key FROM idempotency_keys WHERE user_id = 'user-keys'`,
+        );
+        return left.length === 1 && left[0]?.idempotency_key === 'key-1005';
+      }, 'the sweeper to delete 1,005 expired keys');
+    } finally {
+      await sweeper.stop();
+    }
   });
 
   it('keeps open_sagas equal to a replay of the events (guarantee 6)', async () => {

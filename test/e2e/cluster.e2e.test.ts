@@ -190,7 +190,12 @@ describe.runIf(DATABASE_URL && AMQP_URL)('the service as separate processes thro
       proxy.restore();
       await submitted.done;
       expect(submitted.ids.size).toBe(200);
-      expect(Object.keys(submitted.statuses).sort()).toEqual(['202', '503']);
+      // 409: a key whose request was cut off after its claim, until its lease runs out.
+      expect(
+        Object.keys(submitted.statuses)
+          .filter((status) => status !== '409')
+          .sort(),
+      ).toEqual(['202', '503']);
 
       await ordersEnded(cluster.db, submitted.ids);
       await drained(cluster);

@@ -7,6 +7,7 @@ import { currencies } from '../../src/domain/money.ts';
 import type { Database } from '../../src/app/ports/database.ts';
 import { createEventStore } from '../../src/infra/eventStore.ts';
 import { createHealthProbe } from '../../src/infra/health.ts';
+import { createIdempotencyKeys } from '../../src/infra/idempotencyKeys.ts';
 import { silentLogger } from '../../src/infra/logger.ts';
 import { createApp } from '../../src/http/app.ts';
 import type { AppDeps } from '../../src/http/app.ts';
@@ -14,7 +15,12 @@ import type { AppDeps } from '../../src/http/app.ts';
 /** The HTTP app on `db` with the real order intake and the default currencies; `extra` adds or replaces deps. */
 export function testApp(db: Database, extra: Partial<AppDeps> = {}): Hono {
   const store = createEventStore(db);
-  const orders = createOrderService({ store, now: () => new Date(), newId: randomUUID });
+  const orders = createOrderService({
+    store,
+    now: () => new Date(),
+    newId: randomUUID,
+    keys: createIdempotencyKeys(db),
+  });
   return createApp({
     orders,
     positions: createPositionService(store),

@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/app/ports/database.ts';
 import { testApp } from '../helpers/app.ts';
-import { countRows, DATABASE_URL, migratedPostgres } from '../helpers/databases.ts';
+import { DATABASE_URL, migratedPostgres } from '../helpers/databases.ts';
 
 // Needs a PostgreSQL server: DATABASE_URL. Real concurrency only shows on a multi-backend server.
 describe.runIf(DATABASE_URL)('the orders API on PostgreSQL', () => {
@@ -16,36 +16,74 @@ describe.runIf(DATABASE_URL)('the orders API on PostgreSQL', () => {
     await db.close();
   });
 
-  describe('when 20 retries of one order arrive at once with the same Idempotency-Key', () => {
-    it('places it once and answers every retry with the same order id', async () => {
-      const key = randomUUID();
-      const body = JSON.stringify({
-        user_id: `user-${randomUUID()}`,
-        from_amount: '250.5',
-        from_currency: 'USDC',
-        to_currency: 'ETH',
-        order_type: 'market',
-      });
+  const anOrder = (userId: string, amount = '250.5') => ({
+    user_id: userId,
+    from_amount: amount,
+    from_currency: 'USDC',
+    to_currency: 'ETH',
+    order_type: 'market',
+  });
 
-      const responses = await Promise.all(
-        Array.from({ length: 20 }, async () =>
-          app.request('/orders', {
-            method: 'POST',
-            body,
-            headers: { 'content-type': 'application/json', 'idempotency-key': key },
-          }),
-        ),
-      );
+  /** The same key with each body, all at once: status, body and Idempotent-Replayed of each answer. */
+  const postAll = (key: string, bodies: readonly unknown[]) =>
+    Promise.all(
+      bodies.map(async (body) => {
+        const res = await app.request('/orders', {
+          method: 'POST',
+          body: JSON.stringify(body),
+          headers: { 'content-type': 'application/json', 'idempotency-key': key },
+        });
+        return {
+          status: res.status,
+          body: (await res.json()) as { order_id?: string; type?: string },
+          replayed: res.headers.get('idempotent-replayed') === 'true',
+        };
+      }),
+    );
 
-      expect(responses.map((r) => r.status)).toEqual(Array(20).fill(202));
-      const ids = new Set(
-        await Promise.all(responses.map(async (r) => ((await r.json()) as { order_id: string }).order_id)),
+  async function ordersOf(userId: string): Promise<string[]> {
+    const rows = await db.query<{ aggregate_id: string }>(
+      `SELECT aggregate_id FROM events WHERE event_type = 'OrderAccepted' AND event_data->>'user_id' = $1`,
+      [userId],
+    );
+    return rows.map((row) => row.aggregate_id);
+  }
+
+  describe('when 50 requests with the same Idempotency-Key and body arrive at once', () => {
+    it('places one order; every answer is 202 with its id (original or replayed) or 409 in flight', async () => {
+      const userId = `user-${randomUUID()}`;
+
+      const answers = await postAll(randomUUID(), Array(50).fill(anOrder(userId)));
+
+      const orders = await ordersOf(userId);
+      expect(orders).toHaveLength(1);
+      expect(answers.map((a) => a.status).filter((s) => s !== 202 && s !== 409)).toEqual([]);
+      const accepted = answers.filter((a) => a.status === 202);
+      expect(new Set(accepted.map((a) => a.body.order_id))).toEqual(new Set(orders));
+      expect(accepted.filter((a) => !a.replayed)).toHaveLength(1);
+      for (const answer of answers.filter((a) => a.status === 409)) {
+        expect(answer.body.type).toBe('urn:market-order-saga:problem:idempotency_key_in_flight');
+      }
+      const [row] = await db.query<{ n: number }>(
+        'SELECT count(*)::int AS n FROM outbox WHERE aggregate_id = $1',
+        [orders[0]],
       );
-      expect(ids.size).toBe(1);
-      const [orderId] = [...ids];
-      expect(await countRows(db, 'events', [orderId ?? ''])).toBe(1);
-      expect(await countRows(db, 'outbox', [orderId ?? ''])).toBe(1);
-      expect(responses.filter((r) => r.headers.get('idempotent-replayed') === 'true')).toHaveLength(19);
+      expect(row?.n).toBe(1);
+    });
+  });
+
+  describe('when 50 requests with the same Idempotency-Key and different bodies arrive at once', () => {
+    it('places one order and refuses the others with 409 or 422', async () => {
+      const userId = `user-${randomUUID()}`;
+      const bodies = Array.from({ length: 50 }, (_, i) => anOrder(userId, `${100 + i}`));
+
+      const answers = await postAll(randomUUID(), bodies);
+
+      const orders = await ordersOf(userId);
+      expect(orders).toHaveLength(1);
+      const accepted = answers.filter((a) => a.status === 202);
+      expect(accepted.map((a) => a.body.order_id)).toEqual(orders);
+      expect(answers.map((a) => a.status).filter((s) => s !== 202 && s !== 409 && s !== 422)).toEqual([]);
     });
   });
 });

@@ -270,15 +270,17 @@ describe('the orders API', () => {
       expect(row?.n).toBe(1);
     });
 
-    it('refuses the same key for a different order with 409, and writes nothing', async () => {
+    it('refuses the same key for a different order with 422, and writes nothing', async () => {
       const key = randomUUID();
       await withKey(key, original);
       const before = await tableSizes();
 
       const res = await withKey(key, { ...original, from_amount: 2000 });
 
-      expect(res.status).toBe(409);
-      expect(((await res.json()) as { detail: string }).detail).toMatch(/already used for a different order/);
+      expect(res.status).toBe(422);
+      expect(((await res.json()) as { detail: string }).detail).toMatch(
+        /already used with a different request/,
+      );
       expect(await tableSizes()).toEqual(before);
     });
 

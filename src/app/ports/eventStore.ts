@@ -1,6 +1,7 @@
 import { AppError } from '../../domain/errors.ts';
 import type { AggregateType, DomainEventType } from '../../domain/events.ts';
 import type { EventEnvelope, NewEventOf } from '../envelopes.ts';
+import type { RecordedResponse } from './idempotencyKeys.ts';
 
 export type { EventMetadata } from '../envelopes.ts';
 
@@ -57,6 +58,19 @@ export interface AppendOptions {
    * statement as the events: the handler's effects and its inbox row commit together.
    */
   readonly processed?: ProcessedRecord;
+  /**
+   * An order request's Idempotency-Key, claimed in flight before (see ports/idempotencyKeys.ts):
+   * marked done with the response in the same statement as the events, only if they are stored.
+   */
+  readonly idempotencyKey?: KeyCompletion;
+}
+
+/** What marks a claimed Idempotency-Key done: the key of the order and the response it got. */
+export interface KeyCompletion {
+  readonly user_id: string;
+  readonly idempotency_key: string;
+  readonly order_id: string;
+  readonly response: RecordedResponse;
 }
 
 export interface ProcessedRecord {

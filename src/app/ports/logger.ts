@@ -8,3 +8,9 @@ export interface Logger {
   info(fields: object, message?: string): void;
   debug(fields: object, message?: string): void;
 }
+
+/**
+ * Runs `work` so that every line logged while it runs, however deep and across awaits, carries
+ * `fields` (e.g. the request id); src/infra/logger.ts implements it with AsyncLocalStorage.
+ */
+export type LogContext = <T>(fields: Readonly<Record<string, string>>, work: () => T) => T;

@@ -1,0 +1,54 @@
+/**
+ * The Idempotency-Keys of order requests (table `idempotency_keys`): which order each key placed
+ * and the response it got. src/infra/idempotencyKeys.ts implements it; the row is marked done by
+ * the append of the order's OrderAccepted, in the same statement (AppendOptions.idempotencyKey).
+ */
+
+/** A response as it was sent: replayed as is to a retry. */
+export interface RecordedResponse {
+  readonly status: number;
+  readonly body: string;
+}
+
+export interface KeyClaim {
+  readonly user_id: string;
+  readonly idempotency_key: string;
+  /** SHA-256 (hex) of the normalized request. */
+  readonly fingerprint: string;
+  /** The order id this request would place, should the key be new (or expired). */
+  readonly order_id: string;
+  /** The request's token: the claim is this request's when the row comes back with it. */
+  readonly token: string;
+  readonly now: Date;
+  /** Until when the claim is held before another request may take it over. */
+  readonly lease_until: Date;
+  /** When the key may be used for a new order. */
+  readonly expires_at: Date;
+}
+
+/** The key's row after a claim. */
+export type KeyState =
+  /** This request holds the key (new, expired and started over, or taken over after its lease ran out). */
+  | { readonly state: 'claimed'; readonly order_id: string }
+  /** Another request holds it and has not finished. */
+  | { readonly state: 'in_flight'; readonly order_id: string; readonly fingerprint: string }
+  /** A request with this key finished: its order and response. */
+  | {
+      readonly state: 'done';
+      readonly order_id: string;
+      readonly fingerprint: string;
+      readonly response: RecordedResponse;
+    };
+
+export interface IdempotencyKeys {
+  /**
+   * In one statement: inserts the key in flight for this request, or returns the key's row as it
+   * stands. An expired key starts over for this request; one in flight whose lease ran out, with
+   * the same fingerprint, is taken over by it.
+   */
+  claim(claim: KeyClaim): Promise<KeyState>;
+  /** Gives a claim up (its request failed before placing the order), so a retry need not wait for the lease. */
+  release(userId: string, idempotencyKey: string, token: string): Promise<void>;
+  /** Deletes up to `limit` keys expired at `now`; returns how many it deleted. */
+  deleteExpired(now: Date, limit: number): Promise<number>;
+}

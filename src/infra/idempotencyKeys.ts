@@ -1,0 +1,101 @@
+import type { Database } from '../app/ports/database.ts';
+import type { IdempotencyKeys, KeyState } from '../app/ports/idempotencyKeys.ts';
+
+/*
+ * One statement, one round trip. A new key is inserted in flight for this request. On a conflict
+ * the row is locked and, depending on what it holds:
+ * - expired at `now`: it starts over as this request's (new fingerprint, order id, expiry);
+ * - in flight, lease run out, same fingerprint: this request takes the claim over (same order id);
+ * - otherwise it is left as it is (the update writes the same values: RETURNING then reports the
+ *   row as it stands, even one a concurrent request committed after this statement began).
+ * A concurrent insert of the same key waits for the first to commit, then takes the conflict path.
+ */
+const CLAIM_SQL = `
+INSERT INTO idempotency_keys AS k (user_id, idempotency_key, fingerprint, order_id, state, claimed_by,
+    lease_until, created_at, expires_at)
+VALUES ($1, $2, $3, $4, 'in_flight', $5, $6::timestamptz, $7::timestamptz, $8::timestamptz)
+ON CONFLICT (user_id, idempotency_key) DO UPDATE SET
+    fingerprint = CASE WHEN k.expires_at <= excluded.created_at THEN excluded.fingerprint ELSE k.fingerprint END,
+    order_id = CASE WHEN k.expires_at <= excluded.created_at THEN excluded.order_id ELSE k.order_id END,
+    state = CASE WHEN k.expires_at <= excluded.created_at THEN 'in_flight' ELSE k.state END,
+    response_status = CASE WHEN k.expires_at <= excluded.created_at THEN NULL ELSE k.response_status END,
+    response_body = CASE WHEN k.expires_at <= excluded.created_at THEN NULL ELSE k.response_body END,
+    created_at = CASE WHEN k.expires_at <= excluded.created_at THEN excluded.created_at ELSE k.created_at END,
+    expires_at = CASE WHEN k.expires_at <= excluded.created_at THEN excluded.expires_at ELSE k.expires_at END,
+    claimed_by = CASE
+        WHEN k.expires_at <= excluded.created_at
+          OR (k.state = 'in_flight' AND k.lease_until <= excluded.created_at AND k.fingerprint = excluded.fingerprint)
+        THEN excluded.claimed_by ELSE k.claimed_by END,
+    lease_until = CASE
+        WHEN k.expires_at <= excluded.created_at
+          OR (k.state = 'in_flight' AND k.lease_until <= excluded.created_at AND k.fingerprint = excluded.fingerprint)
+        THEN excluded.lease_until ELSE k.lease_until END
+RETURNING order_id, fingerprint, state, claimed_by, response_status, response_body`;
+
+interface KeyRow {
+  readonly order_id: string;
+  readonly fingerprint: string;
+  readonly state: 'in_flight' | 'done';
+  readonly claimed_by: string;
+  readonly response_status: number | null;
+  readonly response_body: string | null;
+}
+
+/** The Idempotency-Keys of order requests on `db` (table `idempotency_keys`, migration 011). */
+export function createIdempotencyKeys(db: Database): IdempotencyKeys {
+  return {
+    async claim(claim) {
+      const [row] = await db.query<KeyRow>(CLAIM_SQL, [
+        claim.user_id,
+        claim.idempotency_key,
+        claim.fingerprint,
+        claim.order_id,
+        claim.token,
+        claim.lease_until.toISOString(),
+        claim.now.toISOString(),
+        claim.expires_at.toISOString(),
+      ]);
+      if (!row) throw new Error(`Claiming Idempotency-Key ${claim.idempotency_key} returned no row`);
+      return toState(row, claim.token);
+    },
+
+    async release(userId, idempotencyKey, token) {
+      await db.query(
+        `DELETE FROM idempotency_keys
+         WHERE user_id = $1 AND idempotency_key = $2 AND claimed_by = $3 AND state = 'in_flight'`,
+        [userId, idempotencyKey, token],
+      );
+    },
+
+    async deleteExpired(now, limit) {
+      const rows = await db.query<{ n: number }>(
+        `WITH expired AS (
+           DELETE FROM idempotency_keys WHERE (user_id, idempotency_key) IN (
+             SELECT user_id, idempotency_key FROM idempotency_keys
+             WHERE expires_at <= $1::timestamptz LIMIT $2 FOR UPDATE SKIP LOCKED)
+           RETURNING 1)
+         SELECT count(*)::int AS n FROM expired`,
+        [now.toISOString(), limit],
+      );
+      return rows[0]?.n ?? 0;
+    },
+  };
+}
+
+function toState(row: KeyRow, token: string): KeyState {
+  const { order_id, fingerprint } = row;
+  if (row.state === 'done') {
+    if (row.response_status === null || row.response_body === null) {
+      throw new Error(`Idempotency key of order ${order_id} is done without a response`);
+    }
+    return {
+      state: 'done',
+      order_id,
+      fingerprint,
+      response: { status: row.response_status, body: row.response_body },
+    };
+  }
+  return row.claimed_by === token
+    ? { state: 'claimed', order_id }
+    : { state: 'in_flight', order_id, fingerprint };
+}
