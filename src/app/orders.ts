@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { AppError, NotFoundError } from '../domain/errors.ts';
 import { ORDER_EVENT_TYPES } from '../domain/events.ts';
 import type { DomainEvent, OrderEvent } from '../domain/events.ts';
+import { legacyOrderIdFor } from '../domain/ids.ts';
 import { decideOrder, foldOrder, initialOrderState } from '../domain/order.ts';
 import type { OrderState } from '../domain/order.ts';
 import { DatabaseUnavailableError } from './ports/database.ts';
@@ -65,6 +66,11 @@ export const DEFAULT_KEY_TTL_MS = 24 * 60 * 60 * 1000;
 export const DEFAULT_KEY_LEASE_MS = 5_000;
 
 const TERMS = ['user_id', 'from_amount', 'from_currency', 'to_currency', 'order_type'] as const;
+
+/** Whether a stored OrderAccepted placed this very order (the terms a key's requests must share). */
+function sameTerms(accepted: Readonly<Record<string, unknown>>, order: PlaceOrder): boolean {
+  return TERMS.every((field) => accepted[field] === order[field]);
+}
 
 /** SHA-256 (hex) of the validated order, its terms in a fixed order: what a key's requests must share. */
 export function fingerprintOf(order: PlaceOrder): string {
@@ -186,6 +192,11 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
    * next request with it takes it over once the lease has run out. If the request it took over
    * from was only slow and placed the order meanwhile, the append meets that order (a version
    * conflict) and the key is done: its response is replayed.
+   *
+   * Before migration 011 a keyed order's id was derived from user and key (legacy id). A request
+   * sent before the upgrade and retried after it finds no key row, so its claim prefers the legacy
+   * id when that order is younger than the key TTL (one index probe in the claim's statement; no
+   * round trip on the hot path). Its append then meets the legacy order: see settleConflict.
    */
   async function acceptWithKey(
     order: PlaceOrder,
@@ -197,6 +208,10 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
     const token = newId();
     const clock = now();
     const at = clock.toISOString();
+    const legacy = {
+      order_id: legacyOrderIdFor(order.user_id, key),
+      accepted_after: new Date(clock.getTime() - keyTtlMs),
+    };
     for (let attempt = 1; ; attempt++) {
       const held = await keys.claim({
         user_id: order.user_id,
@@ -207,6 +222,7 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
         now: clock,
         lease_until: new Date(clock.getTime() + keyLeaseMs),
         expires_at: new Date(clock.getTime() + keyTtlMs),
+        legacy,
       });
       if (held.state !== 'claimed') {
         if (held.fingerprint !== fingerprint) throw new IdempotencyKeyReusedError();
@@ -223,7 +239,11 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
         logger?.debug({ orderId, idempotent: true }, 'order accepted');
         return { order_id: orderId, replayed: false, response };
       } catch (error) {
-        if (error instanceof ConcurrencyError && attempt === 1) continue;
+        if (error instanceof ConcurrencyError && attempt === 1) {
+          const settled = await settleConflict(keys, order, { key, token, orderId, response });
+          if (settled) return settled;
+          continue;
+        }
         // Not placed: let a retry in at once rather than after the lease. Unless the database is
         // gone (the order may even have been placed, its answer lost): then the lease decides.
         if (!(error instanceof DatabaseUnavailableError)) {
@@ -234,6 +254,49 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
         throw error;
       }
     }
+  }
+
+  /**
+   * The claimed order id met a stored order (a conflict at version 0): an order placed before
+   * migration 011 under its legacy id, or the order of a slow request whose claim this one took
+   * over. Same terms: the key is marked done with this order's response while this request still
+   * holds the claim, and the order is replayed. Undefined when the claim is no longer this
+   * request's (the request that took it over placed or replayed the order): claiming again tells.
+   * @throws IdempotencyKeyReusedError when the stored order has other terms (a legacy order placed
+   *   with this key and another body).
+   */
+  async function settleConflict(
+    keys: IdempotencyKeys,
+    order: PlaceOrder,
+    claim: { key: string; token: string; orderId: string; response: RecordedResponse },
+  ): Promise<Accepted | undefined> {
+    const { key, token, orderId, response } = claim;
+    const [accepted] = await store.load(orderId);
+    if (accepted?.event_type !== 'OrderAccepted') return undefined;
+    if (!sameTerms(accepted.event_data, order)) {
+      // Released rather than left mapped: the row holds this request's fingerprint, not the
+      // legacy order's, so kept it would refuse (422, or 409 while in flight) the true retry of
+      // that order. Released, the next request with the key meets the legacy order again through
+      // its claim (same terms: replayed, other terms: 422) until the legacy order is older than
+      // the TTL, and then the key is free like any expired one.
+      await keys.release(order.user_id, key, token).catch((releaseError: unknown) => {
+        logger?.warn({ err: releaseError, orderId }, 'could not release an Idempotency-Key');
+      });
+      throw new IdempotencyKeyReusedError();
+    }
+    const done = await keys.complete({
+      user_id: order.user_id,
+      idempotency_key: key,
+      token,
+      order_id: orderId,
+      response,
+      // Kept for the TTL from the order's acceptance, as the key would have been: the moment the
+      // claim stops finding the legacy order.
+      expires_at: new Date(Date.parse(accepted.created_at) + keyTtlMs),
+    });
+    if (!done) return undefined;
+    logger?.debug({ orderId }, 'order request replayed (an order placed before its key was recorded)');
+    return { order_id: orderId, replayed: true, response };
   }
 
   return {

@@ -27,6 +27,22 @@ export function uuidV5(name: string, namespace: string): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
+/**
+ * Namespace of the ids that orders placed with an Idempotency-Key got before migration 011:
+ * `uuidV5(user_id + "\n" + key)`. No new id is derived from it (ids are random now, mapped to
+ * their keys in `idempotency_keys`, and cannot be computed from public inputs). It is kept only so
+ * that a request sent just before the upgrade and retried after it finds the order it placed
+ * instead of placing a second one (see acceptWithKey in src/app/orders.ts). Fixed forever: it must
+ * reproduce the ids already stored. Once every deployment has run the new code for longer than the
+ * key TTL (24 h), no legacy order can match a claim any more and this can go.
+ */
+export const LEGACY_ORDER_ID_NAMESPACE = '5b0c1f0e-2c55-4d8e-9a43-7f3a8e2d6b11';
+
+/** The id an order placed by `userId` with Idempotency-Key `key` got before migration 011. */
+export function legacyOrderIdFor(userId: string, key: string): string {
+  return uuidV5(`${userId}\n${key}`, LEGACY_ORDER_ID_NAMESPACE);
+}
+
 /** The id of the position an order's swap is booked into; the same for every run of the saga. */
 export function positionIdFor(orderId: string): string {
   return uuidV5(orderId, POSITION_ID_NAMESPACE);

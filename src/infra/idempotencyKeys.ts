@@ -2,7 +2,12 @@ import type { Database } from '../app/ports/database.ts';
 import type { IdempotencyKeys, KeyState } from '../app/ports/idempotencyKeys.ts';
 
 /*
- * One statement, one round trip. A new key is inserted in flight for this request. On a conflict
+ * One statement, one round trip. A new key is inserted in flight for this request, under the
+ * order id the request brought ($4) or, when an order placed before migration 011 with this user
+ * and key is younger than the key TTL, under that order's legacy id ($9, accepted after $10): one
+ * probe of events' (aggregate_id, version) index, so that a request retried across the upgrade
+ * meets the order it placed (its append then conflicts, see acceptWithKey in src/app/orders.ts).
+ * The probe runs whatever follows; its id is used only for a new or expired key. On a conflict
  * the row is locked and, depending on what it holds:
  * - expired at `now`: it starts over as this request's (new fingerprint, order id, expiry);
  * - in flight, lease run out, same fingerprint: this request takes the claim over (same order id);
@@ -13,7 +18,13 @@ import type { IdempotencyKeys, KeyState } from '../app/ports/idempotencyKeys.ts'
 const CLAIM_SQL = `
 INSERT INTO idempotency_keys AS k (user_id, idempotency_key, fingerprint, order_id, state, claimed_by,
     lease_until, created_at, expires_at)
-VALUES ($1, $2, $3, $4, 'in_flight', $5, $6::timestamptz, $7::timestamptz, $8::timestamptz)
+VALUES ($1, $2, $3,
+    COALESCE(
+        (SELECT aggregate_id FROM events
+         WHERE aggregate_id = $9::uuid AND version = 1 AND event_type = 'OrderAccepted'
+           AND created_at > $10::timestamptz),
+        $4::uuid),
+    'in_flight', $5, $6::timestamptz, $7::timestamptz, $8::timestamptz)
 ON CONFLICT (user_id, idempotency_key) DO UPDATE SET
     fingerprint = CASE WHEN k.expires_at <= excluded.created_at THEN excluded.fingerprint ELSE k.fingerprint END,
     order_id = CASE WHEN k.expires_at <= excluded.created_at THEN excluded.order_id ELSE k.order_id END,
@@ -54,9 +65,32 @@ export function createIdempotencyKeys(db: Database): IdempotencyKeys {
         claim.lease_until.toISOString(),
         claim.now.toISOString(),
         claim.expires_at.toISOString(),
+        claim.legacy?.order_id ?? null,
+        claim.legacy?.accepted_after.toISOString() ?? null,
       ]);
       if (!row) throw new Error(`Claiming Idempotency-Key ${claim.idempotency_key} returned no row`);
       return toState(row, claim.token);
+    },
+
+    async complete(done) {
+      const rows = await db.query(
+        `UPDATE idempotency_keys
+         SET state = 'done', lease_until = NULL, response_status = $5, response_body = $6,
+             expires_at = $7::timestamptz
+         WHERE user_id = $1 AND idempotency_key = $2 AND claimed_by = $3 AND order_id = $4
+           AND state = 'in_flight'
+         RETURNING 1`,
+        [
+          done.user_id,
+          done.idempotency_key,
+          done.token,
+          done.order_id,
+          done.response.status,
+          done.response.body,
+          done.expires_at.toISOString(),
+        ],
+      );
+      return rows.length > 0;
     },
 
     async release(userId, idempotencyKey, token) {
