@@ -4,6 +4,7 @@ import { ROLES } from './config.ts';
 import { createApp } from './http/app.ts';
 import { createChannelsService } from './app/notifications/channels.ts';
 import { createPositionService } from './app/positions.ts';
+import { createReadModelQueries } from './app/readModels.ts';
 import { createSagaViews } from './app/sagaView.ts';
 import { createNotifier } from './app/notifications/notifier.ts';
 import { createSweeper } from './app/sweeper.ts';
@@ -24,6 +25,7 @@ import { createHttpTradeWorker } from './infra/venues/httpTradeWorker.ts';
 import { createSimulatedMarket } from './infra/venues/simulatedMarket.ts';
 import { createHealthProbe } from './infra/health.ts';
 import { createOpenSagas } from './infra/openSagas.ts';
+import { createReadModels } from './infra/readModels.ts';
 import { createUserChannelStore } from './infra/notify/userChannels.ts';
 import { notifierPorts, wireOrderFlow, wireOrders } from './wiring.ts';
 
@@ -190,6 +192,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       orders: wired.orders,
       positions: createPositionService(wired.store),
       sagas: createSagaViews(wired.store),
+      readModels: createReadModelQueries(createReadModels(db)),
       health: createHealthProbe(db),
       currencies: config.currencies,
       logger,

@@ -5,6 +5,8 @@ import { parse as parseLosslessJson } from 'lossless-json';
 import type { ChannelsService } from '../app/notifications/channels.ts';
 import type { OrderService } from '../app/orders.ts';
 import type { PositionService } from '../app/positions.ts';
+import { ORDER_VIEW_STATUSES, POSITION_VIEW_STATUSES } from '../app/projections.ts';
+import type { ReadModelQueries } from '../app/readModels.ts';
 import type { SagaViews } from '../app/sagaView.ts';
 import type { StoredEvent } from '../app/ports/eventStore.ts';
 import type { HealthProbe } from '../app/ports/health.ts';
@@ -13,6 +15,7 @@ import { NotFoundError, ValidationError } from '../domain/errors.ts';
 import type { Currencies } from '../domain/money.ts';
 import { validateChannelsRequest, validateUserId } from './channelsRequest.ts';
 import { strictPathParam } from './fields.ts';
+import { readListQuery } from './listQuery.ts';
 import { validateOrderRequest } from './orderRequest.ts';
 import { errorHandler, problemResponse, RequestProblem } from './problems.ts';
 
@@ -20,6 +23,8 @@ export interface AppDeps {
   readonly orders: OrderService;
   readonly positions: PositionService;
   readonly sagas: SagaViews;
+  /** The read models: GET /orders/:id, /positions/:id and the users' lists. */
+  readonly readModels: ReadModelQueries;
   readonly health: HealthProbe;
   readonly currencies: Currencies;
   readonly logger: Logger;
@@ -116,6 +121,10 @@ export function createApp(deps: AppDeps): Hono {
     if (!UUID.test(raw)) throw new NotFoundError(`There is no order with id ${raw}`);
     return raw.toLowerCase();
   };
+  const positionId = (raw: string): string => {
+    if (!UUID.test(raw)) throw new NotFoundError(`There is no position with id ${raw}`);
+    return raw.toLowerCase();
+  };
 
   const limitBody = bodyLimit({
     maxSize: maxBodyBytes,
@@ -145,8 +154,25 @@ export function createApp(deps: AppDeps): Hono {
   });
 
   app.get('/orders/:id', async (c) => {
-    const { state, version } = await deps.orders.get(orderId(c.req.param('id')));
-    return c.json({ ...state, version });
+    const order = await deps.readModels.order(orderId(c.req.param('id')));
+    return c.json(order);
+  });
+
+  app.get('/positions/:id', async (c) => {
+    const position = await deps.readModels.position(positionId(c.req.param('id')));
+    return c.json(position);
+  });
+
+  app.get('/users/:userId/orders', async (c) => {
+    const userId = validateUserId(strictPathParam(c, 'userId'));
+    const page = await deps.readModels.ordersOf(userId, readListQuery(c, ORDER_VIEW_STATUSES));
+    return c.json({ orders: page.rows, next_cursor: page.next_cursor });
+  });
+
+  app.get('/users/:userId/positions', async (c) => {
+    const userId = validateUserId(strictPathParam(c, 'userId'));
+    const page = await deps.readModels.positionsOf(userId, readListQuery(c, POSITION_VIEW_STATUSES));
+    return c.json({ positions: page.rows, next_cursor: page.next_cursor });
   });
 
   app.get('/orders/:id/events', async (c) => {

@@ -33,10 +33,19 @@ export function problemResponse(
 export class RequestProblem extends HTTPException {
   readonly problemCode: string;
   readonly title: string;
-  constructor(status: ContentfulStatusCode, code: string, title: string, detail: string) {
+  /** The parameters or fields that failed, when the problem is about some (e.g. a query parameter). */
+  readonly errors: readonly FieldProblem[] | undefined;
+  constructor(
+    status: ContentfulStatusCode,
+    code: string,
+    title: string,
+    detail: string,
+    errors?: readonly FieldProblem[],
+  ) {
     super(status, { message: detail });
     this.problemCode = code;
     this.title = title;
+    this.errors = errors;
   }
 }
 
@@ -62,6 +71,7 @@ export function errorHandler(logger: Logger) {
         type: problemType(error.problemCode),
         title: error.title,
         detail: error.message,
+        ...(error.errors ? { errors: error.errors } : {}),
       });
     }
     if (error instanceof AppError) {
