@@ -12,6 +12,7 @@ import { startStatelyInspector } from './infra/inspector.ts';
 import { startService } from './service.ts';
 import { runCheck } from './ops/checkCommand.ts';
 import { runReplayCheck } from './ops/replayCheck.ts';
+import { runRebuildProjections } from './ops/rebuildProjections.ts';
 import { redriveDeadLetters, redriveQueues } from './ops/redrive.ts';
 import { topology } from './infra/bus/rabbit/topology.ts';
 import { serveSimulatedMarket } from './infra/venues/simulatedHttpServer.ts';
@@ -62,9 +63,9 @@ async function main(args: readonly string[]): Promise<void> {
   const config = loadConfig(process.env);
   const logger = createLogger(config.logLevel);
   if (command === 'market') return serveMarket(config, logger);
-  if (!['serve', 'migrate', 'check', 'replay-check', 'redrive'].includes(command)) {
+  if (!['serve', 'migrate', 'check', 'replay-check', 'redrive', 'rebuild-projections'].includes(command)) {
     throw new Error(
-      `Unknown command "${command}"; use "serve" (default), "migrate", "check", "replay-check", "redrive" or "market"`,
+      `Unknown command "${command}"; use "serve" (default), "migrate", "check", "replay-check", "redrive", "rebuild-projections" or "market"`,
     );
   }
 
@@ -88,6 +89,12 @@ async function main(args: readonly string[]): Promise<void> {
     const ok = await runCheck(config, db, (text) => process.stdout.write(`${text}\n`));
     await opened.close();
     process.exit(ok ? 0 : 1);
+  }
+
+  if (command === 'rebuild-projections') {
+    await runRebuildProjections(db, (text) => process.stdout.write(`${text}\n`));
+    await opened.close();
+    return;
   }
 
   if (command === 'replay-check') {
