@@ -219,23 +219,36 @@ export interface ViewRows {
 /**
  * Folds events into `rows` (changed in place, so a rebuild folds batch after batch into bounded
  * maps). Events of one stream must come in version order; streams may interleave.
+ * @param changed told of each row an event changed.
  * @returns how many events did not apply (already applied, or out of order: a gap).
  */
-export function foldInto(rows: ViewRows, events: readonly ProjectionInput[]): number {
+export function foldInto(
+  rows: ViewRows,
+  events: readonly ProjectionInput[],
+  changed?: (view: 'orders' | 'positions', id: string) => void,
+): number {
   let skipped = 0;
   for (const event of events) {
     const id = event.aggregate_id.toLowerCase();
-    if (viewOf(event) === 'orders') {
+    const view = viewOf(event);
+    let applied = false;
+    if (view === 'orders') {
       const row = rows.orders.get(id);
       const next = projectOrder(row, event);
-      if (next === row) skipped += 1;
-      else if (next) rows.orders.set(id, next);
+      if (next && next !== row) {
+        rows.orders.set(id, next);
+        applied = true;
+      }
     } else {
       const row = rows.positions.get(id);
       const next = projectPosition(row, event);
-      if (next === row) skipped += 1;
-      else if (next) rows.positions.set(id, next);
+      if (next && next !== row) {
+        rows.positions.set(id, next);
+        applied = true;
+      }
     }
+    if (applied) changed?.(view, id);
+    else skipped += 1;
   }
   return skipped;
 }

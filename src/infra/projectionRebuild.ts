@@ -6,7 +6,7 @@ import type { ViewRows } from '../app/projections.ts';
 import { EVENT_COLUMNS, toStored } from './eventStore.ts';
 import type { EventRow } from './eventStore.ts';
 import { loadRows, upsertRows, VIEW_TABLES } from './viewTables.ts';
-import type { ViewKind } from './viewTables.ts';
+import type { ViewKind, ViewOf } from './viewTables.ts';
 
 /*
  * `rebuild-projections`: the read models rebuilt from the event log by the TypeScript fold
@@ -53,6 +53,11 @@ export interface RebuildOptions {
   readonly onProgress?: (progress: RebuildProgress) => void;
   /** Runs after the catch-up, before the swap: lets tests append while the rebuild is underway. */
   readonly beforeSwap?: () => Promise<void>;
+  /**
+   * Rows kept in memory between batches (default 50,000): an order's events lie a few batches
+   * apart, so most are folded from memory and written once, when they leave it.
+   */
+  readonly cachedRows?: number;
 }
 
 const KINDS: readonly ViewKind[] = ['orders', 'positions'];
@@ -101,6 +106,81 @@ async function readEvents(
   return rows.map(toStored);
 }
 
+/** The id of a read-model row. */
+const idOf = (kind: ViewKind, row: ViewOf[ViewKind]): string =>
+  kind === 'orders' ? (row as ViewOf['orders']).order_id : (row as ViewOf['positions']).position_id;
+
+/**
+ * The rebuilt rows a rebuild holds in memory, most recently touched last, at most `max` of them:
+ * rows leave (written if changed) oldest first. The new tables have no other writer, so a row in
+ * memory is always the latest.
+ */
+function rowCache(max: number) {
+  const rows: ViewRows = { orders: new Map(), positions: new Map() };
+  const maps: { readonly [K in ViewKind]: Map<string, ViewOf[ViewKind]> } = rows;
+  const dirty = { orders: new Set<string>(), positions: new Set<string>() };
+  const size = () => rows.orders.size + rows.positions.size;
+
+  /** Writes these rows of `kind` if they changed; how many were written. */
+  async function write(q: Queryable, kind: ViewKind, ids: Iterable<string>): Promise<number> {
+    const changed = [...ids].filter((id) => dirty[kind].has(id));
+    const written = changed.flatMap((id) => maps[kind].get(id) ?? []);
+    await upsertRows(q, kind, written, next(kind));
+    for (const id of changed) dirty[kind].delete(id);
+    return written.length;
+  }
+
+  return {
+    rows,
+    /** Brings the rows of these ids into memory, as the most recently touched. */
+    async load(q: Queryable, touched: { readonly [K in ViewKind]: ReadonlySet<string> }): Promise<void> {
+      for (const kind of KINDS) {
+        const map = maps[kind];
+        const missing: string[] = [];
+        for (const id of touched[kind]) {
+          const row = map.get(id);
+          if (row === undefined) {
+            missing.push(id);
+          } else {
+            map.delete(id);
+            map.set(id, row);
+          }
+        }
+        for (const row of await loadRows(q, kind, missing, next(kind))) map.set(idOf(kind, row), row);
+      }
+    },
+    /** Notes a row the fold changed. */
+    changed: (kind: ViewKind, id: string): void => {
+      dirty[kind].add(id);
+    },
+    /** Writes (if changed) and forgets the oldest rows beyond `max`; how many rows were written. */
+    async evict(q: Queryable): Promise<number> {
+      const total = size();
+      const excess = total - max;
+      if (excess <= 0) return 0;
+      const shares = KINDS.map((kind) => Math.ceil((excess * maps[kind].size) / total));
+      let written = 0;
+      for (const [i, kind] of KINDS.entries()) {
+        const share = shares[i] ?? 0;
+        const oldest: string[] = [];
+        for (const id of maps[kind].keys()) {
+          if (oldest.length >= share) break;
+          oldest.push(id);
+        }
+        written += await write(q, kind, oldest);
+        for (const id of oldest) maps[kind].delete(id);
+      }
+      return written;
+    },
+    /** Writes every changed row (they stay in memory); how many rows were written. */
+    async flush(q: Queryable): Promise<number> {
+      let written = 0;
+      for (const kind of KINDS) written += await write(q, kind, [...dirty[kind]]);
+      return written;
+    },
+  };
+}
+
 /** Rebuilds `orders_view` and `positions_view` from the events and swaps them in. */
 export async function rebuildReadModels(db: Database, options: RebuildOptions = {}): Promise<RebuildReport> {
   const batchSize = options.batchSize ?? 5000;
@@ -108,44 +188,48 @@ export async function rebuildReadModels(db: Database, options: RebuildOptions = 
   const [total] = await db.query<{ n: string }>('SELECT count(*)::text AS n FROM events');
   const totalEvents = Number(total?.n ?? 0);
   let eventsRead = 0;
-  let rowsWritten = 0;
   let skippedEvents = 0;
   let from: GlobalPosition = START;
 
   const report = (phase: RebuildProgress['phase']) =>
     options.onProgress?.({ phase, eventsRead, totalEvents });
 
-  /** Folds a batch into the new tables. */
+  const cache = rowCache(options.cachedRows ?? 50_000);
+  let rowsWritten = 0;
+
+  /** Folds a batch into the rows (loading those not in the cache from the new tables). */
   async function apply(q: Queryable, events: readonly StoredEvent[]): Promise<void> {
+    // A stream whose first event here is its first event at all has no row yet: nothing to load.
     const touched = { orders: new Set<string>(), positions: new Set<string>() };
-    for (const event of events) touched[viewOf(event)].add(event.aggregate_id.toLowerCase());
-    const rows: ViewRows = { orders: new Map(), positions: new Map() };
-    for (const row of await loadRows(q, 'orders', [...touched.orders], next('orders'))) {
-      rows.orders.set(row.order_id, row);
+    const created = new Set<string>();
+    for (const event of events) {
+      const id = event.aggregate_id.toLowerCase();
+      if (event.version === 1) created.add(id);
+      else if (!created.has(id)) touched[viewOf(event)].add(id);
     }
-    for (const row of await loadRows(q, 'positions', [...touched.positions], next('positions'))) {
-      rows.positions.set(row.position_id, row);
-    }
-    skippedEvents += foldInto(rows, events);
-    const changed = {
-      orders: [...touched.orders].flatMap((id) => rows.orders.get(id) ?? []),
-      positions: [...touched.positions].flatMap((id) => rows.positions.get(id) ?? []),
-    };
-    await upsertRows(q, 'orders', changed.orders, next('orders'));
-    await upsertRows(q, 'positions', changed.positions, next('positions'));
-    rowsWritten += changed.orders.length + changed.positions.length;
+    await cache.load(q, touched);
+    skippedEvents += foldInto(cache.rows, events, cache.changed);
+    rowsWritten += await cache.evict(q);
     eventsRead += events.length;
     from = events.at(-1)?.position ?? from;
   }
 
-  /** Applies batches until one comes back short: the cursor has reached what has committed. */
+  /**
+   * Applies batches until one comes back short: the cursor has reached what has committed. The
+   * next batch is read while this one is folded and written, so the database and the fold overlap.
+   */
   async function catchUp(q: Queryable, phase: RebuildProgress['phase'], settled: boolean): Promise<void> {
+    let reading = readEvents(q, from, batchSize, settled);
     for (;;) {
-      const events = await readEvents(q, from, batchSize, settled);
+      const events = await reading;
+      const last = events.at(-1);
+      const more = events.length === batchSize && last !== undefined;
+      if (more) reading = readEvents(q, last.position, batchSize, settled);
       if (events.length > 0) await apply(q, events);
       report(phase);
-      if (events.length < batchSize) return;
+      if (!more) break;
     }
+    rowsWritten += await cache.flush(q);
   }
 
   const live = new Map<ViewKind, IndexInfo[]>();

@@ -28,7 +28,7 @@ export function formatRebuildReport(report: RebuildReport): string {
 export async function runRebuildProjections(
   db: Database,
   print: (text: string) => void,
-  options: { batchSize?: number } = {},
+  options: { batchSize?: number; cachedRows?: number } = {},
 ): Promise<RebuildReport> {
   const bar = new SingleBar({
     stream: process.stderr,

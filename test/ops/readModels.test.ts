@@ -92,7 +92,10 @@ describe('the read models against a replay of the events', () => {
       );
 
       const printed: string[] = [];
-      const report = await runRebuildProjections(db, (text) => printed.push(text), { batchSize: 2 });
+      const report = await runRebuildProjections(db, (text) => printed.push(text), {
+        batchSize: 2,
+        cachedRows: 1,
+      });
       expect(report).toMatchObject({
         rowsDiffered: 3,
         rows: { orders: 3, positions: 2 },
