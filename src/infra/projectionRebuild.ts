@@ -41,6 +41,8 @@ export interface RebuildReport {
   readonly rowsDiffered: number;
   /** Up to ten of them. */
   readonly differed: readonly { readonly view: string; readonly id: string }[];
+  /** How long appends waited for the swap (the lock on `events` was held), in milliseconds. */
+  readonly lockedMs: number;
   /** Events the fold did not apply: out of version order (0 in a healthy log). */
   readonly skippedEvents: number;
   readonly seconds: number;
@@ -254,11 +256,13 @@ export async function rebuildReadModels(db: Database, options: RebuildOptions = 
   await options.beforeSwap?.();
   await catchUp(db, 'catch-up', true);
 
+  let lockedAt = 0;
   const swapped = await db.transaction(async (tx) => {
     // SHARE conflicts with the ROW EXCLUSIVE every append takes on `events` before its trigger
     // runs: appends in flight finish first, new ones wait for the commit, and none holds a lock
     // on a read model meanwhile (no deadlock with the DROP below).
     await tx.query('LOCK TABLE events IN SHARE MODE');
+    lockedAt = performance.now();
     await catchUp(tx, 'swap', false);
     let rowsDiffered = 0;
     const differed: { view: string; id: string }[] = [];
@@ -290,6 +294,7 @@ export async function rebuildReadModels(db: Database, options: RebuildOptions = 
     }
     return { rowsDiffered, differed: differed.slice(0, 10), rows };
   });
+  const lockedMs = performance.now() - lockedAt;
   report('swap');
 
   const seconds = (performance.now() - started) / 1000;
@@ -297,6 +302,7 @@ export async function rebuildReadModels(db: Database, options: RebuildOptions = 
     eventsRead,
     rowsWritten,
     ...swapped,
+    lockedMs,
     skippedEvents,
     seconds,
     eventsPerSecond: seconds > 0 ? eventsRead / seconds : 0,
