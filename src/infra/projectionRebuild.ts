@@ -2,11 +2,11 @@ import type { Database, Queryable } from '../app/ports/database.ts';
 import { START } from '../app/ports/eventStore.ts';
 import type { GlobalPosition, StoredEvent } from '../app/ports/eventStore.ts';
 import { foldInto, viewOf } from '../app/projections.ts';
-import type { ViewRows } from '../app/projections.ts';
 import { EVENT_COLUMNS, toStored } from './eventStore.ts';
 import type { EventRow } from './eventStore.ts';
-import { loadRows, upsertRows, VIEW_TABLES } from './viewTables.ts';
-import type { ViewKind, ViewOf } from './viewTables.ts';
+import { KINDS, rowCache } from './rebuildRows.ts';
+import { VIEW_TABLES } from './viewTables.ts';
+import type { ViewKind } from './viewTables.ts';
 
 /*
  * `rebuild-projections`: the read models rebuilt from the event log by the TypeScript fold
@@ -19,9 +19,11 @@ import type { ViewKind, ViewOf } from './viewTables.ts';
  *    memory holds one batch, whatever the size of the log.
  * 3. The live tables' other indexes on the new ones, ANALYZE, and a catch-up of what committed
  *    meanwhile.
- * 4. One transaction: lock `events` against appends (they wait), apply the last events, count
- *    the rows in which the live tables differ from the rebuilt ones, drop the live tables and
- *    rename the new ones in. Appends resume, and their trigger writes the new tables.
+ * 4. The rows in which the live tables differ from the rebuilt ones, compared while appends go on.
+ * 5. One transaction: lock `events` against appends (they wait), apply the last events, compare
+ *    again the rows that differed and those the last events touched (no other row can have
+ *    changed), drop the live tables and rename the new ones in. Appends resume, and their trigger
+ *    writes the new tables.
  */
 
 export interface RebuildProgress {
@@ -61,9 +63,6 @@ export interface RebuildOptions {
    */
   readonly cachedRows?: number;
 }
-
-const KINDS: readonly ViewKind[] = ['orders', 'positions'];
-const next = (kind: ViewKind) => `${VIEW_TABLES[kind].table}_next`;
 
 interface IndexInfo {
   readonly name: string;
@@ -108,81 +107,6 @@ async function readEvents(
   return rows.map(toStored);
 }
 
-/** The id of a read-model row. */
-const idOf = (kind: ViewKind, row: ViewOf[ViewKind]): string =>
-  kind === 'orders' ? (row as ViewOf['orders']).order_id : (row as ViewOf['positions']).position_id;
-
-/**
- * The rebuilt rows a rebuild holds in memory, most recently touched last, at most `max` of them:
- * rows leave (written if changed) oldest first. The new tables have no other writer, so a row in
- * memory is always the latest.
- */
-function rowCache(max: number) {
-  const rows: ViewRows = { orders: new Map(), positions: new Map() };
-  const maps: { readonly [K in ViewKind]: Map<string, ViewOf[ViewKind]> } = rows;
-  const dirty = { orders: new Set<string>(), positions: new Set<string>() };
-  const size = () => rows.orders.size + rows.positions.size;
-
-  /** Writes these rows of `kind` if they changed; how many were written. */
-  async function write(q: Queryable, kind: ViewKind, ids: Iterable<string>): Promise<number> {
-    const changed = [...ids].filter((id) => dirty[kind].has(id));
-    const written = changed.flatMap((id) => maps[kind].get(id) ?? []);
-    await upsertRows(q, kind, written, next(kind));
-    for (const id of changed) dirty[kind].delete(id);
-    return written.length;
-  }
-
-  return {
-    rows,
-    /** Brings the rows of these ids into memory, as the most recently touched. */
-    async load(q: Queryable, touched: { readonly [K in ViewKind]: ReadonlySet<string> }): Promise<void> {
-      for (const kind of KINDS) {
-        const map = maps[kind];
-        const missing: string[] = [];
-        for (const id of touched[kind]) {
-          const row = map.get(id);
-          if (row === undefined) {
-            missing.push(id);
-          } else {
-            map.delete(id);
-            map.set(id, row);
-          }
-        }
-        for (const row of await loadRows(q, kind, missing, next(kind))) map.set(idOf(kind, row), row);
-      }
-    },
-    /** Notes a row the fold changed. */
-    changed: (kind: ViewKind, id: string): void => {
-      dirty[kind].add(id);
-    },
-    /** Writes (if changed) and forgets the oldest rows beyond `max`; how many rows were written. */
-    async evict(q: Queryable): Promise<number> {
-      const total = size();
-      const excess = total - max;
-      if (excess <= 0) return 0;
-      const shares = KINDS.map((kind) => Math.ceil((excess * maps[kind].size) / total));
-      let written = 0;
-      for (const [i, kind] of KINDS.entries()) {
-        const share = shares[i] ?? 0;
-        const oldest: string[] = [];
-        for (const id of maps[kind].keys()) {
-          if (oldest.length >= share) break;
-          oldest.push(id);
-        }
-        written += await write(q, kind, oldest);
-        for (const id of oldest) maps[kind].delete(id);
-      }
-      return written;
-    },
-    /** Writes every changed row (they stay in memory); how many rows were written. */
-    async flush(q: Queryable): Promise<number> {
-      let written = 0;
-      for (const kind of KINDS) written += await write(q, kind, [...dirty[kind]]);
-      return written;
-    },
-  };
-}
-
 /** Rebuilds `orders_view` and `positions_view` from the events and swaps them in. */
 export async function rebuildReadModels(db: Database, options: RebuildOptions = {}): Promise<RebuildReport> {
   const batchSize = options.batchSize ?? 5000;
@@ -198,6 +122,9 @@ export async function rebuildReadModels(db: Database, options: RebuildOptions = 
 
   const cache = rowCache(options.cachedRows ?? 50_000);
   let rowsWritten = 0;
+  /** Once recording, the ids of every row an applied event touched (the swap compares them again). */
+  const touchedSinceDiff = { orders: new Set<string>(), positions: new Set<string>() };
+  let recording = false;
 
   /** Folds a batch into the rows (loading those not in the cache from the new tables). */
   async function apply(q: Queryable, events: readonly StoredEvent[]): Promise<void> {
@@ -206,6 +133,7 @@ export async function rebuildReadModels(db: Database, options: RebuildOptions = 
     const created = new Set<string>();
     for (const event of events) {
       const id = event.aggregate_id.toLowerCase();
+      if (recording) touchedSinceDiff[viewOf(event)].add(id);
       if (event.version === 1) created.add(id);
       else if (!created.has(id)) touched[viewOf(event)].add(id);
     }
@@ -256,6 +184,21 @@ export async function rebuildReadModels(db: Database, options: RebuildOptions = 
   await options.beforeSwap?.();
   await catchUp(db, 'catch-up', true);
 
+  // The rows that differ now, compared without holding appends; under the lock only these and
+  // the rows the last events touch are compared again (the trigger changes no others), so the
+  // pause does not grow with the size of the tables.
+  const differing = { orders: new Set<string>(), positions: new Set<string>() };
+  recording = true;
+  for (const kind of KINDS) {
+    const { table, id } = VIEW_TABLES[kind];
+    const rows = await db.query<{ id: string }>(
+      `SELECT coalesce(o.${id}, n.${id})::text AS id
+       FROM ${table} o FULL JOIN ${table}_next n ON n.${id} = o.${id}
+       WHERE ROW(o.*) IS DISTINCT FROM ROW(n.*)`,
+    );
+    for (const row of rows) differing[kind].add(row.id);
+  }
+
   let lockedAt = 0;
   const swapped = await db.transaction(async (tx) => {
     // SHARE conflicts with the ROW EXCLUSIVE every append takes on `events` before its trigger
@@ -269,14 +212,17 @@ export async function rebuildReadModels(db: Database, options: RebuildOptions = 
     const rows = { orders: 0, positions: 0 };
     for (const kind of KINDS) {
       const { table, id } = VIEW_TABLES[kind];
-      const diff = await tx.query<{ id: string; n: number }>(
-        `SELECT coalesce(o.${id}, n.${id})::text AS id, count(*) OVER ()::int AS n
-         FROM ${table} o FULL JOIN ${table}_next n ON n.${id} = o.${id}
+      const suspects = [...new Set([...differing[kind], ...touchedSinceDiff[kind]])];
+      const diff = await tx.query<{ id: string }>(
+        `SELECT k.id::text AS id
+         FROM unnest($1::uuid[]) AS k(id)
+         LEFT JOIN ${table} o ON o.${id} = k.id LEFT JOIN ${table}_next n ON n.${id} = k.id
          WHERE ROW(o.*) IS DISTINCT FROM ROW(n.*)
-         ORDER BY 1 LIMIT 10`,
+         ORDER BY 1`,
+        [suspects],
       );
-      rowsDiffered += diff[0]?.n ?? 0;
-      differed.push(...diff.map((d) => ({ view: table, id: d.id })));
+      rowsDiffered += diff.length;
+      differed.push(...diff.slice(0, 10).map((d) => ({ view: table, id: d.id })));
       const [count] = await tx.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}_next`);
       rows[kind] = count?.n ?? 0;
     }
