@@ -187,7 +187,8 @@ async function openMarket(): Promise<{
 async function bench(backend: string, rawDb: Database): Promise<Report> {
   const db = counting(rawDb);
   await migrate(db);
-  if (values['no-read-models']) await db.exec('ALTER TABLE events DISABLE TRIGGER events_project_read_models');
+  if (values['no-read-models'])
+    await db.exec('ALTER TABLE events DISABLE TRIGGER events_project_read_models');
   const market = await openMarket();
   try {
     return await measure(backend, system(db, market));

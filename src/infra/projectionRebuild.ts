@@ -199,6 +199,9 @@ export async function rebuildReadModels(db: Database, options: RebuildOptions = 
     for (const row of rows) differing[kind].add(row.id);
   }
 
+  // What came in meanwhile, so that little is left to do while appends wait.
+  await catchUp(db, 'catch-up', true);
+
   let lockedAt = 0;
   const swapped = await db.transaction(async (tx) => {
     // SHARE conflicts with the ROW EXCLUSIVE every append takes on `events` before its trigger
