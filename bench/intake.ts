@@ -7,6 +7,8 @@
  *   DATABASE_URL=postgres://postgres@127.0.0.1:5432/test npm run bench:intake
  *   npm run bench:intake -- --seconds 10 --clients 32 --only pglite
  */
+import { createReadModelQueries } from '../src/app/readModels.ts';
+import { createReadModels } from '../src/infra/readModels.ts';
 import { randomUUID } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { createOrderService } from '../src/app/orders.ts';
@@ -73,6 +75,7 @@ async function run(backend: string, raw: Database, mode: Mode): Promise<Result> 
     }),
     positions: createPositionService(store),
     sagas: createSagaViews(store),
+    readModels: createReadModelQueries(createReadModels(db)),
     health: createHealthProbe(db),
     currencies: currencies(),
     logger: silentLogger,

@@ -46,6 +46,8 @@ const { values } = parseArgs({
     only: { type: 'string' },
     /** `in-process` (default): the simulated market in this heap; `process`: over HTTP. */
     market: { type: 'string', default: 'in-process' },
+    /** Without the read models' trigger (migration 010), to measure what it costs. */
+    'no-read-models': { type: 'boolean', default: false },
   },
 });
 if (!['in-process', 'process'].includes(values.market)) {
@@ -185,6 +187,8 @@ async function openMarket(): Promise<{
 async function bench(backend: string, rawDb: Database): Promise<Report> {
   const db = counting(rawDb);
   await migrate(db);
+  if (values['no-read-models'])
+    await db.exec('ALTER TABLE events DISABLE TRIGGER events_project_read_models');
   const market = await openMarket();
   try {
     return await measure(backend, system(db, market));
@@ -295,7 +299,7 @@ if (values.only !== 'pglite') {
 
 for (const [q, n] of [...queryCounts].sort((a, b) => b[1] - a[1])) console.log(String(n).padStart(8), q);
 console.log(
-  `\nsaga: ${RATE}/s for ${RATE_SECONDS}s (latency), then ${ORDERS} orders by ${CLIENTS} clients (throughput); in-process delivery, concurrency ${CONCURRENCY}; market ${values.market}\n`,
+  `\nsaga: ${RATE}/s for ${RATE_SECONDS}s (latency), then ${ORDERS} orders by ${CLIENTS} clients (throughput); in-process delivery, concurrency ${CONCURRENCY}; market ${values.market}${values['no-read-models'] ? '; read models off' : ''}\n`,
 );
 console.log(
   'backend          sagas/s   p50 ms   p99 ms | @rate p50 ms   p99 ms | heap MB (after GC)        live actors',

@@ -12,6 +12,7 @@ import { startStatelyInspector } from './infra/inspector.ts';
 import { startService } from './service.ts';
 import { runCheck } from './ops/checkCommand.ts';
 import { runReplayCheck } from './ops/replayCheck.ts';
+import { runRebuildProjections } from './ops/rebuildProjections.ts';
 import { redriveDeadLetters, redriveQueues } from './ops/redrive.ts';
 import { topology } from './infra/bus/rabbit/topology.ts';
 import { serveSimulatedMarket } from './infra/venues/simulatedHttpServer.ts';
@@ -65,9 +66,11 @@ async function main(args: readonly string[]): Promise<void> {
   // `keys` prints the key it creates on stdout, alone: its logs go to stderr.
   const logger = createLogger(config.logLevel, command === 'keys' ? process.stderr : undefined);
   if (command === 'market') return serveMarket(config, logger);
-  if (!['serve', 'migrate', 'check', 'replay-check', 'redrive', 'keys'].includes(command)) {
+  if (
+    !['serve', 'migrate', 'check', 'replay-check', 'redrive', 'keys', 'rebuild-projections'].includes(command)
+  ) {
     throw new Error(
-      `Unknown command "${command}"; use "serve" (default), "migrate", "check", "replay-check", "redrive", "keys" or "market"`,
+      `Unknown command "${command}"; use "serve" (default), "migrate", "check", "replay-check", "redrive", "keys", "rebuild-projections" or "market"`,
     );
   }
 
@@ -103,6 +106,12 @@ async function main(args: readonly string[]): Promise<void> {
     const ok = await runCheck(config, db, (text) => process.stdout.write(`${text}\n`));
     await opened.close();
     process.exit(ok ? 0 : 1);
+  }
+
+  if (command === 'rebuild-projections') {
+    await runRebuildProjections(db, (text) => process.stdout.write(`${text}\n`));
+    await opened.close();
+    return;
   }
 
   if (command === 'replay-check') {

@@ -6,6 +6,7 @@ import { createKeyRing } from './app/apiKeys.ts';
 import { createApiKeyStore } from './infra/apiKeys.ts';
 import { createChannelsService } from './app/notifications/channels.ts';
 import { createPositionService } from './app/positions.ts';
+import { createReadModelQueries } from './app/readModels.ts';
 import { createSagaViews } from './app/sagaView.ts';
 import { createNotifier } from './app/notifications/notifier.ts';
 import { createSweeper } from './app/sweeper.ts';
@@ -27,6 +28,7 @@ import { createHttpTradeWorker } from './infra/venues/httpTradeWorker.ts';
 import { createSimulatedMarket } from './infra/venues/simulatedMarket.ts';
 import { createHealthProbe } from './infra/health.ts';
 import { createOpenSagas } from './infra/openSagas.ts';
+import { createReadModels } from './infra/readModels.ts';
 import { createUserChannelStore } from './infra/notify/userChannels.ts';
 import { notifierPorts, wireOrderFlow, wireOrders } from './wiring.ts';
 
@@ -197,6 +199,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       orders: wired.orders,
       positions: createPositionService(wired.store),
       sagas: createSagaViews(wired.store),
+      readModels: createReadModelQueries(createReadModels(db)),
       health: createHealthProbe(db),
       currencies: config.currencies,
       logger,

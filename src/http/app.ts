@@ -7,6 +7,8 @@ import type { ChannelsService } from '../app/notifications/channels.ts';
 import { IdempotencyKeyInFlightError, IdempotencyKeyReusedError } from '../app/orders.ts';
 import type { OrderService } from '../app/orders.ts';
 import type { PositionService } from '../app/positions.ts';
+import { ORDER_VIEW_STATUSES, POSITION_VIEW_STATUSES } from '../app/projections.ts';
+import type { ReadModelQueries } from '../app/readModels.ts';
 import type { SagaViews } from '../app/sagaView.ts';
 import type { StoredEvent } from '../app/ports/eventStore.ts';
 import type { HealthProbe } from '../app/ports/health.ts';
@@ -19,6 +21,7 @@ import { validateChannelsRequest, validateUserId } from './channelsRequest.ts';
 import { mountDocs } from './docs.ts';
 import { strictPathParam } from './fields.ts';
 import { apiDocument } from './openapi.ts';
+import { readListQuery } from './listQuery.ts';
 import { validateOrderRequest } from './orderRequest.ts';
 import { errorHandler, problemResponse, RequestProblem } from './problems.ts';
 import { perUserRateLimit } from './rateLimit.ts';
@@ -28,6 +31,8 @@ export interface AppDeps {
   readonly orders: OrderService;
   readonly positions: PositionService;
   readonly sagas: SagaViews;
+  /** The read models: GET /orders/:id, /positions/:id and the users' lists. */
+  readonly readModels: ReadModelQueries;
   readonly health: HealthProbe;
   readonly currencies: Currencies;
   readonly logger: Logger;
@@ -97,7 +102,7 @@ function idempotencyProblem(error: unknown): never {
   }
   if (error instanceof IdempotencyKeyInFlightError) {
     throw new RequestProblem(409, 'idempotency_key_in_flight', 'Request in progress', error.message, {
-      'Retry-After': '1',
+      headers: { 'Retry-After': '1' },
     });
   }
   throw error;
@@ -165,8 +170,12 @@ export function createApp(deps: AppDeps): Hono {
     if (!UUID.test(raw)) throw new NotFoundError(`There is no order with id ${raw}`);
     return raw.toLowerCase();
   };
-  // Whose order it is, from its events (one line to re-point at orders_view).
-  const orderOwner = async (id: string) => ownerOf(await deps.orders.history(id));
+  // Whose order it is, from the read model.
+  const orderOwner = async (id: string) => (await deps.readModels.order(id)).user_id;
+  const positionId = (raw: string): string => {
+    if (!UUID.test(raw)) throw new NotFoundError(`There is no position with id ${raw}`);
+    return raw.toLowerCase();
+  };
 
   const limitBody = bodyLimit({
     maxSize: maxBodyBytes,
@@ -203,9 +212,29 @@ export function createApp(deps: AppDeps): Hono {
   });
 
   app.get('/orders/:id', async (c) => {
-    const { state, version } = await deps.orders.get(orderId(c.req.param('id')));
-    assertCanAccess(c, 'user_id' in state ? state.user_id : undefined);
-    return c.json({ ...state, version });
+    const order = await deps.readModels.order(orderId(c.req.param('id')));
+    assertCanAccess(c, order.user_id);
+    return c.json(order);
+  });
+
+  app.get('/positions/:id', async (c) => {
+    const position = await deps.readModels.position(positionId(c.req.param('id')));
+    assertCanAccess(c, position.user_id);
+    return c.json(position);
+  });
+
+  app.get('/users/:userId/orders', async (c) => {
+    const userId = validateUserId(strictPathParam(c, 'userId'));
+    assertCanAccess(c, userId);
+    const page = await deps.readModels.ordersOf(userId, readListQuery(c, ORDER_VIEW_STATUSES));
+    return c.json({ orders: page.rows, next_cursor: page.next_cursor });
+  });
+
+  app.get('/users/:userId/positions', async (c) => {
+    const userId = validateUserId(strictPathParam(c, 'userId'));
+    assertCanAccess(c, userId);
+    const page = await deps.readModels.positionsOf(userId, readListQuery(c, POSITION_VIEW_STATUSES));
+    return c.json({ positions: page.rows, next_cursor: page.next_cursor });
   });
 
   app.get('/orders/:id/events', async (c) => {

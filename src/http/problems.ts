@@ -35,17 +35,23 @@ export class RequestProblem extends HTTPException {
   readonly title: string;
   /** Headers of the response, e.g. Retry-After. */
   readonly headers: Readonly<Record<string, string>>;
+  /** The parameters or fields that failed, when the problem is about some (e.g. a query parameter). */
+  readonly errors: readonly FieldProblem[] | undefined;
   constructor(
     status: ContentfulStatusCode,
     code: string,
     title: string,
     detail: string,
-    headers: Readonly<Record<string, string>> = {},
+    more: {
+      readonly headers?: Readonly<Record<string, string>>;
+      readonly errors?: readonly FieldProblem[];
+    } = {},
   ) {
     super(status, { message: detail });
     this.problemCode = code;
     this.title = title;
-    this.headers = headers;
+    this.headers = more.headers ?? {};
+    this.errors = more.errors;
   }
 }
 
@@ -72,6 +78,7 @@ export function errorHandler(logger: Logger) {
         type: problemType(error.problemCode),
         title: error.title,
         detail: error.message,
+        ...(error.errors ? { errors: error.errors } : {}),
       });
     }
     if (error instanceof AppError) {

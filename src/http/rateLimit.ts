@@ -39,7 +39,7 @@ export function perUserRateLimit(limit: RateLimit) {
           `User ${userId} may place at most ${limit.perSecond} orders per second` +
             (limit.burst > 0 ? ` (and ${limit.burst} more per ${BURST_WINDOW_S} s in bursts)` : '') +
             `; retry in ${seconds} s`,
-          { 'Retry-After': String(seconds) },
+          { headers: { 'Retry-After': String(seconds) } },
         );
       }
     },

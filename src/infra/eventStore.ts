@@ -12,7 +12,7 @@ import { parseEventMessage } from '../app/messageSchema.ts';
 import type { Logger } from '../app/ports/logger.ts';
 import { databaseErrorInfo, UNIQUE_VIOLATION } from './db/port.ts';
 
-const COLUMNS = `id::text AS id, event_id, aggregate_id, aggregate_type, event_type, version, event_data, metadata,
+export const EVENT_COLUMNS = `id::text AS id, event_id, aggregate_id, aggregate_type, event_type, version, event_data, metadata,
   created_at, transaction_id::text AS transaction_id`;
 
 /*
@@ -38,7 +38,7 @@ WITH input AS (
   SELECT i.event_id, i.aggregate_id, i.aggregate_type, i.event_type, i.version, i.event_data, i.metadata
   FROM input i CROSS JOIN guard WHERE guard.ok
   ORDER BY i.ord
-  RETURNING ${COLUMNS}
+  RETURNING ${EVENT_COLUMNS}
 ), outboxed AS (
   INSERT INTO outbox (event_id, aggregate_id, aggregate_type, event_type, version, event_data, metadata)
   SELECT event_id, aggregate_id, aggregate_type, event_type, version, event_data, metadata
@@ -65,7 +65,7 @@ const KEYED_APPEND_SQL = `${APPEND_CTES}, keyed AS (
 ${APPEND_RESULT}`;
 
 /** A row of `events` as read (COLUMNS): its envelope not validated yet. */
-interface EventRow {
+export interface EventRow {
   readonly id: string;
   readonly created_at: Date;
   readonly transaction_id: string;
@@ -81,7 +81,7 @@ interface AppendedRow {
 }
 
 /** Validates a row's envelope into the typed event union: the one parse of a stored event. */
-function toStored(row: EventRow): StoredEvent {
+export function toStored(row: EventRow): StoredEvent {
   const { id, created_at, transaction_id, ...envelope } = row;
   return {
     ...parseEventMessage(envelope, 'stored event'),
@@ -142,7 +142,7 @@ export function createEventStore(db: Database, options: EventStoreOptions = {}):
   return {
     async load(aggregateId) {
       const rows = await db.query<EventRow>(
-        `SELECT ${COLUMNS} FROM events WHERE aggregate_id = $1 ORDER BY events.version`,
+        `SELECT ${EVENT_COLUMNS} FROM events WHERE aggregate_id = $1 ORDER BY events.version`,
         [aggregateId],
       );
       return rows.map(toStored);
@@ -150,7 +150,7 @@ export function createEventStore(db: Database, options: EventStoreOptions = {}):
 
     async loadStreams(aggregateIds) {
       const rows = await db.query<EventRow>(
-        `SELECT ${COLUMNS} FROM events WHERE aggregate_id = ANY($1::uuid[]) ORDER BY events.id`,
+        `SELECT ${EVENT_COLUMNS} FROM events WHERE aggregate_id = ANY($1::uuid[]) ORDER BY events.id`,
         [aggregateIds],
       );
       return rows.map(toStored);
@@ -211,7 +211,7 @@ export function createEventStore(db: Database, options: EventStoreOptions = {}):
         // Only transactions older than every one still running: nothing can commit behind us.
         // Qualified names: unqualified, ORDER BY would sort by the ::text aliases ("100" < "99").
         const rows = await db.query<EventRow>(
-          `SELECT ${COLUMNS} FROM events
+          `SELECT ${EVENT_COLUMNS} FROM events
            WHERE (events.transaction_id, events.id) > ($1::xid8, $2::bigint)
              AND events.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
            ORDER BY events.transaction_id, events.id

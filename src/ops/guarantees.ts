@@ -1,5 +1,6 @@
 import { idempotencyKeyFor } from '../domain/ids.ts';
 import type { Queryable } from '../app/ports/database.ts';
+import { compareReadModels } from '../infra/projectionReplay.ts';
 
 /** One guarantee of ARCHITECTURE.md, checked against what is stored. */
 export interface GuaranteeResult {
@@ -227,24 +228,34 @@ async function contiguousVersions(db: Queryable): Promise<GuaranteeResult> {
 }
 
 /**
- * 6. Read models equal a replay of the events. The one read model so far is `open_sagas` (the
- * sweeper's list): exactly the orders with no terminal event. Queries over HTTP replay the events.
+ * 6. Read models equal a replay of the events: `orders_view` and `positions_view` (kept by a trigger)
+ * row for row against the TypeScript fold of every event (src/app/projections.ts), and
+ * `open_sagas` (the sweeper's list) against the orders with no terminal event.
  */
 async function readModels(db: Queryable): Promise<GuaranteeResult> {
   const open = await count(db, 'SELECT count(*) AS n FROM open_sagas');
-  const violations = await db.query(`
+  const openViolations = await db.query(`
     WITH replayed AS (
       SELECT DISTINCT a.aggregate_id AS order_id FROM events a
       WHERE a.aggregate_type = 'order' AND a.event_type = 'OrderAccepted'
         AND NOT EXISTS (SELECT 1 FROM events t
                         WHERE t.aggregate_id = a.aggregate_id
                           AND t.event_type IN ('OrderCompleted', 'OrderFailed')))
-    SELECT coalesce(r.order_id, s.order_id)::text AS order_id,
+    SELECT 'open_sagas' AS view, coalesce(r.order_id, s.order_id)::text AS id,
            CASE WHEN s.order_id IS NULL THEN 'open in the events, missing from open_sagas'
                 ELSE 'in open_sagas, but the events show it accepted and ended, or never accepted' END AS problem
     FROM replayed r FULL JOIN open_sagas s ON s.order_id = r.order_id
     WHERE r.order_id IS NULL OR s.order_id IS NULL`);
-  return result(6, 'read models equal a replay of the events', `open_sagas (${open} open)`, violations);
+  const views = await compareReadModels(db, { sample: SAMPLE });
+  return {
+    ...result(
+      6,
+      'read models equal a replay of the events',
+      `orders_view (${views.rows.orders} rows), positions_view (${views.rows.positions} rows) against a replay of ${views.events} events; open_sagas (${open} open)`,
+      [...views.differences, ...openViolations],
+    ),
+    violationCount: views.differenceCount + openViolations.length,
+  };
 }
 
 /** 7. A position's totals equal the sum of its completed orders. */

@@ -78,7 +78,7 @@ describe('the orders API', () => {
 
       const current = await app.request(`/orders/${body.order_id}`);
       expect(current.status).toBe(200);
-      expect(await current.json()).toMatchObject({ status: 'accepted', order_id: body.order_id, version: 1 });
+      expect(await current.json()).toMatchObject({ status: 'pending', order_id: body.order_id, version: 1 });
     });
   });
 
