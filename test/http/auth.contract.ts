@@ -97,6 +97,21 @@ const ROUTES: readonly Route[] = [
     send: (app, f, h) => app.request(`/positions/${f.positionId}/events`, { headers: h }),
   },
   {
+    name: 'GET /positions/:id',
+    ok: 200,
+    send: (app, f, h) => app.request(`/positions/${f.positionId}`, { headers: h }),
+  },
+  {
+    name: 'GET /users/:userId/orders',
+    ok: 200,
+    send: (app, f, h) => app.request(`/users/${encodeURIComponent(f.owner)}/orders`, { headers: h }),
+  },
+  {
+    name: 'GET /users/:userId/positions',
+    ok: 200,
+    send: (app, f, h) => app.request(`/users/${encodeURIComponent(f.owner)}/positions`, { headers: h }),
+  },
+  {
     name: 'GET /users/:userId/channels',
     ok: 200,
     send: (app, f, h) => app.request(`/users/${encodeURIComponent(f.owner)}/channels`, { headers: h }),
