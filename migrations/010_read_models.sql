@@ -56,6 +56,16 @@ CREATE TABLE positions_view (
 CREATE INDEX positions_view_by_user ON positions_view (user_id, created_at DESC, position_id DESC);
 CREATE INDEX positions_view_by_user_status ON positions_view (user_id, status, created_at DESC, position_id DESC);
 
+-- The event store does not check what it writes, and a projection must never make an append fail:
+-- a value that is not what the event catalogue says is read as NULL (a row is created only with
+-- every column it needs), and `npm run check` reports the event (guarantee 6).
+CREATE FUNCTION read_model_decimal(t text) RETURNS numeric LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN t ~ '^[0-9]+(\.[0-9]+)?$' THEN t::numeric END
+$$;
+CREATE FUNCTION read_model_uuid(t text) RETURNS uuid LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE WHEN t ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN t::uuid END
+$$;
+
 -- Applies one stored event to the read models: the trigger's work, and the backfill's below.
 CREATE FUNCTION project_event(e events) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
@@ -66,28 +76,32 @@ BEGIN
     WHEN 'OrderAccepted' THEN
         INSERT INTO orders_view (order_id, user_id, order_type, status, from_amount, from_currency, to_currency,
                                  created_at, updated_at, version)
-        VALUES (e.aggregate_id, d->>'user_id', d->>'order_type', 'pending', (d->>'from_amount')::numeric,
-                d->>'from_currency', d->>'to_currency', at, at, e.version)
+        SELECT e.aggregate_id, d->>'user_id', d->>'order_type', 'pending', read_model_decimal(d->>'from_amount'),
+               d->>'from_currency', d->>'to_currency', at, at, e.version
+        WHERE d->>'user_id' IS NOT NULL AND d->>'order_type' IS NOT NULL AND d->>'from_currency' IS NOT NULL
+          AND d->>'to_currency' IS NOT NULL AND read_model_decimal(d->>'from_amount') IS NOT NULL
         ON CONFLICT (order_id) DO NOTHING;
     WHEN 'PriceQuoted' THEN
         UPDATE orders_view
-        SET status = 'processing', quoted_price = (d->>'price')::numeric,
-            quoted_to_amount = (d->>'to_amount')::numeric, updated_at = at, version = e.version
+        SET status = 'processing', quoted_price = read_model_decimal(d->>'price'),
+            quoted_to_amount = read_model_decimal(d->>'to_amount'), updated_at = at, version = e.version
         WHERE order_id = e.aggregate_id AND version = e.version - 1;
     WHEN 'SwapExecuting' THEN
         UPDATE orders_view
-        SET status = 'processing', position_id = (d->>'position_id')::uuid, updated_at = at, version = e.version
+        SET status = 'processing', position_id = read_model_uuid(d->>'position_id'), updated_at = at,
+            version = e.version
         WHERE order_id = e.aggregate_id AND version = e.version - 1;
     WHEN 'SwapExecuted' THEN
         UPDATE orders_view
-        SET status = 'processing', executed_price = (d->>'executed_price')::numeric,
-            to_amount = (d->>'to_amount')::numeric, tx_hash = d->>'tx_hash', updated_at = at, version = e.version
+        SET status = 'processing', executed_price = read_model_decimal(d->>'executed_price'),
+            to_amount = read_model_decimal(d->>'to_amount'), tx_hash = d->>'tx_hash', updated_at = at,
+            version = e.version
         WHERE order_id = e.aggregate_id AND version = e.version - 1;
     WHEN 'OrderCompleted' THEN
         UPDATE orders_view
-        SET status = 'completed', executed_price = (d->>'executed_price')::numeric,
-            to_amount = (d->>'to_amount')::numeric, tx_hash = d->>'tx_hash',
-            position_id = (d->>'position_id')::uuid, updated_at = at, version = e.version
+        SET status = 'completed', executed_price = read_model_decimal(d->>'executed_price'),
+            to_amount = read_model_decimal(d->>'to_amount'), tx_hash = d->>'tx_hash',
+            position_id = read_model_uuid(d->>'position_id'), updated_at = at, version = e.version
         WHERE order_id = e.aggregate_id AND version = e.version - 1;
     WHEN 'OrderFailed' THEN
         UPDATE orders_view
@@ -97,15 +111,18 @@ BEGIN
     WHEN 'PositionCreated' THEN
         INSERT INTO positions_view (position_id, user_id, status, from_currency, to_currency, total_from_amount,
                                     total_to_amount, order_ids, created_at, updated_at, version)
-        VALUES (e.aggregate_id, d->>'user_id', 'open', d->>'from_currency', d->>'to_currency', 0, 0,
-                ARRAY[(d->>'order_id')::uuid], at, at, e.version)
+        SELECT e.aggregate_id, d->>'user_id', 'open', d->>'from_currency', d->>'to_currency', 0, 0,
+               ARRAY[read_model_uuid(d->>'order_id')], at, at, e.version
+        WHERE d->>'user_id' IS NOT NULL AND d->>'from_currency' IS NOT NULL AND d->>'to_currency' IS NOT NULL
+          AND read_model_uuid(d->>'order_id') IS NOT NULL
         ON CONFLICT (position_id) DO NOTHING;
     WHEN 'PositionUpdated' THEN
         UPDATE positions_view
-        SET total_from_amount = (d->>'total_from_amount')::numeric,
-            total_to_amount = (d->>'total_to_amount')::numeric,
-            order_ids = CASE WHEN (d->>'order_id')::uuid = ANY (order_ids) THEN order_ids
-                             ELSE order_ids || (d->>'order_id')::uuid END,
+        SET total_from_amount = coalesce(read_model_decimal(d->>'total_from_amount'), total_from_amount),
+            total_to_amount = coalesce(read_model_decimal(d->>'total_to_amount'), total_to_amount),
+            order_ids = CASE WHEN read_model_uuid(d->>'order_id') IS NULL
+                               OR read_model_uuid(d->>'order_id') = ANY (order_ids) THEN order_ids
+                             ELSE order_ids || read_model_uuid(d->>'order_id') END,
             updated_at = at, version = e.version
         WHERE position_id = e.aggregate_id AND version = e.version - 1;
     WHEN 'PositionClosed' THEN

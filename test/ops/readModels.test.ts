@@ -121,6 +121,39 @@ describe('the read models against a replay of the events', () => {
       expect(again).toMatchObject({ rowsDiffered: 0, rows: { orders: 4, positions: 3 } });
     });
   });
+  describe('when a stored event is not what the event catalogue says', () => {
+    it('still stores it, and guarantee 6 names the event instead of failing', async () => {
+      const orderId = randomUUID();
+      const eventId = randomUUID();
+      // Written as an older or buggy producer might have: the store does not check what it writes.
+      await db.query(
+        `INSERT INTO events (event_id, aggregate_id, aggregate_type, event_type, version, event_data, metadata)
+         VALUES ($1, $2, 'order', 'OrderAccepted', 1, $3::text::jsonb, $4::text::jsonb)`,
+        [
+          eventId,
+          orderId,
+          JSON.stringify({ order_id: orderId, user_id: 'dave', from_amount: 'lots', order_type: 'market' }),
+          JSON.stringify({
+            correlation_id: orderId,
+            causation_id: null,
+            occurred_at: new Date().toISOString(),
+            schema_version: 1,
+          }),
+        ],
+      );
+
+      expect(await createReadModels(db).order(orderId)).toBeUndefined();
+      const result = await guarantee6(db);
+      expect(result).toMatchObject({ status: 'violated', violationCount: 1 });
+      expect(result?.violations).toEqual([
+        {
+          view: 'events',
+          id: eventId,
+          problem: expect.stringMatching(/event_data.from_amount must be a decimal string/) as string,
+        },
+      ]);
+    });
+  });
 });
 
 describe('migration 010 on a database that already holds orders', () => {
