@@ -2,6 +2,7 @@ import type { Database, Queryable } from '../app/ports/database.ts';
 import { START } from '../app/ports/eventStore.ts';
 import type { GlobalPosition, StoredEvent } from '../app/ports/eventStore.ts';
 import { foldInto, viewOf } from '../app/projections.ts';
+import { databaseErrorInfo } from './db/port.ts';
 import { EVENT_COLUMNS, toStored } from './eventStore.ts';
 import type { EventRow } from './eventStore.ts';
 import { KINDS, rowCache } from './rebuildRows.ts';
@@ -15,14 +16,15 @@ import type { ViewKind } from './viewTables.ts';
  * 1. New tables `<view>_next`, shaped like the live ones (columns, checks, primary key).
  * 2. Copy: every event in commit-safe order (transaction_id, id), a batch at a time, reading only
  *    transactions older than every one still running, so no event can commit behind the cursor.
- *    Each batch loads the rows it touches from the new tables, folds, and writes them back:
- *    memory holds one batch, whatever the size of the log.
+ *    The fold works on rows held in memory, at most `cachedRows` of them (rebuildRows.ts): those
+ *    a batch touches that are not there are loaded from the new tables, and rows are written
+ *    when they leave memory. Memory is bounded whatever the size of the log.
  * 3. The live tables' other indexes on the new ones, ANALYZE, and a catch-up of what committed
  *    meanwhile.
  * 4. The rows in which the live tables differ from the rebuilt ones, compared while appends go on.
  * 5. One transaction: lock `events` against appends (they wait), apply the last events, compare
- *    again the rows that differed and those the last events touched (no other row can have
- *    changed), drop the live tables and rename the new ones in. Appends resume, and their trigger
+ *    again the rows that differed and those the events since touched (the trigger changed no
+ *    others), drop the live tables and rename the new ones in. Appends resume, and their trigger
  *    writes the new tables.
  */
 
@@ -35,7 +37,7 @@ export interface RebuildProgress {
 
 export interface RebuildReport {
   readonly eventsRead: number;
-  /** Row writes into the new tables (a row touched by several batches counts each time). */
+  /** Row writes into the new tables (a row written again, after it left memory, counts again). */
   readonly rowsWritten: number;
   /** Rows in the rebuilt tables. */
   readonly rows: { readonly orders: number; readonly positions: number };
@@ -45,6 +47,8 @@ export interface RebuildReport {
   readonly differed: readonly { readonly view: string; readonly id: string }[];
   /** How long appends waited for the swap (the lock on `events` was held), in milliseconds. */
   readonly lockedMs: number;
+  /** Tries it took to get that lock (each waits at most half a second, appends going on between). */
+  readonly swapAttempts: number;
   /** Events the fold did not apply: out of version order (0 in a healthy log). */
   readonly skippedEvents: number;
   readonly seconds: number;
@@ -63,6 +67,10 @@ export interface RebuildOptions {
    */
   readonly cachedRows?: number;
 }
+
+/** How long the swap waits for its lock on `events` before it lets appends through and tries again. */
+const LOCK_TIMEOUT_MS = 500;
+const LOCK_NOT_AVAILABLE = '55P03';
 
 interface IndexInfo {
   readonly name: string;
@@ -203,46 +211,63 @@ export async function rebuildReadModels(db: Database, options: RebuildOptions = 
   await catchUp(db, 'catch-up', true);
 
   let lockedAt = 0;
-  const swapped = await db.transaction(async (tx) => {
-    // SHARE conflicts with the ROW EXCLUSIVE every append takes on `events` before its trigger
-    // runs: appends in flight finish first, new ones wait for the commit, and none holds a lock
-    // on a read model meanwhile (no deadlock with the DROP below).
-    await tx.query('LOCK TABLE events IN SHARE MODE');
-    lockedAt = performance.now();
-    await catchUp(tx, 'swap', false);
-    let rowsDiffered = 0;
-    const differed: { view: string; id: string }[] = [];
-    const rows = { orders: 0, positions: 0 };
-    for (const kind of KINDS) {
-      const { table, id } = VIEW_TABLES[kind];
-      const suspects = [...new Set([...differing[kind], ...touchedSinceDiff[kind]])];
-      const diff = await tx.query<{ id: string }>(
-        `SELECT k.id::text AS id
+  const swap = () =>
+    db.transaction(async (tx) => {
+      // SHARE conflicts with the ROW EXCLUSIVE every append takes on `events` before its trigger
+      // runs: appends in flight finish first, new ones wait for the commit, and none holds a lock
+      // on a read model meanwhile (no deadlock with the DROP below). Appends queue behind a waiting
+      // LOCK too, so it waits briefly and is tried again after a catch-up rather than stall them
+      // behind whatever holds `events` (a long transaction, a vacuum).
+      await tx.exec(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT_MS}ms'`);
+      await tx.query('LOCK TABLE events IN SHARE MODE');
+      await tx.exec('SET LOCAL lock_timeout = 0');
+      lockedAt = performance.now();
+      await catchUp(tx, 'swap', false);
+      let rowsDiffered = 0;
+      const differed: { view: string; id: string }[] = [];
+      const rows = { orders: 0, positions: 0 };
+      for (const kind of KINDS) {
+        const { table, id } = VIEW_TABLES[kind];
+        const suspects = [...new Set([...differing[kind], ...touchedSinceDiff[kind]])];
+        const diff = await tx.query<{ id: string }>(
+          `SELECT k.id::text AS id
          FROM unnest($1::uuid[]) AS k(id)
          LEFT JOIN ${table} o ON o.${id} = k.id LEFT JOIN ${table}_next n ON n.${id} = k.id
          WHERE ROW(o.*) IS DISTINCT FROM ROW(n.*)
          ORDER BY 1`,
-        [suspects],
-      );
-      rowsDiffered += diff.length;
-      differed.push(...diff.slice(0, 10).map((d) => ({ view: table, id: d.id })));
-      const [count] = await tx.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}_next`);
-      rows[kind] = count?.n ?? 0;
-    }
-    for (const kind of KINDS) {
-      const { table } = VIEW_TABLES[kind];
-      const statements = [`DROP TABLE ${table}`, `ALTER TABLE ${table}_next RENAME TO ${table}`];
-      for (const index of live.get(kind) ?? []) {
-        statements.push(
-          index.primary
-            ? `ALTER TABLE ${table} ADD CONSTRAINT ${index.name} PRIMARY KEY USING INDEX ${index.name}_next`
-            : `ALTER INDEX ${index.name}_next RENAME TO ${index.name}`,
+          [suspects],
         );
+        rowsDiffered += diff.length;
+        differed.push(...diff.slice(0, 10).map((d) => ({ view: table, id: d.id })));
+        const [count] = await tx.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}_next`);
+        rows[kind] = count?.n ?? 0;
       }
-      await tx.exec(statements.join(';\n'));
+      for (const kind of KINDS) {
+        const { table } = VIEW_TABLES[kind];
+        const statements = [`DROP TABLE ${table}`, `ALTER TABLE ${table}_next RENAME TO ${table}`];
+        for (const index of live.get(kind) ?? []) {
+          statements.push(
+            index.primary
+              ? `ALTER TABLE ${table} ADD CONSTRAINT ${index.name} PRIMARY KEY USING INDEX ${index.name}_next`
+              : `ALTER INDEX ${index.name}_next RENAME TO ${index.name}`,
+          );
+        }
+        await tx.exec(statements.join(';\n'));
+      }
+      return { rowsDiffered, differed: differed.slice(0, 10), rows };
+    });
+  let swapped: Awaited<ReturnType<typeof swap>> | undefined;
+  let swapAttempts = 0;
+  for (let attempt = 1; swapped === undefined; attempt++) {
+    swapAttempts = attempt;
+    try {
+      swapped = await swap();
+    } catch (error) {
+      // Only the LOCK has a timeout, and it is the first statement: nothing was applied yet.
+      if (databaseErrorInfo(error)?.code !== LOCK_NOT_AVAILABLE || attempt >= 50) throw error;
+      await catchUp(db, 'catch-up', true);
     }
-    return { rowsDiffered, differed: differed.slice(0, 10), rows };
-  });
+  }
   const lockedMs = performance.now() - lockedAt;
   report('swap');
 
@@ -252,6 +277,7 @@ export async function rebuildReadModels(db: Database, options: RebuildOptions = 
     rowsWritten,
     ...swapped,
     lockedMs,
+    swapAttempts,
     skippedEvents,
     seconds,
     eventsPerSecond: seconds > 0 ? eventsRead / seconds : 0,

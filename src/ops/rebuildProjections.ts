@@ -10,7 +10,7 @@ export function formatRebuildReport(report: RebuildReport): string {
     `events read:    ${report.eventsRead}`,
     `rows written:   ${report.rowsWritten} (orders_view ${report.rows.orders} rows, positions_view ${report.rows.positions} rows)`,
     `rows differed:  ${report.rowsDiffered}${report.differed.length ? ` (e.g. ${report.differed.map((d) => `${d.view} ${d.id}`).join(', ')})` : ''}`,
-    `seconds:        ${report.seconds.toFixed(1)} (appends held ${Math.round(report.lockedMs)} ms for the swap)`,
+    `seconds:        ${report.seconds.toFixed(1)} (appends held ${Math.round(report.lockedMs)} ms for the swap${report.swapAttempts > 1 ? `, locked at try ${report.swapAttempts}` : ''})`,
     `events/s:       ${Math.round(report.eventsPerSecond)}`,
   ];
   if (report.skippedEvents > 0) {

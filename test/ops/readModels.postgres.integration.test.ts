@@ -38,20 +38,33 @@ describe.runIf(DATABASE_URL)('rebuild-projections on PostgreSQL while orders kee
       }
     });
     const placedBefore = outcomes.size;
+    // A transaction still open on `events` (as a slow append's would be) when the swap comes.
+    let blocking: Promise<void> | undefined;
     const report = await rebuildReadModels(db, {
       // Small batches: the copy and the appends interleave for a while.
       batchSize: 25,
       cachedRows: 40,
       beforeSwap: async () => {
         while (outcomes.size < placedBefore + 30) await new Promise((resolve) => setTimeout(resolve, 10));
+        await new Promise<void>((locked) => {
+          blocking = db.transaction(async (tx) => {
+            await tx.query('LOCK TABLE events IN ROW EXCLUSIVE MODE');
+            locked();
+            await new Promise((resolve) => setTimeout(resolve, 1200));
+          });
+        });
       },
     }).finally(() => {
       stop = true;
     });
     await Promise.all(writers);
+    await blocking;
 
     expect(during).toBeGreaterThanOrEqual(30);
     expect(report).toMatchObject({ rowsDiffered: 0, skippedEvents: 0 });
+    // It let appends through while the other transaction held `events`, and locked it later.
+    expect(report.swapAttempts).toBeGreaterThan(1);
+    expect(report.lockedMs).toBeLessThan(1000);
     expect(await compareReadModels(db)).toMatchObject({
       differenceCount: 0,
       rows: { orders: outcomes.size },
