@@ -40,14 +40,14 @@ const time = z.iso.datetime({ offset: true, error: 'must be an ISO-8601 time' })
 const currency = z.string('must be a currency code').regex(/^[A-Z][A-Z0-9]{1,9}$/, 'must be a currency code');
 
 /** As records over the unions, so a reason or step added to the domain fails to compile here. */
-const FAILURE_REASONS: Record<FailureReason, true> = {
+export const FAILURE_REASONS: Record<FailureReason, true> = {
   insufficient_liquidity: true,
   price_unavailable: true,
   slippage_exceeded: true,
   venue_rejected: true,
   deadline_exceeded: true,
 };
-const SAGA_STEPS: Record<SagaStep, true> = {
+export const SAGA_STEPS: Record<SagaStep, true> = {
   quote_price: true,
   open_position: true,
   execute_swap: true,

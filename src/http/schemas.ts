@@ -1,3 +1,4 @@
+import { FAILURE_REASONS, SAGA_STEPS } from '../app/messageSchema.ts';
 import { z } from 'zod';
 import type { FailureReason, SagaStep } from '../domain/events.ts';
 
@@ -30,20 +31,6 @@ const time = z.iso.datetime({ offset: true }).meta({ description: 'An ISO-8601 t
 /** The last event of the aggregate's stream that the view applied (1, 2, …). */
 const streamVersion = z.int().min(1);
 
-// As records over the domain's unions, so a reason or step added there fails to compile here.
-const FAILURE_REASONS: Record<FailureReason, true> = {
-  insufficient_liquidity: true,
-  price_unavailable: true,
-  slippage_exceeded: true,
-  venue_rejected: true,
-  deadline_exceeded: true,
-};
-const SAGA_STEPS: Record<SagaStep, true> = {
-  quote_price: true,
-  open_position: true,
-  execute_swap: true,
-  complete_order: true,
-};
 const failureReason = z.enum(Object.keys(FAILURE_REASONS) as [FailureReason, ...FailureReason[]]);
 const sagaStep = z.enum(Object.keys(SAGA_STEPS) as [SagaStep, ...SagaStep[]]);
 
