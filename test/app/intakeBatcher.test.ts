@@ -66,10 +66,12 @@ describe('intake batcher', () => {
     it('fails every member of that batch and keeps serving the next', async () => {
       let calls = 0;
       const send = createBatcher(
-        async (items: readonly number[]) => {
+        (items: readonly number[]) => {
           calls++;
-          if (calls === 1) throw new Error('statement failed');
-          return items.map((n): PromiseSettledResult<number> => ({ status: 'fulfilled', value: n }));
+          if (calls === 1) return Promise.reject(new Error('statement failed'));
+          return Promise.resolve(
+            items.map((n): PromiseSettledResult<number> => ({ status: 'fulfilled', value: n })),
+          );
         },
         { lanes: 1 },
       );
@@ -79,7 +81,7 @@ describe('intake batcher', () => {
   });
 
   it('refuses lanes or a batch size below 1', () => {
-    expect(() => createBatcher(async () => [], { lanes: 0 })).toThrow(/lanes/);
-    expect(() => createBatcher(async () => [], { maxBatch: 0 })).toThrow(/maxBatch/);
+    expect(() => createBatcher(() => Promise.resolve([]), { lanes: 0 })).toThrow(/lanes/);
+    expect(() => createBatcher(() => Promise.resolve([]), { maxBatch: 0 })).toThrow(/maxBatch/);
   });
 });
