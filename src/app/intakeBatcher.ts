@@ -1,4 +1,3 @@
-import { AsyncResource } from 'node:async_hooks';
 import { DatabaseUnavailableError } from './ports/database.ts';
 import type {
   AppendResult,
@@ -52,10 +51,6 @@ export function createBatcher<In, Out>(
   }
   const queue: Pending<In, Out>[] = [];
   let busy = 0;
-  // A lane serves many requests: it runs outside the context of the one that woke it, so what is
-  // logged inside a batch does not carry that one request's id (each request's own code, after
-  // its answer comes back, still runs in its own context).
-  const outsideRequests = new AsyncResource('IntakeBatcher');
 
   async function lane(): Promise<void> {
     busy++;
@@ -84,7 +79,7 @@ export function createBatcher<In, Out>(
   return (item) =>
     new Promise<Out>((resolve, reject) => {
       queue.push({ item, resolve, reject });
-      if (busy < lanes) void outsideRequests.runInAsyncScope(lane);
+      if (busy < lanes) void lane();
     });
 }
 

@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { describe, expect, it } from 'vitest';
 import { createBatcher } from '../../src/app/intakeBatcher.ts';
 
@@ -79,23 +78,6 @@ describe('intake batcher', () => {
       await expect(send(1)).rejects.toThrow('statement failed');
       expect(await send(2)).toBe(2);
     });
-  });
-
-  it('runs batches outside the context of the request that woke the lane, and answers each in its own', async () => {
-    const requestContext = new AsyncLocalStorage<string>();
-    const seenInBatch: (string | undefined)[] = [];
-    const send = createBatcher((items: readonly number[]) => {
-      seenInBatch.push(requestContext.getStore());
-      return Promise.resolve(
-        items.map((n): PromiseSettledResult<number> => ({ status: 'fulfilled', value: n })),
-      );
-    });
-    const after = await requestContext.run('request-1', async () => {
-      await send(1);
-      return requestContext.getStore();
-    });
-    expect(seenInBatch).toEqual([undefined]);
-    expect(after).toBe('request-1');
   });
 
   it('refuses lanes or a batch size below 1', () => {
