@@ -76,6 +76,8 @@ export function createBatcher<In, Out>(
     }
   }
 
+  // A lane runs in the context of the request that woke it: what the store logs for a batch carries
+  // that request's id (one of the batch's); each request's own lines, after its answer, carry its own.
   return (item) =>
     new Promise<Out>((resolve, reject) => {
       queue.push({ item, resolve, reject });
