@@ -110,7 +110,6 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     currencies: config.currencies,
     settings: config.saga,
     idempotencyKeyTtlMs: config.idempotencyKeyTtlMs,
-    intakeBatching: config.intakeBatching,
     ...(inspector ? { inspect: inspector.inspect } : {}),
   };
   const parts: Part[] = [];

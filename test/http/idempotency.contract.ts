@@ -341,14 +341,12 @@ export function idempotencyContract(database: string, open: () => Promise<Databa
               },
             ],
             {
-              idempotencyKeys: [
-                {
-                  user_id: order.user_id,
-                  idempotency_key: claim.idempotency_key,
-                  order_id,
-                  response: { status: 202, body: '{"order_id":"x"}' },
-                },
-              ],
+              idempotencyKey: {
+                user_id: order.user_id,
+                idempotency_key: claim.idempotency_key,
+                order_id,
+                response: { status: 202, body: '{"order_id":"x"}' },
+              },
             },
           );
 
