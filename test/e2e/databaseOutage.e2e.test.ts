@@ -10,6 +10,8 @@ import { ordersEnded, submitRetrying } from '../helpers/clients.ts';
 
 const NODE = [process.execPath, '--import', 'tsx', 'src/main.ts'];
 const ORDERS = 200;
+const tail = (output: string) => output.split('\n').slice(-40).join('\n');
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 // Needs a PostgreSQL server: DATABASE_URL. The service reaches it through a TCP proxy the test
 // cuts, as a network partition or a database restart would; a database of its own, and a market
@@ -68,7 +70,18 @@ describe.runIf(DATABASE_URL)('the service while its database becomes unreachable
     try {
       await until(() => (statuses[503] ?? 0) >= 5, 'the API to report the outage', 30_000, 10);
       proxy.restore();
-      await submitted.done;
+      // Bounded, so that a client stuck retrying says what it kept getting (and what the service
+      // logged) instead of running into the test's timeout.
+      let finished = false;
+      void submitted.done.then(() => (finished = true));
+      await until(() => finished, 'every order to be placed after the outage', 60_000).catch(
+        (error: unknown) => {
+          throw new Error(
+            `${(error as Error).message}; answers so far ${JSON.stringify(statuses)}, ` +
+              `${ids.size} orders placed; the service's last lines:\n${tail(service.output())}`,
+          );
+        },
+      );
 
       expect(ids.size).toBe(ORDERS);
       // 409: a key whose request was cut off after its claim, until its lease runs out.
@@ -78,7 +91,7 @@ describe.runIf(DATABASE_URL)('the service while its database becomes unreachable
           .sort(),
       ).toEqual(['202', '503']);
       expect([...retryAfter]).toEqual(['1']);
-      await ordersEnded(scratch.db, ids);
+      await ordersEnded(scratch.db, ids, 30_000);
       // And drained: on the in-process bus a row is published once every consumer (the
       // notifier too) has handled it. Stopping earlier is safe, but check would see a backlog.
       await until(async () => {
@@ -89,7 +102,13 @@ describe.runIf(DATABASE_URL)('the service while its database becomes unreachable
       }, 'the outbox to drain');
     } finally {
       submitted.stop();
-      expect(await service.stop()).toBe(0);
+      // A service that does not drain within 20 s is killed, and says why in the failure.
+      const code = await Promise.race([service.stop(), sleep(20_000).then(() => 'still running')]);
+      if (code === 'still running') {
+        await service.kill();
+        throw new Error(`the service did not stop on SIGTERM; its last lines:\n${tail(service.output())}`);
+      }
+      expect(code).toBe(0);
     }
 
     const check = runCheckCommand({ DATABASE_URL: scratch.url, TRADE_WORKER_URL: marketUrl });
