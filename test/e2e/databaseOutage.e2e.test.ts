@@ -67,6 +67,7 @@ describe.runIf(DATABASE_URL)('the service while its database becomes unreachable
       },
     });
     const { ids, statuses, retryAfter } = submitted;
+    let stopped: number | null | 'still running';
     try {
       await until(() => (statuses[503] ?? 0) >= 5, 'the API to report the outage', 30_000, 10);
       proxy.restore();
@@ -102,14 +103,14 @@ describe.runIf(DATABASE_URL)('the service while its database becomes unreachable
       }, 'the outbox to drain');
     } finally {
       submitted.stop();
-      // A service that does not drain within 20 s is killed, and says why in the failure.
-      const code = await Promise.race([service.stop(), sleep(20_000).then(() => 'still running')]);
-      if (code === 'still running') {
-        await service.kill();
-        throw new Error(`the service did not stop on SIGTERM; its last lines:\n${tail(service.output())}`);
-      }
-      expect(code).toBe(0);
+      // A service that does not drain within 20 s is killed, and named below.
+      stopped = await Promise.race([service.stop(), sleep(20_000).then(() => 'still running' as const)]);
+      if (stopped === 'still running') await service.kill();
     }
+    if (stopped === 'still running') {
+      throw new Error(`the service did not stop on SIGTERM; its last lines:\n${tail(service.output())}`);
+    }
+    expect(stopped).toBe(0);
 
     const check = runCheckCommand({ DATABASE_URL: scratch.url, TRADE_WORKER_URL: marketUrl });
     expect(check.stdout).toContain(`${ORDERS} orders`);
