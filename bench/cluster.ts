@@ -20,6 +20,8 @@ const { values } = parseArgs({
     orders: { type: 'string', default: '5000' },
     clients: { type: 'string', default: '32' },
     keep: { type: 'boolean', default: false },
+    /** The processes and their roles, e.g. `api+relay+sweeper+saga+notifier` for one process (comma between processes). */
+    processes: { type: 'string', default: 'api+relay+sweeper,saga,saga+notifier' },
     /** Writes a CPU profile of every process into this directory (node --cpu-prof). */
     profile: { type: 'string' },
   },
@@ -32,7 +34,7 @@ if (!databaseUrl || !amqpUrl) {
   process.exit(2);
 }
 
-const processes = [['api', 'relay', 'sweeper'], ['saga'], ['saga', 'notifier']];
+const processes = values.processes.split(',').map((p) => p.split('+'));
 console.log(`starting ${processes.map((p) => p.join('+')).join(', ')} and the simulated market…`);
 // Every user has a Telegram chat; the notifier sends to the telegram-test-api emulator.
 const emulator = await startTelegramEmulator();
