@@ -58,6 +58,12 @@ export interface Config {
   readonly prefetch: number;
   /** Fallback poll of the outbox when no NOTIFY arrived. */
   readonly relayPollMs: number;
+  /**
+   * Which events the outbox carries to the bus: `consumed` (the types a consumer of this service
+   * takes: OrderAccepted, OrderCompleted, OrderFailed) or `all` (for other subscribers of the
+   * `events` exchange). Every event is stored either way.
+   */
+  readonly outboxEvents: 'consumed' | 'all';
   /** The sweeper: how often it looks, and after how long without an event a saga has stalled. */
   readonly sweep: { readonly intervalMs: number; readonly staleMs: number };
   readonly notifications: NotificationConfig;
@@ -129,6 +135,7 @@ const EnvSchema = z.object({
     .default(''),
   PREFETCH: z.coerce.number().int().positive().max(65535).default(32),
   RELAY_POLL_MS: z.coerce.number().int().positive().default(100),
+  OUTBOX_EVENTS: z.enum(['consumed', 'all'], { error: 'must be consumed or all' }).default('consumed'),
   SWEEP_INTERVAL_MS: z.coerce.number().int().positive().default(5_000),
   SWEEP_STALE_MS: z.coerce.number().int().positive().default(60_000),
   TELEGRAM_BOT_TOKEN: z.string().min(1).optional(),
@@ -201,6 +208,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     amqpPrefix: e.AMQP_PREFIX,
     prefetch: e.PREFETCH,
     relayPollMs: e.RELAY_POLL_MS,
+    outboxEvents: e.OUTBOX_EVENTS,
     sweep: { intervalMs: e.SWEEP_INTERVAL_MS, staleMs: e.SWEEP_STALE_MS },
     notifications: {
       telegramBotToken: e.TELEGRAM_BOT_TOKEN,

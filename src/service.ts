@@ -30,7 +30,7 @@ import { createHealthProbe } from './infra/health.ts';
 import { createOpenSagas } from './infra/openSagas.ts';
 import { createReadModels } from './infra/readModels.ts';
 import { createUserChannelStore } from './infra/notify/userChannels.ts';
-import { notifierPorts, wireOrderFlow, wireOrders } from './wiring.ts';
+import { consumedEventTypes, notifierPorts, wireOrderFlow, wireOrders } from './wiring.ts';
 
 /** Something a role started; stopped in reverse order of starting. */
 interface Part {
@@ -102,6 +102,11 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     );
   }
   const { prices, venue } = outsideWorld(config, logger);
+  // Events no queue is bound to would cost an outbox row, a publish and a confirm each, for nobody.
+  const outboxEventTypes =
+    config.outboxEvents === 'all'
+      ? undefined
+      : consumedEventTypes(Object.values(QUEUES).map((q) => ({ eventTypes: q.routingKeys })));
   const flowOptions = {
     db,
     logger,
@@ -110,6 +115,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     currencies: config.currencies,
     settings: config.saga,
     idempotencyKeyTtlMs: config.idempotencyKeyTtlMs,
+    outboxEventTypes,
     ...(inspector ? { inspect: inspector.inspect } : {}),
   };
   const parts: Part[] = [];

@@ -31,6 +31,13 @@ export interface OrdersOptions {
   readonly onAppended?: () => void;
   /** How long an order's Idempotency-Key is kept (default 24 h). */
   readonly idempotencyKeyTtlMs?: number;
+  /** The event types the outbox carries to the bus (default: all); see `consumedEventTypes`. */
+  readonly outboxEventTypes?: readonly string[] | undefined;
+}
+
+/** The event types some consumer takes: all an outbox needs to carry to them. */
+export function consumedEventTypes(consumers: readonly Pick<Consumer, 'eventTypes'>[]): string[] {
+  return [...new Set(consumers.flatMap((consumer) => consumer.eventTypes))];
 }
 
 /**
@@ -43,6 +50,7 @@ export function wireOrders(options: OrdersOptions) {
   const onAppended = options.onAppended;
   const store = createEventStore(options.db, {
     logger: options.logger,
+    outboxEventTypes: options.outboxEventTypes,
     ...(onAppended ? { onAppended } : {}),
   });
   const audit = createSwapAudit(options.db);
@@ -71,10 +79,9 @@ export function wireOrders(options: OrdersOptions) {
   return { store, runner, orchestrator, orders, audit, keys };
 }
 
-/** The notifier's ports on `db`: the event store (an order's user), notification rows, users' channels, the inbox. */
+/** The notifier's ports on `db`: notification rows, users' channels (and an order's user), the inbox. */
 export function notifierPorts(db: Database) {
   return {
-    store: createEventStore(db),
     notifications: createNotificationStore(db),
     channels: createUserChannelStore(db),
     inbox: createInbox(db),

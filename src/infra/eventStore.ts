@@ -20,9 +20,9 @@ export const EVENT_COLUMNS = `id::text AS id, event_id, aggregate_id, aggregate_
  * stream's current version with the expected one; if any differs, no row is inserted at all.
  * Two writers that both pass the guard race on UNIQUE (aggregate_id, version): the loser gets a
  * unique violation once the winner commits. An inbox row (processed) is written only with the
- * events; so is an order request's Idempotency-Key marked done (KEYED_APPEND_SQL).
+ * events; so is an order request's Idempotency-Key marked done (the keyed append).
  */
-const APPEND_CTES = `
+const appendCtes = (outboxFilter: string) => `
 WITH input AS (
   SELECT * FROM jsonb_to_recordset($1::text::jsonb) AS t(
     ord int, event_id uuid, aggregate_id uuid, aggregate_type text, event_type text,
@@ -42,7 +42,7 @@ WITH input AS (
 ), outboxed AS (
   INSERT INTO outbox (event_id, aggregate_id, aggregate_type, event_type, version, event_data, metadata)
   SELECT event_id, aggregate_id, aggregate_type, event_type, version, event_data, metadata
-  FROM inserted ORDER BY id::bigint
+  FROM inserted ${outboxFilter} ORDER BY id::bigint
 ), inboxed AS (
   INSERT INTO processed_events (event_id, aggregate_id, event_type, processed_by)
   SELECT r.event_id, r.aggregate_id, r.event_type, r.processed_by
@@ -53,16 +53,29 @@ WITH input AS (
 
 const APPEND_RESULT = `SELECT id, event_id, created_at, transaction_id FROM inserted ORDER BY id::bigint`;
 
-const APPEND_SQL = `${APPEND_CTES}
-${APPEND_RESULT}`;
-
-/** The append of an order placed with an Idempotency-Key: the key's claim becomes done, with its response. */
-const KEYED_APPEND_SQL = `${APPEND_CTES}, keyed AS (
+/**
+ * The append statements of a store whose outbox carries `outboxEventTypes` only (all when
+ * undefined). The types are written into the text, so each statement stays one prepared statement.
+ */
+function appendStatements(outboxEventTypes: readonly string[] | undefined) {
+  for (const type of outboxEventTypes ?? [])
+    if (!/^[A-Za-z]+$/.test(type)) throw new Error(`Not an event type: ${JSON.stringify(type)}`);
+  const filter = outboxEventTypes
+    ? `WHERE event_type IN (${outboxEventTypes.map((t) => `'${t}'`).join(', ') || 'NULL'})`
+    : '';
+  const ctes = appendCtes(filter);
+  return {
+    append: `${ctes}
+${APPEND_RESULT}`,
+    /** The append of an order placed with an Idempotency-Key: the key's claim becomes done, with its response. */
+    keyed: `${ctes}, keyed AS (
   UPDATE idempotency_keys
   SET state = 'done', lease_until = NULL, response_status = $7, response_body = $8
   WHERE user_id = $4 AND idempotency_key = $5 AND order_id = $6 AND EXISTS (SELECT 1 FROM inserted)
 )
-${APPEND_RESULT}`;
+${APPEND_RESULT}`,
+  };
+}
 
 /** A row of `events` as read (COLUMNS): its envelope not validated yet. */
 export interface EventRow {
@@ -96,10 +109,16 @@ export interface EventStoreOptions {
   readonly onAppended?: () => void;
   /** Appends and conflicts are logged at debug level. */
   readonly logger?: Logger;
+  /**
+   * The event types the outbox carries to the bus (default: all). An event no consumer takes
+   * still costs an outbox row, its publish, the broker's confirm and the row's update.
+   */
+  readonly outboxEventTypes?: readonly string[] | undefined;
 }
 
 export function createEventStore(db: Database, options: EventStoreOptions = {}): EventStore {
   const { logger } = options;
+  const sql = appendStatements(options.outboxEventTypes);
   async function diagnose(q: Queryable, streams: readonly StreamAppend[]): Promise<AppendResult> {
     try {
       const result = await whyNotAppended(q, streams);
@@ -178,8 +197,8 @@ export function createEventStore(db: Database, options: EventStoreOptions = {}):
         ];
         const key = appendOptions.idempotencyKey;
         rows = await (key
-          ? db.query<AppendedRow>(KEYED_APPEND_SQL, [...params, ...keyCompletion(key)])
-          : db.query<AppendedRow>(APPEND_SQL, params));
+          ? db.query<AppendedRow>(sql.keyed, [...params, ...keyCompletion(key)])
+          : db.query<AppendedRow>(sql.append, params));
       } catch (error) {
         if (databaseErrorInfo(error)?.code !== UNIQUE_VIOLATION) throw error;
         return diagnose(db, streams);
@@ -228,7 +247,7 @@ export function createEventStore(db: Database, options: EventStoreOptions = {}):
   };
 }
 
-/** KEYED_APPEND_SQL's parameters $4 to $8: the Idempotency-Key row and its response. */
+/** The keyed append's parameters $4 to $8: the Idempotency-Key row and its response. */
 function keyCompletion(key: KeyCompletion): unknown[] {
   return [key.user_id, key.idempotency_key, key.order_id, key.response.status, key.response.body];
 }

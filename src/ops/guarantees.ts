@@ -200,18 +200,33 @@ async function oneNotification(db: Queryable): Promise<GuaranteeResult> {
   );
 }
 
-/** 4. Every outbox row is published (after draining). */
-async function outboxPublished(db: Queryable): Promise<GuaranteeResult> {
+/**
+ * 4. Every outbox row is published (after draining), and every event a consumer takes has its
+ * outbox row (the outbox may leave out the types nobody consumes: OUTBOX_EVENTS).
+ */
+async function outboxPublished(
+  db: Queryable,
+  consumers: GuaranteeSources['consumers'],
+): Promise<GuaranteeResult> {
   const rows = await count(db, 'SELECT count(*) AS n FROM outbox');
-  const violations = await db.query(`
+  const unpublished = await db.query(`
     SELECT id::text AS id, event_type, event_id::text AS event_id, created_at
     FROM outbox WHERE NOT published ORDER BY outbox.id LIMIT 100`);
+  const consumed = [...new Set(consumers?.flatMap((c) => c.eventTypes) ?? [])];
+  const missing = await db.query(
+    `SELECT e.event_id::text AS event_id, e.event_type, 'no outbox row' AS problem
+     FROM events e WHERE e.event_type = ANY($1::text[])
+       AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.event_id = e.event_id)
+     ORDER BY e.id LIMIT 100`,
+    [consumed],
+  );
+  const violations = [...unpublished, ...missing];
   const [lag] = await db.query<{ max_ms: number | null }>(`
     SELECT round(extract(epoch FROM max(published_at - created_at)) * 1000)::int AS max_ms
     FROM outbox WHERE published`);
   return result(
     4,
-    'every outbox row is published',
+    'every outbox row is published, and every consumed event has one',
     `${rows} outbox rows`,
     violations,
     `longest commit → published: ${lag?.max_ms ?? 0} ms`,
@@ -345,7 +360,7 @@ export async function checkGuarantees(sources: GuaranteeSources): Promise<Guaran
     await oneTerminalEvent(db),
     await noDoubleSwap(db, sources),
     await oneNotification(db),
-    await outboxPublished(db),
+    await outboxPublished(db, sources.consumers),
     await contiguousVersions(db),
     await readModels(db),
     await positionTotals(db),

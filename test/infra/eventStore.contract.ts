@@ -240,6 +240,26 @@ export function eventStoreContract(adapter: string, open: () => Promise<Database
       });
     });
 
+    describe('when the outbox carries only the event types consumers take', () => {
+      it('stores every event but gives an outbox row only to those types', async () => {
+        const consumedOnly = createEventStore(db, { outboxEventTypes: ['OrderAccepted', 'OrderCompleted'] });
+        const orderId = newId();
+        const positionId = newId();
+        await consumedOnly.append([stream(orderId, 'order', 0, [anEvent(orderId)])]);
+        await consumedOnly.append([
+          stream(orderId, 'order', 1, [anEvent(orderId, 'PriceQuoted'), anEvent(orderId, 'OrderCompleted')]),
+          stream(positionId, 'position', 0, [anEvent(orderId, 'PositionCreated')]),
+        ]);
+
+        expect(await countRows(db, 'events', [orderId, positionId])).toBe(4);
+        expect((await outboxFor(orderId)).map((row) => [row.event_type, row.version])).toEqual([
+          ['OrderAccepted', 1],
+          ['OrderCompleted', 3],
+        ]);
+        expect(await outboxFor(positionId)).toEqual([]);
+      });
+    });
+
     describe('when several streams are loaded together', () => {
       it('returns their events in the order they were stored', async () => {
         const orderId = newId();

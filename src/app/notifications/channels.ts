@@ -44,13 +44,19 @@ export interface ChannelChange {
 export interface UserChannelStore {
   /** The channels a user set; none for a user who never set one. */
   read(userId: string): Promise<ChannelAddress[]>;
+  /**
+   * Whose order `orderId` is (from its OrderAccepted) and that user's channels, in one read;
+   * undefined when no such order is stored.
+   */
+  readForOrder(
+    orderId: string,
+  ): Promise<{ readonly userId: string; readonly channels: ChannelAddress[] } | undefined>;
   /** Applies every change in one transaction and answers the user's channels as they are after it. */
   update(userId: string, changes: readonly ChannelChange[]): Promise<ChannelAddress[]>;
 }
 
 /** A user's addresses by channel (the notifier reads them the same way the API does). */
-export async function readAddresses(store: UserChannelStore, userId: string): Promise<Map<Channel, string>> {
-  const rows = await store.read(userId);
+export function addressesOf(rows: readonly ChannelAddress[]): Map<Channel, string> {
   return new Map(rows.map((row) => [row.channel, row.address]));
 }
 

@@ -1,11 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import { domainEvent } from '../envelopes.ts';
 import type { Inbox } from '../inbox.ts';
-import type { EventStore } from '../ports/eventStore.ts';
 import type { Logger } from '../ports/logger.ts';
 import { PoisonMessageError, RetryLaterError } from '../messages.ts';
 import type { Consumer, EventMessage } from '../messages.ts';
-import { readAddresses } from './channels.ts';
+import { addressesOf } from './channels.ts';
 import type { UserChannelStore } from './channels.ts';
 import type { HeldNotification, Lease, NotificationDraft, NotificationStore } from './notificationStore.ts';
 import { createSender, logContext, skipReason } from './sender.ts';
@@ -26,11 +25,9 @@ export const DEFAULT_LEASE_MS = 120_000;
 export const DEFAULT_RETRY_FOR_MS = 86_400_000;
 
 export interface NotifierDeps {
-  /** Where the order's OrderAccepted (and so its user) is read. */
-  readonly store: EventStore;
   /** The notifications' rows: who sends what, and how each ended. */
   readonly notifications: NotificationStore;
-  /** Users' channels: where to send. */
+  /** Users' channels: where to send (and whose order it is). */
   readonly channels: UserChannelStore;
   /** Where handled messages are recorded. */
   readonly inbox: Inbox;
@@ -83,16 +80,6 @@ function terminalEvent(message: EventMessage): TerminalEvent {
   return domainEvent(message);
 }
 
-async function userOf(store: EventStore, message: EventMessage): Promise<string> {
-  const accepted = (await store.load(message.aggregate_id)).find((e) => e.event_type === 'OrderAccepted');
-  const userId = accepted?.event_data.user_id;
-  if (typeof userId !== 'string')
-    throw new PoisonMessageError(
-      `${message.event_type} ${message.event_id} names order ${message.aggregate_id}, which has no OrderAccepted`,
-    );
-  return userId;
-}
-
 /**
  * Role `notifier`: tells the user how their order ended, once per channel (Telegram, email), each
  * channel on its own: one that fails or hangs neither holds up nor loses another.
@@ -114,7 +101,7 @@ async function userOf(store: EventStore, message: EventMessage): Promise<string>
  * refusal (chat not found, bot blocked) is recorded as failed and not retried.
  */
 export function createNotifier(deps: NotifierDeps): Notifier {
-  const { store, notifications, inbox, logger } = deps;
+  const { notifications, inbox, logger } = deps;
   const now = deps.now ?? (() => new Date());
   const leaseMs = deps.leaseMs ?? DEFAULT_LEASE_MS;
   const retryForMs = deps.retryForMs ?? DEFAULT_RETRY_FOR_MS;
@@ -141,9 +128,21 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     return { token: randomUUID(), now: at, until: new Date(at.getTime() + leaseMs) };
   }
 
-  async function drafts(message: EventMessage, text: NotificationText): Promise<NotificationDraft[]> {
-    const userId = await userOf(store, message);
-    const addresses = await readAddresses(deps.channels, userId);
+  /** Whose order it is and where they are reached: one read, started with the standing's. */
+  async function recipients(message: EventMessage) {
+    const found = await deps.channels.readForOrder(message.aggregate_id);
+    if (!found)
+      throw new PoisonMessageError(
+        `${message.event_type} ${message.event_id} names order ${message.aggregate_id}, which has no OrderAccepted`,
+      );
+    return { userId: found.userId, addresses: addressesOf(found.channels) };
+  }
+
+  function drafts(
+    message: EventMessage,
+    text: NotificationText,
+    { userId, addresses }: { userId: string; addresses: Map<Channel, string> },
+  ): NotificationDraft[] {
     return CHANNELS.map((channel) => {
       const recipient = addresses.get(channel);
       const skipped = skipReason(channel, recipient, transports[channel]);
@@ -238,13 +237,16 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     eventTypes: ['OrderCompleted', 'OrderFailed'],
     async handle(message) {
       const text = notificationText(terminalEvent(message));
+      // Both reads at once: a message is nearly always seen for the first time.
+      const reading = recipients(message);
+      reading.catch(() => {}); // awaited below when needed; a settled standing leaves it unread
       const standing = await notifications.standing(message.event_id, CHANNELS.length, now());
       if (standing.status === 'busy') {
         counts.busy += 1;
         throw putOff(message.event_id, standing.leaseUntil);
       }
       if (standing.status === 'open') {
-        const all = await drafts(message, text);
+        const all = drafts(message, text, await reading);
         const results = await Promise.allSettled(all.map((draft) => firstAttempt(draft)));
         const failure = results.find((result) => result.status === 'rejected');
         if (failure) {

@@ -1,5 +1,6 @@
 import type { Database, Queryable } from '../../app/ports/database.ts';
 import type { ChannelAddress, UserChannelStore } from '../../app/notifications/channels.ts';
+import type { Channel } from '../../app/notifications/transport.ts';
 
 function readRows(db: Queryable, userId: string): Promise<ChannelAddress[]> {
   return db.query<ChannelAddress>(
@@ -12,6 +13,29 @@ function readRows(db: Queryable, userId: string): Promise<ChannelAddress[]> {
 export function createUserChannelStore(db: Database): UserChannelStore {
   return {
     read: (userId) => readRows(db, userId),
+    async readForOrder(orderId) {
+      // The user is in the order's first event; a user without channels still gets one row.
+      const rows = await db.query<{
+        user_id: string | null;
+        channel: Channel | null;
+        address: string | null;
+        updated_at: Date | null;
+      }>(
+        `SELECT o.user_id, c.channel, c.address, c.updated_at
+         FROM (SELECT event_data->>'user_id' AS user_id FROM events
+               WHERE aggregate_id = $1 AND version = 1 AND event_type = 'OrderAccepted') AS o
+         LEFT JOIN user_channels c ON c.user_id = o.user_id`,
+        [orderId],
+      );
+      const userId = rows[0]?.user_id;
+      if (typeof userId !== 'string') return undefined;
+      const channels = rows.flatMap((row) =>
+        row.channel !== null && row.address !== null && row.updated_at !== null
+          ? [{ channel: row.channel, address: row.address, updated_at: row.updated_at }]
+          : [],
+      );
+      return { userId, channels };
+    },
     update: (userId, changes) =>
       db.transaction(async (tx) => {
         for (const { channel, address } of changes) {
