@@ -111,7 +111,7 @@ function headline(runs: readonly ModeRun[], rate: number | undefined): string {
         closed.map((c) => c.cpu.cores),
         2,
       ),
-      all.map(failureText).join('; ') || '—',
+      all.map((phase) => `${phase.kind} ${failureText(phase)}`).join(' · ') || '—',
     ];
   });
   return table(
@@ -238,11 +238,20 @@ export function markdown(input: ReportInput): string {
   ];
   const hasKind = (kind: PhaseKind) => runs.some((r) => r.phases.some((p) => p.kind === kind));
   if (hasKind('closed') || hasKind('open')) parts.push('## Headline', '', headline(runs, input.rate), '');
-  for (const kind of ['closed', 'open', 'soak'] as const) {
-    if (!hasKind(kind)) continue;
+  const stageKinds = (['closed', 'open', 'soak'] as const).filter(hasKind);
+  if (stageKinds.length) {
     parts.push(
-      `## Per stage, ${kind === 'closed' ? 'closed loop' : kind === 'open' ? 'open loop' : 'soak'} (run 1)`,
+      '## Per stage (run 1)',
+      '',
+      '`published` is when the relay (or the in-process bus) marked the outbox row, after the ' +
+        "broker's confirm (in process: after the delivery), so a consumer may start the saga before " +
+        'it: published → saga start can be negative. A step of 0 ms rides in the append of the step ' +
+        'before it (same transaction, same `created_at`).',
+      '',
     );
+  }
+  for (const kind of stageKinds) {
+    parts.push(`### ${kind === 'closed' ? 'Closed loop' : kind === 'open' ? 'Open loop' : 'Soak'}`);
     parts.push('', stages(runs, kind), '');
   }
   if (hasKind('sweep') || hasKind('open'))

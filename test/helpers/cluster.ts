@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { connect } from 'amqplib';
 import { deleteTopology, topology } from '../../src/infra/bus/rabbit/topology.ts';
 import { queueStates } from '../../src/ops/checkCommand.ts';
+import { ROLES } from '../../src/config.ts';
 import type { Database } from '../../src/app/ports/database.ts';
 import { postgresDatabase } from '../../src/infra/db/postgres.ts';
 import { freePort } from './server.ts';
@@ -188,7 +189,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     const startService = async (roles: readonly string[]): Promise<ClusterProcess> => {
       const port = await freePort();
       const service = startProcess(
-        roles.length > 0 ? roles.join('+') : 'all',
+        (roles.length > 0 ? roles : ROLES).join('+'),
         ['serve'],
         { ...env, ...(roles.length > 0 ? { ROLES: roles.join(',') } : {}), PORT: String(port) },
         options.nodeArgs,
@@ -263,8 +264,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
  * put it back on the queue, and `check` would find the queue not drained.
  */
 export async function drained(cluster: Cluster): Promise<void> {
-  const runs = (role: string) =>
-    cluster.services.some((s) => s.name === 'all' || s.name.split('+').includes(role));
+  const runs = (role: string) => cluster.services.some((s) => s.name.split('+').includes(role));
   const [orchestrating, notifying] = [runs('saga'), runs('notifier')];
   await until(async () => {
     const [row] = await cluster.db.query<{ unpublished: number; untaken: number; unnotified: number }>(`
