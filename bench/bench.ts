@@ -21,7 +21,7 @@ import { startTelegramEmulator } from '../test/helpers/notifyPeers.ts';
 import type { TelegramEmulator } from '../test/helpers/notifyPeers.ts';
 import { loadGenerator } from './e2e/load.ts';
 import type { LoadResult } from './e2e/load.ts';
-import { orderTimes, phaseFigures, stepTimes } from './e2e/measure.ts';
+import { orderTimes, percentiles, phaseFigures, stepTimes } from './e2e/measure.ts';
 import type { PhaseFigures } from './e2e/measure.ts';
 import { latencyOverTime, memoryOverTime, renderSvg, throughputVsOffered } from './e2e/plots.ts';
 import type { LatencySeries } from './e2e/plots.ts';
@@ -284,6 +284,7 @@ async function runMode(mode: Mode, run: number): Promise<ModeRun> {
         clientSeconds: (m.load.endedAt - m.load.startedAt) / 1000,
         maxLagMs: m.load.maxLagMs,
         maxInFlight: m.load.maxInFlight,
+        answer: percentiles(m.load.answerMs),
         figures: kept,
         cpu: m.cpu,
         cpuMsPerOrder:
@@ -296,7 +297,8 @@ async function runMode(mode: Mode, run: number): Promise<ModeRun> {
     const a = p.figures.acceptToTerminal;
     console.log(
       `  ${p.label}: ${p.figures.completedPerSecond} completed/s, accept → terminal p50 ${a.p50} p95 ${a.p95} ` +
-        `p99 ${a.p99} max ${a.max} ms, ${p.cpuMsPerOrder} CPU ms/order, failures (not business) ${failures(p)}`,
+        `p99 ${a.p99} max ${a.max} ms (POST → 202 p99 ${p.answer.p99} ms), ${p.cpuMsPerOrder} CPU ms/order, ` +
+        `failures (not business) ${failures(p)}`,
     );
   }
   return { run, mode, phases };

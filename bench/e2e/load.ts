@@ -23,6 +23,11 @@ export interface LoadResult {
   readonly maxLagMs: number;
   /** Most requests in flight at once. */
   readonly maxInFlight: number;
+  /**
+   * Each request's time from its scheduled send (open loop) or its send (closed loop) to the
+   * answer, ms: what the stored timestamps cannot show, the wait before the service accepted it.
+   */
+  readonly answerMs: number[];
 }
 
 export interface Load {
@@ -41,10 +46,12 @@ export function loadGenerator(apiUrl: string, users: readonly string[], connecti
 
   const run = () => {
     const orderIds: string[] = [];
+    const answerMs: number[] = [];
     const refused: Record<string, number> = {};
     let inFlight = 0;
     let maxInFlight = 0;
-    const submit = async () => {
+    /** `since`: when the request should have gone (performance.now()). */
+    const submit = async (since = performance.now()) => {
       const i = next++;
       const body = JSON.stringify(clusterOrder(i, users[i % users.length] ?? 'bench-user'));
       inFlight += 1;
@@ -67,9 +74,10 @@ export function loadGenerator(apiUrl: string, users: readonly string[], connecti
         refused[code] = (refused[code] ?? 0) + 1;
       } finally {
         inFlight -= 1;
+        answerMs.push(performance.now() - since);
       }
     };
-    return { orderIds, refused, submit, maxInFlight: () => maxInFlight };
+    return { orderIds, answerMs, refused, submit, maxInFlight: () => maxInFlight };
   };
 
   return {
@@ -100,7 +108,7 @@ export function loadGenerator(apiUrl: string, users: readonly string[], connecti
         // Everything due by now goes out at once: timers fire late, the schedule is kept.
         while (sent < orders && due <= now) {
           maxLagMs = Math.max(maxLagMs, now - due);
-          const request = r.submit();
+          const request = r.submit(t0 + due);
           pending.add(request);
           void request.then(() => pending.delete(request));
           sent += 1;

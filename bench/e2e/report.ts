@@ -22,6 +22,8 @@ export interface PhaseResult {
   readonly clientSeconds: number;
   readonly maxLagMs: number;
   readonly maxInFlight: number;
+  /** POST /orders → answer as the load generator saw it (open loop: from the scheduled send). */
+  readonly answer: Percentiles;
   readonly figures: Omit<PhaseFigures, 'timeline'>;
   readonly cpu: WindowFigures;
   /** CPU time of every process measured, per accepted order (ms). */
