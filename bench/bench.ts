@@ -207,6 +207,18 @@ interface Measured {
   readonly cpu: WindowFigures;
 }
 
+/**
+ * Ctrl-C: the services get the SIGINT too and drain; the scratch database, RabbitMQ prefix or data
+ * directory of the mode running are dropped before the bench exits.
+ */
+let stopOnInterrupt: () => Promise<void> = async () => {};
+process.once('SIGINT', () => {
+  console.error('\ninterrupted: stopping the mode running and dropping its scratch data…');
+  void stopOnInterrupt()
+    .catch(() => {})
+    .finally(() => process.exit(130));
+});
+
 /** Latency points of run 1, by mode and phase label, for the plots (kept out of the JSON). */
 const timelines = new Map<string, LatencySeries>();
 
@@ -215,12 +227,16 @@ async function runMode(mode: Mode, run: number): Promise<ModeRun> {
   const emulator = await startTelegramEmulator({ storeTimeoutSeconds: (soakSeconds ?? 0) + 3600 });
   const telegram = { apiRoot: emulator.apiRoot, token };
   console.log(`\n▶ ${mode} (run ${run}): ${MODE_TITLES[mode]}`);
-  const system = await startSystem(mode, { databaseUrl, amqpUrl, telegram, workers: values.workers }).catch(
-    async (error: unknown) => {
-      await emulator.stop();
-      throw error;
-    },
-  );
+  const system = await startSystem(mode, {
+    databaseUrl,
+    amqpUrl,
+    telegram,
+    workers: values.workers,
+    onCleanUp: (abort) => (stopOnInterrupt = abort),
+  }).catch(async (error: unknown) => {
+    await emulator.stop();
+    throw error;
+  });
   const sampler = startSampler({
     roots: system.roots,
     database: system.database,
@@ -255,6 +271,7 @@ async function runMode(mode: Mode, run: number): Promise<ModeRun> {
   } catch (error) {
     sampler.stop();
     await system.abort().catch(() => {});
+    stopOnInterrupt = async () => {};
     await emulator.stop();
     throw error;
   }
@@ -266,6 +283,7 @@ async function runMode(mode: Mode, run: number): Promise<ModeRun> {
       all.push(phaseFigures(await orderTimes(db, m.load.orderIds), await stepTimes(db, m.load.orderIds)));
     return all;
   });
+  stopOnInterrupt = async () => {};
   await emulator.stop();
   const phases = measured.flatMap((m, i): PhaseResult[] => {
     const f = figures[i];

@@ -57,6 +57,8 @@ export interface SystemOptions {
   readonly telegram: { readonly apiRoot: string; readonly token: string };
   /** WORKERS for the `cores` mode (`auto` or a number). */
   readonly workers: string;
+  /** Told, as soon as there is something to clean up, how to tear it down (for Ctrl-C). */
+  readonly onCleanUp?: (abort: () => Promise<void>) => void;
 }
 
 const pids = (processes: readonly (ClusterProcess | undefined)[]) =>
@@ -70,8 +72,14 @@ function alive(processes: readonly ClusterProcess[]): void {
       );
 }
 
+/** The data directory and the lock proper-lockfile keeps beside it (left by a service that was killed). */
+async function removeDataDir(dataDir: string): Promise<void> {
+  await rm(dataDir, { recursive: true, force: true });
+  await rm(`${dataDir}.lock`, { recursive: true, force: true });
+}
+
 async function startEmbedded(options: SystemOptions): Promise<System> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'bench-embedded-'));
+  const dataDir = await mkdtemp(join(tmpdir(), 'npm-run-bench-embedded-'));
   const port = await freePort();
   const service = startProcess('embedded', ['serve'], {
     DATABASE_URL: '',
@@ -85,8 +93,9 @@ async function startEmbedded(options: SystemOptions): Promise<System> {
   const apiUrl = `http://127.0.0.1:${port}`;
   const cleanUp = async () => {
     await service.stop();
-    await rm(dataDir, { recursive: true, force: true });
+    await removeDataDir(dataDir);
   };
+  options.onCleanUp?.(cleanUp);
   try {
     await until(() => {
       alive([service]);
@@ -116,7 +125,7 @@ async function startEmbedded(options: SystemOptions): Promise<System> {
         return await work(db);
       } finally {
         await db.close();
-        await rm(dataDir, { recursive: true, force: true });
+        await removeDataDir(dataDir);
       }
     },
     abort: cleanUp,
@@ -142,6 +151,7 @@ async function startOnPostgres(mode: Exclude<Mode, 'embedded'>, options: SystemO
       ...(mode === 'cores' ? { WORKERS: options.workers } : {}),
     },
   });
+  options.onCleanUp?.(() => cluster.close());
   const processes = () => [...cluster.services, ...(cluster.market ? [cluster.market] : [])];
   return {
     mode,
