@@ -4,6 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { connect } from 'amqplib';
 import { deleteTopology, topology } from '../../src/infra/bus/rabbit/topology.ts';
 import { queueStates } from '../../src/ops/checkCommand.ts';
+import { ROLES } from '../../src/config.ts';
 import type { Database } from '../../src/app/ports/database.ts';
 import { postgresDatabase } from '../../src/infra/db/postgres.ts';
 import { freePort } from './server.ts';
@@ -27,7 +28,8 @@ export interface ClusterProcess {
   kill(): Promise<number | null>;
 }
 
-function startProcess(
+/** Runs `src/main.ts <args>` as a child process, its output kept (last 100-200 kB). */
+export function startProcess(
   name: string,
   args: readonly string[],
   env: Record<string, string>,
@@ -84,8 +86,17 @@ export async function startMarket(
 export interface ClusterOptions {
   readonly databaseUrl: string;
   readonly amqpUrl: string;
-  /** ROLES of each service process, e.g. [['api', 'relay'], ['saga'], ['saga', 'notifier']]. */
+  /**
+   * ROLES of each service process, e.g. [['api', 'relay'], ['saga'], ['saga', 'notifier']]; an
+   * empty list leaves ROLES unset (every role, as `npm start` runs).
+   */
   readonly processes: readonly (readonly string[])[];
+  /**
+   * Serve the simulated market from a process of its own (the default), shared by every service
+   * process; false: no PRICE_SERVICE_URL, so each process has the simulated market in its memory
+   * (right for one process, or for a supervisor that serves it to its workers).
+   */
+  readonly market?: boolean;
   /** More environment for every service process (notification settings, saga settings…). */
   readonly env?: Record<string, string>;
   /** Node options for the service processes, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof']. */
@@ -107,8 +118,9 @@ export interface Cluster {
   readonly databaseUrl: string;
   /** The api process's URL. */
   readonly apiUrl: string;
-  /** The shared simulated market (price service and trade worker). */
-  readonly marketUrl: string;
+  /** The shared simulated market (price service and trade worker); none with `market: false`. */
+  readonly marketUrl: string | undefined;
+  readonly market: ClusterProcess | undefined;
   /** Exchange and queue name prefix of this cluster. */
   readonly prefix: string;
   readonly env: Record<string, string>;
@@ -139,14 +151,13 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const servicesAmqpUrl = new URL(options.amqpUrl);
   if (options.amqpHost) servicesAmqpUrl.host = options.amqpHost;
   const prefix = `cluster-${id}.`;
-  const market = await startMarket(options.nodeArgs);
-  const marketUrl = market.url;
+  const market = options.market === false ? undefined : await startMarket(options.nodeArgs);
+  const marketUrl = market?.url;
   const env: Record<string, string> = {
     DATABASE_URL: servicesDatabaseUrl,
     AMQP_URL: servicesAmqpUrl.toString(),
     AMQP_PREFIX: prefix,
-    PRICE_SERVICE_URL: marketUrl,
-    TRADE_WORKER_URL: marketUrl,
+    ...(marketUrl ? { PRICE_SERVICE_URL: marketUrl, TRADE_WORKER_URL: marketUrl } : {}),
     // Several processes and parallel test files share PostgreSQL's 100 connections.
     DATABASE_POOL_SIZE: '8',
     ...(options.telegram
@@ -159,7 +170,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
 
   const close = async (closeOptions: { keep?: boolean } = {}) => {
     for (const service of services) await service.stop();
-    await market.stop();
+    await market?.stop();
     await db.close();
     if (closeOptions.keep) return;
     await admin.exec(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
@@ -178,13 +189,13 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     const startService = async (roles: readonly string[]): Promise<ClusterProcess> => {
       const port = await freePort();
       const service = startProcess(
-        roles.join('+'),
+        (roles.length > 0 ? roles : ROLES).join('+'),
         ['serve'],
-        { ...env, ROLES: roles.join(','), PORT: String(port) },
+        { ...env, ...(roles.length > 0 ? { ROLES: roles.join(',') } : {}), PORT: String(port) },
         options.nodeArgs,
       );
       services.push(service);
-      if (roles.includes('api')) {
+      if (roles.length === 0 || roles.includes('api')) {
         apiUrl = `http://127.0.0.1:${port}`;
         await until(
           () =>
@@ -205,8 +216,9 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     const topo = topology({ prefix });
     const expected = topo.queues.map(
       (q) =>
-        options.processes.filter((roles) =>
-          roles.includes(q.name.endsWith('notifications') ? 'notifier' : 'saga'),
+        options.processes.filter(
+          (roles) =>
+            roles.length === 0 || roles.includes(q.name.endsWith('notifications') ? 'notifier' : 'saga'),
         ).length,
     );
     await until(async () => {
@@ -223,6 +235,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       databaseUrl,
       apiUrl,
       marketUrl,
+      market,
       prefix,
       env,
       services,
@@ -238,7 +251,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       close,
     };
   } catch (error) {
-    for (const p of [market, ...services]) await p.kill();
+    for (const p of [...(market ? [market] : []), ...services]) await p.kill();
     await close().catch(() => {});
     throw error;
   }

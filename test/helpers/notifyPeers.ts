@@ -28,8 +28,17 @@ export interface TelegramEmulator {
  * The Bot API emulator of the npm package telegram-test-api, on a free port of 127.0.0.1: a real
  * HTTP peer that stores what bots send (`sendMessage`) and answers like the Bot API.
  */
-export async function startTelegramEmulator(): Promise<TelegramEmulator> {
-  const server = new TelegramServer({ port: await freePort(), host: '127.0.0.1', storeTimeout: 600 });
+export async function startTelegramEmulator(
+  options: {
+    /** How long the emulator keeps a message (s): `sent` forgets older ones. */
+    readonly storeTimeoutSeconds?: number;
+  } = {},
+): Promise<TelegramEmulator> {
+  const server = new TelegramServer({
+    port: await freePort(),
+    host: '127.0.0.1',
+    storeTimeout: options.storeTimeoutSeconds ?? 600,
+  });
   await server.start();
   // The emulator's update history (what `client.getUpdatesHistory()` fetches over HTTP), read in
   // process. Its types name typegram's, which it does not install: narrowed here by hand.
