@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { currencies, DEFAULT_CURRENCIES, DEFAULT_MAX_AMOUNT, parseCurrencyList } from './domain/money.ts';
 import type { Currencies } from './domain/money.ts';
@@ -64,6 +65,11 @@ export interface Config {
    * `events` exchange). Every event is stored either way.
    */
   readonly outboxEvents: 'consumed' | 'all';
+  /**
+   * Service processes on this machine (WORKERS: a number, or `auto` for one per core). Above 1,
+   * `serve` supervises that many worker processes, each running ROLES and sharing the HTTP port.
+   */
+  readonly workers: number;
   /** The sweeper: how often it looks, and after how long without an event a saga has stalled. */
   readonly sweep: { readonly intervalMs: number; readonly staleMs: number };
   readonly notifications: NotificationConfig;
@@ -135,6 +141,11 @@ const EnvSchema = z.object({
     .default(''),
   PREFETCH: z.coerce.number().int().positive().max(65535).default(32),
   RELAY_POLL_MS: z.coerce.number().int().positive().default(100),
+  WORKERS: z
+    .union([z.literal('auto'), z.coerce.number().int().min(1).max(64)], {
+      error: 'must be a number from 1 to 64, or auto (one per core)',
+    })
+    .default(1),
   OUTBOX_EVENTS: z.enum(['consumed', 'all'], { error: 'must be consumed or all' }).default('consumed'),
   SWEEP_INTERVAL_MS: z.coerce.number().int().positive().default(5_000),
   SWEEP_STALE_MS: z.coerce.number().int().positive().default(60_000),
@@ -209,6 +220,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     prefetch: e.PREFETCH,
     relayPollMs: e.RELAY_POLL_MS,
     outboxEvents: e.OUTBOX_EVENTS,
+    workers: e.WORKERS === 'auto' ? availableParallelism() : e.WORKERS,
     sweep: { intervalMs: e.SWEEP_INTERVAL_MS, staleMs: e.SWEEP_STALE_MS },
     notifications: {
       telegramBotToken: e.TELEGRAM_BOT_TOKEN,

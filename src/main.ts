@@ -18,6 +18,7 @@ import { topology } from './infra/bus/rabbit/topology.ts';
 import { serveSimulatedMarket } from './infra/venues/simulatedHttpServer.ts';
 import { runKeysCommand } from './ops/keysCommand.ts';
 import { createApiKeyStore } from './infra/apiKeys.ts';
+import { assertCanSupervise, superviseWorkers } from './infra/supervisor.ts';
 
 interface Opened {
   readonly db: Database;
@@ -64,7 +65,10 @@ async function main(args: readonly string[]): Promise<void> {
   const command = args[0] ?? 'serve';
   const config = loadConfig(process.env);
   // `keys` prints the key it creates on stdout, alone: its logs go to stderr.
-  const logger = createLogger(config.logLevel, command === 'keys' ? process.stderr : undefined);
+  const created = createLogger(config.logLevel, command === 'keys' ? process.stderr : undefined);
+  // A worker of `serve` with WORKERS > 1 names its slot on every line.
+  const slot = process.env.WORKER_SLOT;
+  const logger = slot === undefined ? created : created.child({ worker: Number(slot) });
   if (command === 'market') return serveMarket(config, logger);
   if (
     !['serve', 'migrate', 'check', 'replay-check', 'redrive', 'keys', 'rebuild-projections'].includes(command)
@@ -74,6 +78,7 @@ async function main(args: readonly string[]): Promise<void> {
     );
   }
 
+  if (command === 'serve' && config.workers > 1) assertCanSupervise(config);
   const opened = await openDatabase(config, logger);
   const { db } = opened;
   const applied = await migrate(db, { logger });
@@ -118,6 +123,13 @@ async function main(args: readonly string[]): Promise<void> {
     const report = await runReplayCheck(db, { print: (text) => process.stdout.write(`${text}\n`) });
     await opened.close();
     process.exit(report.problems > 0 ? 1 : 0);
+  }
+
+  if (config.workers > 1) {
+    // Migrated once above, before any worker starts; the workers find nothing left to apply.
+    await opened.close();
+    const supervision = await superviseWorkers(config, logger);
+    process.exit(await supervision.done);
   }
 
   const inspector = config.sagaInspect
