@@ -110,6 +110,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     currencies: config.currencies,
     settings: config.saga,
     idempotencyKeyTtlMs: config.idempotencyKeyTtlMs,
+    intakeBatching: config.intakeBatching,
     ...(inspector ? { inspect: inspector.inspect } : {}),
   };
   const parts: Part[] = [];

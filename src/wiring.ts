@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { InspectionEvent } from 'xstate';
 import type { Consumer } from './app/messages.ts';
+import type { BatchingOptions } from './app/intakeBatcher.ts';
 import { createOrderService } from './app/orders.ts';
 import type { PriceService, TradeVenue } from './app/ports.ts';
 import { sagaConsumer } from './app/sagaConsumer.ts';
@@ -31,6 +32,8 @@ export interface OrdersOptions {
   readonly onAppended?: () => void;
   /** How long an order's Idempotency-Key is kept (default 24 h). */
   readonly idempotencyKeyTtlMs?: number;
+  /** Group commit of order intake (default: 4 lanes, 64 orders a statement). */
+  readonly intakeBatching?: BatchingOptions;
 }
 
 /**
@@ -67,6 +70,7 @@ export function wireOrders(options: OrdersOptions) {
     keys,
     logger: options.logger,
     ...(options.idempotencyKeyTtlMs ? { keyTtlMs: options.idempotencyKeyTtlMs } : {}),
+    ...(options.intakeBatching ? { batching: options.intakeBatching } : {}),
   });
   return { store, runner, orchestrator, orders, audit, keys };
 }

@@ -56,11 +56,18 @@ const APPEND_RESULT = `SELECT id, event_id, created_at, transaction_id FROM inse
 const APPEND_SQL = `${APPEND_CTES}
 ${APPEND_RESULT}`;
 
-/** The append of an order placed with an Idempotency-Key: the key's claim becomes done, with its response. */
+/**
+ * The append of orders placed with Idempotency-Keys ($4: a list, one per order stream): each
+ * key's claim becomes done, with its response, only with its own order's events (joined on the
+ * order id), so a batch of orders marks each key with its own stream.
+ */
 const KEYED_APPEND_SQL = `${APPEND_CTES}, keyed AS (
-  UPDATE idempotency_keys
-  SET state = 'done', lease_until = NULL, response_status = $7, response_body = $8
-  WHERE user_id = $4 AND idempotency_key = $5 AND order_id = $6 AND EXISTS (SELECT 1 FROM inserted)
+  UPDATE idempotency_keys k
+  SET state = 'done', lease_until = NULL, response_status = d.status, response_body = d.body
+  FROM jsonb_to_recordset($4::text::jsonb) AS d(
+    user_id text, idempotency_key text, order_id uuid, status int, body text)
+  WHERE k.user_id = d.user_id AND k.idempotency_key = d.idempotency_key AND k.order_id = d.order_id
+    AND EXISTS (SELECT 1 FROM inserted i WHERE i.aggregate_id = d.order_id)
 )
 ${APPEND_RESULT}`;
 
@@ -176,9 +183,9 @@ export function createEventStore(db: Database, options: EventStoreOptions = {}):
           JSON.stringify(expected),
           JSON.stringify(appendOptions.processed ? [appendOptions.processed] : []),
         ];
-        const key = appendOptions.idempotencyKey;
-        rows = await (key
-          ? db.query<AppendedRow>(KEYED_APPEND_SQL, [...params, ...keyCompletion(key)])
+        const keys = appendOptions.idempotencyKeys ?? [];
+        rows = await (keys.length > 0
+          ? db.query<AppendedRow>(KEYED_APPEND_SQL, [...params, JSON.stringify(keys.map(keyCompletion))])
           : db.query<AppendedRow>(APPEND_SQL, params));
       } catch (error) {
         if (databaseErrorInfo(error)?.code !== UNIQUE_VIOLATION) throw error;
@@ -228,9 +235,15 @@ export function createEventStore(db: Database, options: EventStoreOptions = {}):
   };
 }
 
-/** KEYED_APPEND_SQL's parameters $4 to $8: the Idempotency-Key row and its response. */
-function keyCompletion(key: KeyCompletion): unknown[] {
-  return [key.user_id, key.idempotency_key, key.order_id, key.response.status, key.response.body];
+/** A row of KEYED_APPEND_SQL's $4: an Idempotency-Key row and its response. */
+function keyCompletion(key: KeyCompletion) {
+  return {
+    user_id: key.user_id,
+    idempotency_key: key.idempotency_key,
+    order_id: key.order_id,
+    status: key.response.status,
+    body: key.response.body,
+  };
 }
 
 function validateAppend(streams: readonly StreamAppend[]): void {

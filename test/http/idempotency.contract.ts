@@ -341,12 +341,14 @@ export function idempotencyContract(database: string, open: () => Promise<Databa
               },
             ],
             {
-              idempotencyKey: {
-                user_id: order.user_id,
-                idempotency_key: claim.idempotency_key,
-                order_id,
-                response: { status: 202, body: '{"order_id":"x"}' },
-              },
+              idempotencyKeys: [
+                {
+                  user_id: order.user_id,
+                  idempotency_key: claim.idempotency_key,
+                  order_id,
+                  response: { status: 202, body: '{"order_id":"x"}' },
+                },
+              ],
             },
           );
 

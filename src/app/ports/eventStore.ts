@@ -59,10 +59,11 @@ export interface AppendOptions {
    */
   readonly processed?: ProcessedRecord;
   /**
-   * An order request's Idempotency-Key, claimed in flight before (see ports/idempotencyKeys.ts):
-   * marked done with the response in the same statement as the events, only if they are stored.
+   * Order requests' Idempotency-Keys, claimed in flight before (see ports/idempotencyKeys.ts), one
+   * per order stream of the append: each marked done with its response in the same statement as
+   * the events, only if they are stored and only with its own order's stream.
    */
-  readonly idempotencyKey?: KeyCompletion;
+  readonly idempotencyKeys?: readonly KeyCompletion[];
 }
 
 /** What marks a claimed Idempotency-Key done: the key of the order and the response it got. */
