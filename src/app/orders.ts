@@ -252,6 +252,10 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
           idempotency_key: key,
           order_id: orderId,
           response,
+          fingerprint,
+          claimed_by: token,
+          created_at: clock,
+          expires_at: new Date(clock.getTime() + keyTtlMs),
         });
         logger?.debug({ orderId, idempotent: true }, 'order accepted');
         return { order_id: orderId, replayed: false, response };

@@ -66,12 +66,22 @@ export interface AppendOptions {
   readonly idempotencyKeys?: readonly KeyCompletion[];
 }
 
-/** What marks a claimed Idempotency-Key done: the key of the order and the response it got. */
+/**
+ * What marks a claimed Idempotency-Key done: the key of the order and the response it got, and
+ * the rest of the claim's row, written done as it stands should the row be gone by then (the
+ * order is stored: its key must say so).
+ */
 export interface KeyCompletion {
   readonly user_id: string;
   readonly idempotency_key: string;
   readonly order_id: string;
   readonly response: RecordedResponse;
+  /** SHA-256 (hex) of the normalized request, as claimed. */
+  readonly fingerprint: string;
+  /** The claim's token. */
+  readonly claimed_by: string;
+  readonly created_at: Date;
+  readonly expires_at: Date;
 }
 
 export interface ProcessedRecord {
