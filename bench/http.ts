@@ -29,6 +29,11 @@ const { values } = parseArgs({
     'no-key': { type: 'boolean', default: false },
     /** Writes a CPU profile of every process into this directory (node --cpu-prof). */
     profile: { type: 'string' },
+    /**
+     * The api alone, no relay, saga or notifier: what intake costs by itself (the outbox fills
+     * and nothing is carried further), to split the machine's CPU between intake and the saga.
+     */
+    'api-only': { type: 'boolean', default: false },
   },
 });
 
@@ -47,7 +52,7 @@ const users = Array.from({ length: Number(values.users) }, (_, i) => ({
 const cluster = await startCluster({
   databaseUrl,
   amqpUrl,
-  processes: [['api'], ['relay', 'sweeper', 'saga', 'notifier']],
+  processes: values['api-only'] ? [['api']] : [['api'], ['relay', 'sweeper', 'saga', 'notifier']],
   env: {
     API_KEYS: users.map((u) => `${u.id}:${u.key}`).join(','),
     ORDER_RATE_LIMIT_PER_SECOND: '0',
@@ -144,7 +149,7 @@ try {
   const seconds = Number(values.seconds);
   const connections = Number(values.connections);
   console.log(
-    `api+relay+sweeper | saga+notifier | market on PostgreSQL, auth on (${users.length} users), ` +
+    `${values['api-only'] ? 'api alone (no relay, no saga)' : 'api | relay+sweeper+saga+notifier | market'} on PostgreSQL, auth on (${users.length} users), ` +
       `${values['no-key'] ? 'no Idempotency-Key' : 'an Idempotency-Key per order'}`,
   );
   await measure({ connections, seconds: 3 }); // warm-up: JIT, connection pools

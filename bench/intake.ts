@@ -30,10 +30,18 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '5' },
     clients: { type: 'string', default: '16' },
     only: { type: 'string' },
+    /** Group commit (src/app/intakeBatcher.ts): statements in flight at once; 0 for none. */
+    lanes: { type: 'string', default: '4' },
+    /** Group commit: requests in one statement at most. */
+    'max-batch': { type: 'string', default: '64' },
   },
 });
 const seconds = Number(values.seconds);
 const clients = Number(values.clients);
+const batching =
+  Number(values.lanes) > 0
+    ? { lanes: Number(values.lanes), maxBatch: Number(values['max-batch']) }
+    : (false as const);
 
 type Mode = 'no key' | 'new key' | 'replay';
 
@@ -72,6 +80,7 @@ async function run(backend: string, raw: Database, mode: Mode): Promise<Result> 
       now: () => new Date(),
       newId: randomUUID,
       keys: createIdempotencyKeys(db),
+      batching,
     }),
     positions: createPositionService(store),
     sagas: createSagaViews(store),
@@ -171,7 +180,12 @@ if (values.only !== 'pglite') {
   }
 }
 
-console.log(`\nPOST /orders in process, ${clients} clients, ${seconds}s per run\n`);
+console.log(
+  `\nPOST /orders in process, ${clients} clients, ${seconds}s per run, ` +
+    (batching
+      ? `group commit: ${batching.lanes} lanes, ${batching.maxBatch} a statement\n`
+      : 'no group commit\n'),
+);
 console.log('backend           mode       requests   orders/s   p50 ms   p99 ms   statements/POST');
 for (const r of results) {
   console.log(

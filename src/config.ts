@@ -77,6 +77,8 @@ export interface Config {
   readonly apiKeys: readonly VerifiableKey[];
   /** How long an order's Idempotency-Key is kept; after it the key may place a new order. */
   readonly idempotencyKeyTtlMs: number;
+  /** Group commit of order intake: statements in flight at once, orders in one statement at most. */
+  readonly intakeBatching: { readonly lanes: number; readonly maxBatch: number };
   /** Per-user limit on POST /orders in each API process; undefined: no limit. */
   readonly orderRateLimit: { readonly perSecond: number; readonly burst: number } | undefined;
 }
@@ -160,6 +162,8 @@ const EnvSchema = z.object({
     .positive()
     .max(24 * 365)
     .default(24),
+  INTAKE_LANES: z.coerce.number().int().positive().max(64).default(4),
+  INTAKE_MAX_BATCH: z.coerce.number().int().positive().max(1000).default(64),
   ORDER_RATE_LIMIT_PER_SECOND: z.coerce.number().int().min(0).default(0),
   ORDER_RATE_LIMIT_BURST: z.coerce.number().int().min(0).default(0),
 });
@@ -231,6 +235,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     },
     apiKeys: apiKeysOf(e.API_KEYS),
     idempotencyKeyTtlMs: Math.round(e.IDEMPOTENCY_KEY_TTL_HOURS * 3_600_000),
+    intakeBatching: { lanes: e.INTAKE_LANES, maxBatch: e.INTAKE_MAX_BATCH },
     orderRateLimit:
       e.ORDER_RATE_LIMIT_PER_SECOND > 0
         ? { perSecond: e.ORDER_RATE_LIMIT_PER_SECOND, burst: e.ORDER_RATE_LIMIT_BURST }

@@ -116,6 +116,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     settings: config.saga,
     idempotencyKeyTtlMs: config.idempotencyKeyTtlMs,
     outboxEventTypes,
+    intakeBatching: config.intakeBatching,
     ...(inspector ? { inspect: inspector.inspect } : {}),
   };
   const parts: Part[] = [];

@@ -9,8 +9,10 @@ import { DatabaseUnavailableError } from './ports/database.ts';
 import { ConcurrencyError } from './ports/eventStore.ts';
 import { domainEvent, newEvent } from './envelopes.ts';
 import type { EventEnvelope } from './envelopes.ts';
-import type { AppendOptions, EventStore, NewEvent, StoredEvent } from './ports/eventStore.ts';
-import type { IdempotencyKeys, RecordedResponse } from './ports/idempotencyKeys.ts';
+import type { EventStore, KeyCompletion, NewEvent, StoredEvent } from './ports/eventStore.ts';
+import type { IdempotencyKeys, KeyClaim, RecordedResponse } from './ports/idempotencyKeys.ts';
+import { batchedClaims, batchedOrderAppends } from './intakeBatcher.ts';
+import type { BatchingOptions, OrderAppend } from './intakeBatcher.ts';
 import type { Logger } from './ports/logger.ts';
 import { CURRENT_SAGA_VERSION } from '../machines/registry.ts';
 
@@ -91,6 +93,11 @@ export interface OrderServiceDeps {
   readonly keyLeaseMs?: number;
   /** Acceptances at debug level, and keys that could not be released. */
   readonly logger?: Logger;
+  /**
+   * Group commit of claims and appends (src/app/intakeBatcher.ts): lanes and batch size, or
+   * false for one statement per request (default: 4 lanes, 64 per statement).
+   */
+  readonly batching?: BatchingOptions | false;
 }
 
 export interface OrderService {
@@ -148,6 +155,12 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
   const { store, now, newId, keys, logger } = deps;
   const keyTtlMs = deps.keyTtlMs ?? DEFAULT_KEY_TTL_MS;
   const keyLeaseMs = deps.keyLeaseMs ?? DEFAULT_KEY_LEASE_MS;
+  const batching = deps.batching ?? {};
+  const appendOrder = batching
+    ? batchedOrderAppends(store, batching)
+    : ({ stream, key }: OrderAppend) => store.append([stream], key ? { idempotencyKeys: [key] } : {});
+  const claimKey =
+    keys && (batching ? batchedClaims(keys, batching) : (claim: KeyClaim) => keys.claim(claim));
 
   async function history(orderId: string): Promise<StoredEvent[]> {
     const events = await store.load(orderId);
@@ -157,32 +170,33 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
     return events;
   }
 
-  /** Appends the order's OrderAccepted to its new stream (expected version 0). */
+  /**
+   * Appends the order's OrderAccepted to its new stream (expected version 0), with whatever other
+   * orders are being placed at the moment (see intakeBatcher.ts), the key marked done with it.
+   */
   async function place(
     order: PlaceOrder,
     orderId: string,
     at: string,
     causationId: string | null,
-    options: AppendOptions = {},
+    key?: KeyCompletion,
   ): Promise<void> {
     const decided = decideOrder(
       { type: 'AcceptOrder', data: { order_id: orderId, ...order }, now: at },
       initialOrderState,
     );
-    const result = await store.append(
-      [
-        {
-          aggregate_id: orderId,
-          aggregate_type: 'order',
-          expected_version: 0,
-          // The saga starts here, so here it records the machine version it runs on to its end.
-          events: toNewEvents(decided, { correlationId: orderId, causationId, now: at, newId }).map(
-            (event) => ({ ...event, metadata: { ...event.metadata, saga_version: CURRENT_SAGA_VERSION } }),
-          ),
-        },
-      ],
-      options,
-    );
+    const result = await appendOrder({
+      stream: {
+        aggregate_id: orderId,
+        aggregate_type: 'order',
+        expected_version: 0,
+        // The saga starts here, so here it records the machine version it runs on to its end.
+        events: toNewEvents(decided, { correlationId: orderId, causationId, now: at, newId }).map(
+          (event) => ({ ...event, metadata: { ...event.metadata, saga_version: CURRENT_SAGA_VERSION } }),
+        ),
+      },
+      ...(key ? { key } : {}),
+    });
     if (result.status !== 'appended') throw new Error(`Order id ${orderId} collided with stored events`);
   }
 
@@ -203,7 +217,7 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
     { key, respond }: Idempotency,
     causationId: string | null,
   ): Promise<Accepted> {
-    if (!keys) throw new Error('Orders with an Idempotency-Key need the idempotency key store');
+    if (!keys || !claimKey) throw new Error('Orders with an Idempotency-Key need the idempotency key store');
     const fingerprint = fingerprintOf(order);
     const token = newId();
     const clock = now();
@@ -213,7 +227,7 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
       accepted_after: new Date(clock.getTime() - keyTtlMs),
     };
     for (let attempt = 1; ; attempt++) {
-      const held = await keys.claim({
+      const held = await claimKey({
         user_id: order.user_id,
         idempotency_key: key,
         fingerprint,
@@ -234,7 +248,14 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
       const response = respond(orderId);
       try {
         await place(order, orderId, at, causationId, {
-          idempotencyKey: { user_id: order.user_id, idempotency_key: key, order_id: orderId, response },
+          user_id: order.user_id,
+          idempotency_key: key,
+          order_id: orderId,
+          response,
+          fingerprint,
+          claimed_by: token,
+          created_at: clock,
+          expires_at: new Date(clock.getTime() + keyTtlMs),
         });
         logger?.debug({ orderId, idempotent: true }, 'order accepted');
         return { order_id: orderId, replayed: false, response };

@@ -10,16 +10,25 @@ export const POSITION_ID_NAMESPACE = 'fc2bb1e3-9a2d-4252-acfd-08da6b571c65';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/** The few namespaces' bytes, checked and decoded once (uuidV5 runs for every keyed order). */
+const namespaces = new Map<string, Buffer>();
+
+function namespaceBytes(namespace: string): Buffer {
+  let bytes = namespaces.get(namespace);
+  if (!bytes) {
+    if (!UUID.test(namespace)) throw new Error(`Namespace ${namespace} is not a UUID`);
+    bytes = Buffer.from(namespace.replaceAll('-', ''), 'hex');
+    namespaces.set(namespace, bytes);
+  }
+  return bytes;
+}
+
 /**
  * A name-based UUID (RFC 9562 version 5): SHA-1 over the namespace's bytes and the name's UTF-8
  * bytes, with the version and variant bits set.
  */
 export function uuidV5(name: string, namespace: string): string {
-  if (!UUID.test(namespace)) throw new Error(`Namespace ${namespace} is not a UUID`);
-  const hash = createHash('sha1')
-    .update(Buffer.from(namespace.replaceAll('-', ''), 'hex'))
-    .update(name, 'utf8')
-    .digest();
+  const hash = createHash('sha1').update(namespaceBytes(namespace)).update(name, 'utf8').digest();
   const bytes = hash.subarray(0, 16);
   bytes[6] = ((bytes[6] ?? 0) & 0x0f) | 0x50;
   bytes[8] = ((bytes[8] ?? 0) & 0x3f) | 0x80;

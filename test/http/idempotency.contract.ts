@@ -341,12 +341,18 @@ export function idempotencyContract(database: string, open: () => Promise<Databa
               },
             ],
             {
-              idempotencyKey: {
-                user_id: order.user_id,
-                idempotency_key: claim.idempotency_key,
-                order_id,
-                response: { status: 202, body: '{"order_id":"x"}' },
-              },
+              idempotencyKeys: [
+                {
+                  user_id: order.user_id,
+                  idempotency_key: claim.idempotency_key,
+                  order_id,
+                  response: { status: 202, body: '{"order_id":"x"}' },
+                  fingerprint: claim.fingerprint,
+                  claimed_by: claim.token,
+                  created_at: claim.now,
+                  expires_at: claim.expires_at,
+                },
+              ],
             },
           );
 
@@ -359,6 +365,73 @@ export function idempotencyContract(database: string, open: () => Promise<Databa
           fingerprint: claim.fingerprint,
           response: { status: 202, body: '{"order_id":"x"}' },
         });
+      });
+
+      it('writes the key done as claimed when its row is gone, and leaves a row another order holds', async () => {
+        const keys = createIdempotencyKeys(db);
+        const store = createEventStore(db);
+        const at = clock.now();
+        const completion = (
+          order: ReturnType<typeof anOrder>,
+          order_id: string,
+          idempotency_key: string,
+        ) => ({
+          user_id: order.user_id,
+          idempotency_key,
+          order_id,
+          response: { status: 202, body: JSON.stringify({ order_id }) },
+          fingerprint: fingerprintOf(order as PlaceOrder),
+          claimed_by: randomUUID(),
+          created_at: at,
+          expires_at: new Date(at.getTime() + DEFAULT_KEY_TTL_MS),
+        });
+        const stream = (order_id: string) => ({
+          aggregate_id: order_id,
+          aggregate_type: 'order' as const,
+          expected_version: 0,
+          events: [anEvent(order_id)],
+        });
+        // Gone: never claimed here (as if swept while its request stalled).
+        const gone = anOrder();
+        const goneId = randomUUID();
+        const goneKey = randomUUID();
+        // Held by another order: claimed, then the append comes with another order id.
+        const held = anOrder();
+        const heldKey = randomUUID();
+        const claimed = await keys.claim({
+          user_id: held.user_id,
+          idempotency_key: heldKey,
+          fingerprint: fingerprintOf(held as PlaceOrder),
+          order_id: randomUUID(),
+          token: randomUUID(),
+          now: at,
+          lease_until: new Date(at.getTime() + DEFAULT_KEY_LEASE_MS),
+          expires_at: new Date(at.getTime() + DEFAULT_KEY_TTL_MS),
+        });
+        const otherId = randomUUID();
+
+        await store.append([stream(goneId), stream(otherId)], {
+          idempotencyKeys: [completion(gone, goneId, goneKey), completion(held, otherId, heldKey)],
+        });
+
+        const probe = (order: ReturnType<typeof anOrder>, idempotency_key: string) =>
+          keys.claim({
+            user_id: order.user_id,
+            idempotency_key,
+            fingerprint: fingerprintOf(order as PlaceOrder),
+            order_id: randomUUID(),
+            token: randomUUID(),
+            now: at,
+            lease_until: new Date(at.getTime() + DEFAULT_KEY_LEASE_MS),
+            expires_at: new Date(at.getTime() + DEFAULT_KEY_TTL_MS),
+          });
+        expect(await probe(gone, goneKey)).toEqual({
+          state: 'done',
+          order_id: goneId,
+          fingerprint: fingerprintOf(gone as PlaceOrder),
+          response: { status: 202, body: JSON.stringify({ order_id: goneId }) },
+        });
+        expect(await probe(held, heldKey)).toMatchObject({ state: 'in_flight', order_id: claimed.order_id });
       });
     });
 

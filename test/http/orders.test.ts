@@ -232,6 +232,19 @@ describe('the orders API', () => {
         413,
         /at most 16384 bytes/,
       ],
+      [
+        'its Content-Length says it is over 16 KiB',
+        () => {
+          const body = JSON.stringify({ ...original, user_id: 'x'.repeat(17 * 1024) });
+          return app.request('/orders', {
+            method: 'POST',
+            body,
+            headers: { 'content-type': 'application/json', 'content-length': String(body.length) },
+          });
+        },
+        413,
+        /at most 16384 bytes/,
+      ],
     ])('answers with a problem when %s, and writes nothing', async (_, send, status, detail) => {
       const before = await tableSizes();
       const res = await send();

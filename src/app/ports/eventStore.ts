@@ -59,18 +59,29 @@ export interface AppendOptions {
    */
   readonly processed?: ProcessedRecord;
   /**
-   * An order request's Idempotency-Key, claimed in flight before (see ports/idempotencyKeys.ts):
-   * marked done with the response in the same statement as the events, only if they are stored.
+   * Order requests' Idempotency-Keys, claimed in flight before (see ports/idempotencyKeys.ts), one
+   * per order stream of the append: each marked done with its response in the same statement as
+   * the events, only if they are stored and only with its own order's stream.
    */
-  readonly idempotencyKey?: KeyCompletion;
+  readonly idempotencyKeys?: readonly KeyCompletion[];
 }
 
-/** What marks a claimed Idempotency-Key done: the key of the order and the response it got. */
+/**
+ * What marks a claimed Idempotency-Key done: the key of the order and the response it got, and
+ * the rest of the claim's row, written done as it stands should the row be gone by then (the
+ * order is stored: its key must say so).
+ */
 export interface KeyCompletion {
   readonly user_id: string;
   readonly idempotency_key: string;
   readonly order_id: string;
   readonly response: RecordedResponse;
+  /** SHA-256 (hex) of the normalized request, as claimed. */
+  readonly fingerprint: string;
+  /** The claim's token. */
+  readonly claimed_by: string;
+  readonly created_at: Date;
+  readonly expires_at: Date;
 }
 
 export interface ProcessedRecord {

@@ -1,7 +1,7 @@
 /**
  * The Idempotency-Keys of order requests (table `idempotency_keys`): which order each key placed
  * and the response it got. src/infra/idempotencyKeys.ts implements it; the row is marked done by
- * the append of the order's OrderAccepted, in the same statement (AppendOptions.idempotencyKey),
+ * the append of the order's OrderAccepted, in the same statement (AppendOptions.idempotencyKeys),
  * or, for an order placed before migration 011 and retried after it, by `complete`.
  */
 
@@ -67,6 +67,11 @@ export interface IdempotencyKeys {
    * the same fingerprint, is taken over by it.
    */
   claim(claim: KeyClaim): Promise<KeyState>;
+  /**
+   * Several claims in ONE statement (one commit), each as `claim` would do it; the states in the
+   * order of `claims`. No key (user and Idempotency-Key) may appear twice.
+   */
+  claimAll(claims: readonly KeyClaim[]): Promise<KeyState[]>;
   /**
    * Marks a claim done with its order's response, without an append: for an order that was
    * already stored (placed before migration 011, its id given by the claim). Only while `token`

@@ -51,6 +51,61 @@ describe.runIf(DATABASE_URL)('the PostgreSQL adapter when the server cannot be r
       expect(back).toEqual([{ one: 1 }]);
     });
 
+    it('answers a statement sent at once on the error of the one the cut broke, and gives each later statement its own rows', async () => {
+      // One connection, so the retry can only go to the connection whose socket just failed: the
+      // pool hands it queries until the socket's close, which comes after its error.
+      const viaProxy = new URL(DATABASE_URL ?? '');
+      viaProxy.host = `127.0.0.1:${proxy.port}`;
+      const single = postgresDatabase(viaProxy.toString(), { max: 1 });
+      try {
+        await single.query('SELECT 1');
+        const broken = single.query('SELECT pg_sleep(5)');
+        const retried = broken.then(
+          () => 'the broken statement succeeded',
+          // As the intake batcher does with the next batch, or a client loop with its retry.
+          () =>
+            single.query('SELECT 2').then(
+              () => 'answered',
+              (error: unknown) => error,
+            ),
+        );
+        // Cut once the sleep is on the wire: a statement in flight when the network fails.
+        await until(
+          async () =>
+            (
+              await db.query<{ n: number }>(
+                `SELECT count(*)::int AS n FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(5)' AND state = 'active'`,
+              )
+            )[0]?.n === 1,
+          'the sleep to run',
+          10_000,
+          10,
+        );
+        proxy.cut('reset');
+        let answer: unknown;
+        try {
+          // Bounded: before the fix the retry never settled, and the test would hang instead.
+          answer = await Promise.race([
+            retried,
+            new Promise((resolve) => setTimeout(() => resolve('never answered'), 10_000).unref()),
+          ]);
+        } finally {
+          proxy.restore();
+        }
+        expect(answer).toBeInstanceOf(DatabaseUnavailableError);
+
+        // Back: the connection answers every statement with its own rows, none taken for another's.
+        await until(() => single.query('SELECT 1').catch(() => undefined), 'the adapter to reconnect');
+        const rows = await Promise.all(
+          [3, 4, 5, 6].map((n) => single.query<{ n: number }>('SELECT $1::int AS n', [n])),
+        );
+        expect(rows).toEqual([[{ n: 3 }], [{ n: 4 }], [{ n: 5 }], [{ n: 6 }]]);
+      } finally {
+        proxy.restore();
+        await single.close();
+      }
+    });
+
     it('reports the API unhealthy (503) until the server is back', async () => {
       const app = testApp(db);
       proxy.cut('reset');
