@@ -79,6 +79,14 @@ async function main(args: readonly string[]): Promise<void> {
   }
 
   if (command === 'serve' && config.workers > 1) assertCanSupervise(config);
+  if (command === 'serve' && config.workers === 1) {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      process.on(signal, () => {
+        if (stopService) void stopService(signal);
+        else stopRequested ??= signal;
+      });
+    }
+  }
   const opened = await openDatabase(config, logger);
   const { db } = opened;
   const applied = await migrate(db, { logger });
@@ -140,7 +148,7 @@ async function main(args: readonly string[]): Promise<void> {
   const service = await startService({ config, logger, db, inspector });
 
   let stopping = false;
-  const stop = async (signal: string) => {
+  stopService = async (signal: string) => {
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
@@ -150,10 +158,15 @@ async function main(args: readonly string[]): Promise<void> {
     logger.info('stopped');
     process.exit(0);
   };
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => void stop(signal));
-  }
+  if (stopRequested) await stopService(stopRequested);
 }
+
+/**
+ * SIGINT/SIGTERM stop `serve` gracefully, even one that arrives while it starts (a worker the
+ * supervisor stops as it comes up): it is remembered and acted on once the service has started.
+ */
+let stopService: ((signal: string) => Promise<void>) | undefined;
+let stopRequested: string | undefined;
 
 main(process.argv.slice(2)).catch((error: unknown) => {
   console.error(error instanceof Error ? error.message : error);

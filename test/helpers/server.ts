@@ -18,6 +18,7 @@ export function freePort(): Promise<number> {
 
 export interface ServiceProcess {
   readonly url: string;
+  readonly pid: number;
   readonly output: () => string;
   /** Sends SIGTERM and resolves with the exit code once the process has exited. */
   stop(): Promise<number | null>;
@@ -66,6 +67,7 @@ export async function startService(
 
   return {
     url,
+    pid: child.pid ?? 0,
     output: () => output,
     async stop() {
       if (child.exitCode === null) child.kill('SIGTERM');
