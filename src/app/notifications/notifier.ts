@@ -187,6 +187,16 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     }
   }
 
+  /** Every channel's first attempt at once; the first failure (e.g. a row held elsewhere) fails the message. */
+  async function attemptAll(all: readonly NotificationDraft[]): Promise<void> {
+    const results = await Promise.allSettled(all.map((draft) => firstAttempt(draft)));
+    const failure = results.find((result) => result.status === 'rejected');
+    if (failure) {
+      if (failure.reason instanceof RetryLaterError) counts.busy += 1;
+      throw failure.reason;
+    }
+  }
+
   /** One pass over a channel: gives up what is past the horizon, then sends what is due. */
   async function retryChannel(channel: Channel): Promise<number> {
     const lease = newLease();
@@ -235,24 +245,22 @@ export function createNotifier(deps: NotifierDeps): Notifier {
   return {
     name: NOTIFIER_CONSUMER,
     eventTypes: ['OrderCompleted', 'OrderFailed'],
-    async handle(message) {
+    async handle(message, delivery) {
       const text = notificationText(terminalEvent(message));
-      // Both reads at once: a message is nearly always seen for the first time.
-      const reading = recipients(message);
-      reading.catch(() => {}); // awaited below when needed; a settled standing leaves it unread
-      const standing = await notifications.standing(message.event_id, CHANNELS.length, now());
-      if (standing.status === 'busy') {
-        counts.busy += 1;
-        throw putOff(message.event_id, standing.leaseUntil);
-      }
-      if (standing.status === 'open') {
-        const all = drafts(message, text, await reading);
-        const results = await Promise.allSettled(all.map((draft) => firstAttempt(draft)));
-        const failure = results.find((result) => result.status === 'rejected');
-        if (failure) {
-          if (failure.reason instanceof RetryLaterError) counts.busy += 1;
-          throw failure.reason;
+      // A first delivery goes straight to creating the rows: a row that exists all the same (a
+      // copy of the message another notifier holds) is found by its create. A redelivery most
+      // likely finds them made: look first, and read the recipients only when some are missing.
+      if (delivery?.redelivered === false) {
+        await attemptAll(drafts(message, text, await recipients(message)));
+      } else {
+        const reading = recipients(message);
+        reading.catch(() => {}); // awaited below when needed; a settled standing leaves it unread
+        const standing = await notifications.standing(message.event_id, CHANNELS.length, now());
+        if (standing.status === 'busy') {
+          counts.busy += 1;
+          throw putOff(message.event_id, standing.leaseUntil);
         }
+        if (standing.status === 'open') await attemptAll(drafts(message, text, await reading));
       }
       await inbox.mark(NOTIFIER_CONSUMER, message);
     },
