@@ -97,6 +97,11 @@ export interface NotificationStore {
    * notification's first attempt; every later attempt is the retry loop's (claimDue).
    */
   create(draft: NotificationDraft, lease: Lease, waitReason: string | undefined): Promise<FirstAttempt>;
+  /** `create` for several drafts (a message's channels) in one statement; answers in their order. */
+  createAll(
+    drafts: readonly { readonly draft: NotificationDraft; readonly waitReason: string | undefined }[],
+    lease: Lease,
+  ): Promise<FirstAttempt[]>;
   /**
    * Claims up to `limit` due rows of a channel, oldest first: rows waiting for their next attempt,
    * and rows whose holder's lease expired (it crashed, or hangs). Notifiers of several processes

@@ -6,7 +6,13 @@ import { PoisonMessageError, RetryLaterError } from '../messages.ts';
 import type { Consumer, EventMessage } from '../messages.ts';
 import { addressesOf } from './channels.ts';
 import type { UserChannelStore } from './channels.ts';
-import type { HeldNotification, Lease, NotificationDraft, NotificationStore } from './notificationStore.ts';
+import type {
+  FirstAttempt,
+  HeldNotification,
+  Lease,
+  NotificationDraft,
+  NotificationStore,
+} from './notificationStore.ts';
 import { createSender, logContext, skipReason } from './sender.ts';
 import type { NotifierMetrics } from './sender.ts';
 import { notificationText } from './texts.ts';
@@ -165,11 +171,8 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     );
   }
 
-  /** The first attempt of a channel's notification: the first delivery of its message makes it. */
-  async function firstAttempt(draft: NotificationDraft): Promise<void> {
-    // A failing channel: leave the notification to the retry loop rather than wait on the provider.
-    const failing = draft.skipped === undefined ? health.failing(draft.channel) : undefined;
-    const first = await notifications.create(draft, newLease(), failing);
+  /** What follows a channel's first attempt, once its row is created (or found). */
+  async function afterCreate(draft: NotificationDraft, first: FirstAttempt, failing: string | undefined) {
     switch (first.status) {
       case 'held':
         return attempt(first.notification);
@@ -187,9 +190,23 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     }
   }
 
-  /** Every channel's first attempt at once; the first failure (e.g. a row held elsewhere) fails the message. */
-  async function attemptAll(all: readonly NotificationDraft[]): Promise<void> {
-    const results = await Promise.allSettled(all.map((draft) => firstAttempt(draft)));
+  /**
+   * The first attempt of every channel's notification, which only the first delivery of its
+   * message makes: the rows in one statement, then each channel on its own, all at once. The
+   * first failure (e.g. a row another notifier holds) fails the message.
+   */
+  async function attemptAll(drafts: readonly NotificationDraft[]): Promise<void> {
+    // A failing channel: leave the notification to the retry loop rather than wait on the provider.
+    const entries = drafts.map((draft) => ({
+      draft,
+      waitReason: draft.skipped === undefined ? health.failing(draft.channel) : undefined,
+    }));
+    const firsts = await notifications.createAll(entries, newLease());
+    const results = await Promise.allSettled(
+      entries.map(({ draft, waitReason }, i) =>
+        afterCreate(draft, firsts[i] ?? { status: 'settled' }, waitReason),
+      ),
+    );
     const failure = results.find((result) => result.status === 'rejected');
     if (failure) {
       if (failure.reason instanceof RetryLaterError) counts.busy += 1;

@@ -3,6 +3,7 @@ import { givenUpPrefix, NO_ERROR } from '../../app/notifications/notificationSto
 import type {
   FirstAttempt,
   HeldNotification,
+  Lease,
   NotificationDraft,
   NotificationStore,
 } from '../../app/notifications/notificationStore.ts';
@@ -18,6 +19,57 @@ INSERT INTO notifications
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
 ON CONFLICT (event_id, channel) DO NOTHING
 RETURNING attempts`;
+
+/** CREATE_SQL for a list of rows ($1, a JSON array): the rows it made come back by channel. */
+const CREATE_ALL_SQL = `
+INSERT INTO notifications
+  (event_id, channel, order_id, user_id, recipient, status, subject, text, error, attempts,
+   lease_token, lease_until, next_attempt_at, created_at)
+SELECT r.event_id, r.channel, r.order_id, r.user_id, r.recipient, r.status, r.subject, r.text, r.error,
+  r.attempts, r.lease_token, r.lease_until, r.next_attempt_at, r.created_at
+FROM jsonb_to_recordset($1::text::jsonb) AS r(event_id uuid, channel text, order_id uuid, user_id text,
+  recipient text, status text, subject text, text text, error text, attempts int, lease_token uuid,
+  lease_until timestamptz, next_attempt_at timestamptz, created_at timestamptz)
+ON CONFLICT (event_id, channel) DO NOTHING
+RETURNING event_id, channel, attempts`;
+
+type CreateMode = 'held' | 'waiting' | 'skipped';
+
+/** How a draft's row is created: held, waiting for the retry loop, or final (skipped). */
+function modeOf(draft: NotificationDraft, waitReason: string | undefined): CreateMode {
+  return draft.skipped !== undefined ? 'skipped' : waitReason !== undefined ? 'waiting' : 'held';
+}
+
+/** A draft's row as created in `mode` with `lease`: the columns of CREATE_SQL, by name and in its order. */
+function rowOf(draft: NotificationDraft, mode: CreateMode, lease: Lease, waitReason: string | undefined) {
+  const held = mode === 'held';
+  return {
+    event_id: draft.event_id,
+    channel: draft.channel,
+    order_id: draft.order_id,
+    user_id: draft.user_id,
+    recipient: draft.recipient,
+    status: mode === 'skipped' ? 'skipped' : 'sending',
+    subject: draft.subject,
+    text: draft.text,
+    error: draft.skipped ?? waitReason ?? null,
+    attempts: held ? 1 : 0,
+    lease_token: held ? lease.token : null,
+    lease_until: held ? lease.until : null,
+    next_attempt_at: mode === 'waiting' ? lease.now : null,
+    created_at: lease.now,
+  };
+}
+
+/** What a draft's first attempt is once its row was created in `mode` (`attempts` as stored). */
+function created(draft: NotificationDraft, mode: CreateMode, lease: Lease, attempts: number): FirstAttempt {
+  if (mode !== 'held') return { status: mode };
+  const { skipped: _skipped, ...fields } = draft;
+  return {
+    status: 'held',
+    notification: { ...fields, attempts, created_at: lease.now, token: lease.token },
+  };
+}
 
 /** When a row still 'sending' is due (see migrations/008_notification_retries.sql). */
 const DUE_AT = 'coalesce(lease_until, next_attempt_at, created_at)';
@@ -61,31 +113,32 @@ export function createNotificationStore(db: Queryable): NotificationStore {
     },
 
     async create(draft, lease, waitReason) {
-      const mode = draft.skipped !== undefined ? 'skipped' : waitReason !== undefined ? 'waiting' : 'held';
-      const held = mode === 'held';
-      const [row] = await db.query<{ attempts: number }>(CREATE_SQL, [
-        draft.event_id,
-        draft.channel,
-        draft.order_id,
-        draft.user_id,
-        draft.recipient,
-        mode === 'skipped' ? 'skipped' : 'sending',
-        draft.subject,
-        draft.text,
-        draft.skipped ?? waitReason ?? null,
-        held ? 1 : 0,
-        held ? lease.token : null,
-        held ? lease.until : null,
-        mode === 'waiting' ? lease.now : null,
-        lease.now,
-      ]);
+      const mode = modeOf(draft, waitReason);
+      const [row] = await db.query<{ attempts: number }>(
+        CREATE_SQL,
+        Object.values(rowOf(draft, mode, lease, waitReason)),
+      );
       if (!row) return standingOf(db, draft, lease.now);
-      if (mode !== 'held') return { status: mode };
-      const { skipped: _skipped, ...fields } = draft;
-      return {
-        status: 'held',
-        notification: { ...fields, attempts: row.attempts, created_at: lease.now, token: lease.token },
-      };
+      return created(draft, mode, lease, row.attempts);
+    },
+
+    async createAll(entries, lease) {
+      const modes = entries.map(({ draft, waitReason }) => modeOf(draft, waitReason));
+      const rows = entries.map(({ draft, waitReason }, i) =>
+        rowOf(draft, modes[i] ?? 'held', lease, waitReason),
+      );
+      const made = await db.query<{ event_id: string; channel: string; attempts: number }>(CREATE_ALL_SQL, [
+        JSON.stringify(rows),
+      ]);
+      const attemptsOf = new Map(made.map((row) => [`${row.event_id}/${row.channel}`, row.attempts]));
+      return Promise.all(
+        entries.map(async ({ draft }, i) => {
+          const attempts = attemptsOf.get(`${draft.event_id.toLowerCase()}/${draft.channel}`);
+          // Not made: the row existed (another delivery of the message made it).
+          if (attempts === undefined) return standingOf(db, draft, lease.now);
+          return created(draft, modes[i] ?? 'held', lease, attempts);
+        }),
+      );
     },
 
     async claimDue(channel, limit, lease) {

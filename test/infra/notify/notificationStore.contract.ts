@@ -76,6 +76,52 @@ export function notificationStoreContract(db: () => Database): void {
       });
     });
 
+    describe("when a notifier creates a message's channels in one statement", () => {
+      it('answers each as create would: held, skipped or waiting when new, as it stands when it existed', async () => {
+        const telegram = aDraft();
+        const email = aDraft({
+          event_id: telegram.event_id,
+          order_id: telegram.order_id,
+          user_id: telegram.user_id,
+          channel: 'email',
+          recipient: null,
+          skipped: 'the user has no email address',
+        });
+        const lease = leaseAt(at(0));
+
+        const first = await store().createAll(
+          [
+            { draft: telegram, waitReason: undefined },
+            { draft: email, waitReason: undefined },
+          ],
+          lease,
+        );
+        const again = await store().createAll(
+          [
+            { draft: telegram, waitReason: undefined },
+            { draft: email, waitReason: undefined },
+          ],
+          leaseAt(at(1_000)),
+        );
+        const failing = aDraft();
+        const waiting = await store().createAll([{ draft: failing, waitReason: 'Telegram is down' }], lease);
+
+        const { skipped: _none, ...fields } = telegram;
+        expect(first).toEqual([
+          { status: 'held', notification: { ...fields, attempts: 1, created_at: at(0), token: lease.token } },
+          { status: 'skipped' },
+        ]);
+        expect(again).toEqual([{ status: 'busy', leaseUntil: lease.until }, { status: 'settled' }]);
+        expect(waiting).toEqual([{ status: 'waiting' }]);
+        expect(await row(email)).toEqual({
+          status: 'skipped',
+          error: 'the user has no email address',
+          attempts: 0,
+        });
+        expect(await row(failing)).toEqual({ status: 'sending', error: 'Telegram is down', attempts: 0 });
+      });
+    });
+
     describe('when there is nothing to send on a channel', () => {
       it('records the notification skipped with the reason, and settled for later deliveries', async () => {
         const draft = aDraft({ recipient: null, skipped: 'the user has no Telegram chat id' });
