@@ -56,15 +56,25 @@ function reasonOf(error: unknown): string {
  *   had its effect; `error` otherwise.
  */
 export async function exchange(url: URL, init: RequestInit, options: ExchangeOptions): Promise<HttpAnswer> {
-  const deadline = AbortSignal.timeout(options.timeoutMs);
-  const signal = options.signal ? AbortSignal.any([deadline, options.signal]) : deadline;
+  // One controller and one timer per call: AbortSignal.timeout() and AbortSignal.any() cost a
+  // transferable signal and a listener set each, a visible share of a saga's CPU on Node 20.
+  const controller = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    controller.abort(new DOMException(`no answer within ${options.timeoutMs} ms`, 'TimeoutError'));
+  }, options.timeoutMs);
+  const caller = options.signal;
+  const onCallerAbort = () => controller.abort(caller?.reason);
+  if (caller?.aborted) onCallerAbort();
+  else caller?.addEventListener('abort', onCallerAbort, { once: true });
   let sent = false;
   try {
-    const response = await options.fetch(url, { ...init, signal });
+    const response = await options.fetch(url, { ...init, signal: controller.signal });
     sent = true;
     return { status: response.status, text: await response.text() };
   } catch (error) {
-    if (deadline.aborted) {
+    if (timedOut) {
       throw new TransientError('timeout', `${options.what}: no answer within ${options.timeoutMs} ms`, {
         cause: error,
       });
@@ -90,6 +100,9 @@ export async function exchange(url: URL, init: RequestInit, options: ExchangeOpt
     throw new TransientError('error', `${options.what}: request failed (${reasonOf(error)})`, {
       cause: error,
     });
+  } finally {
+    clearTimeout(timer);
+    caller?.removeEventListener('abort', onCallerAbort);
   }
 }
 
