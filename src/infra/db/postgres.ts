@@ -9,20 +9,6 @@ export interface PostgresOptions {
 
 type Sql = postgres.Sql | postgres.TransactionSql;
 
-/**
- * A URL that names a Unix-domain socket directory as libpq does (`?host=/var/run/postgresql`):
- * postgres.js would send `host` to the server as a setting, so it becomes the connection's
- * socket instead. On one machine a socket spares the TCP stack on every round trip (the service's
- * largest single cost under load was writing statements to PostgreSQL's socket).
- */
-export function socketOf(url: string): { readonly url: string; readonly host?: string } {
-  const parsed = new URL(url);
-  const host = parsed.searchParams.get('host');
-  if (!host?.startsWith('/')) return { url };
-  parsed.searchParams.delete('host');
-  return { url: parsed.toString(), host };
-}
-
 function queryable(sql: Sql): Queryable {
   return {
     async query<Row>(text: string, params: readonly unknown[] = []) {
@@ -50,9 +36,7 @@ function queryable(sql: Sql): Queryable {
  * reported as DatabaseUnavailableError (the driver's error is its cause).
  */
 export function postgresDatabase(url: string, options: PostgresOptions = {}): Database {
-  const target = socketOf(url);
-  const sql = postgres(target.url, {
-    ...(target.host ? { host: target.host } : {}),
+  const sql = postgres(url, {
     max: options.max ?? 20,
     onnotice: () => {},
     // Seconds before reconnecting after a broken connection. postgres.js grows it 3× per failure,
