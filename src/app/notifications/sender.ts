@@ -97,7 +97,9 @@ export function createSender(options: SenderOptions) {
 
   function logSkipped(notification: NotificationDraft | HeldNotification, reason: string) {
     counts.skipped += 1;
-    logger.info({ ...logContext(notification), reason, text: notification.text }, 'notification not sent');
+    // Routine (a user without an email address: every order), and its row records the reason:
+    // at info it was a log line an order.
+    logger.debug({ ...logContext(notification), reason, text: notification.text }, 'notification not sent');
   }
 
   function logGivenUp(
