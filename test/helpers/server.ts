@@ -18,6 +18,8 @@ export function freePort(): Promise<number> {
 
 export interface ServiceProcess {
   readonly url: string;
+  /** The service's own process id (the command is run directly, not through npm). */
+  readonly pid: number;
   readonly output: () => string;
   /** Sends SIGTERM and resolves with the exit code once the process has exited. */
   stop(): Promise<number | null>;
@@ -66,6 +68,7 @@ export async function startService(
 
   return {
     url,
+    pid: child.pid ?? NaN,
     output: () => output,
     async stop() {
       if (child.exitCode === null) child.kill('SIGTERM');
