@@ -32,8 +32,13 @@ async function openDatabase(config: Config, logger: Logger): Promise<Opened> {
     return { db, close: () => db.close() };
   }
   const release = await lockDataDir(config.dataDir, logger);
-  logger.info({ database: 'pglite', dataDir: config.dataDir }, 'using embedded PGlite');
-  const db = await pgliteDatabase(config.dataDir);
+  logger.info(
+    { database: 'pglite', dataDir: config.dataDir, sharedBuffers: config.pgliteSharedBuffers },
+    'using embedded PGlite',
+  );
+  const db = await pgliteDatabase(config.dataDir, {
+    settings: { shared_buffers: config.pgliteSharedBuffers },
+  });
   return {
     db,
     async close() {
