@@ -6,6 +6,7 @@ import process from 'node:process';
 import { PGlite } from '@electric-sql/pglite';
 import type { Transaction } from '@electric-sql/pglite';
 import type { Database, Queryable } from '../../app/ports/database.ts';
+import { preparedQueries } from './pglitePrepared.ts';
 
 /**
  * PostgreSQL settings the embedded database starts with, over PGlite's own. PGlite's data
@@ -83,9 +84,13 @@ export async function pgliteDatabase(dataDir?: string, options: PgliteOptions = 
     await initialiseInChild(dataDir, params);
   }
   const db = await PGlite.create({ ...(dataDir === undefined ? {} : { dataDir }), startParams: params });
+  const prepared = preparedQueries(db);
   return {
     kind: 'pglite',
     ...queryable(db),
+    // Outside transactions (PGlite's transaction holds the query lock the prepared path takes).
+    query: <Row>(text: string, params: readonly unknown[] = []) =>
+      prepared.query<Row>(text, params) ?? db.query<Row>(text, params as unknown[]).then((r) => r.rows),
     transaction: (work) => db.transaction((tx) => work(queryable(tx))),
     async listen(channel, onNotify) {
       const unsubscribe = await db.listen(channel, onNotify);
