@@ -9,6 +9,7 @@ import { DEFAULT_RETRY_FOR_MS } from './app/notifications/notifier.ts';
 import { parseApiKeyList } from './app/apiKeys.ts';
 import type { VerifiableKey } from './app/apiKeys.ts';
 import { userIdText } from './http/fields.ts';
+import { DEFAULT_PGLITE_SETTINGS } from './infra/db/pglite.ts';
 
 /** What a process does; a process runs one or more roles (all of them by default). */
 export const ROLES = ['api', 'relay', 'saga', 'notifier', 'sweeper'] as const;
@@ -32,6 +33,8 @@ export interface Config {
   /** PostgreSQL server; when absent the embedded PGlite under `dataDir` is used. */
   readonly databaseUrl: string | undefined;
   readonly dataDir: string;
+  /** PGlite's `shared_buffers` (a PostgreSQL size, e.g. 16MB): most of its resident memory. */
+  readonly pgliteSharedBuffers: string;
   readonly logLevel: string;
   readonly currencies: Currencies;
   readonly maxBodyBytes: number;
@@ -97,6 +100,10 @@ const EnvSchema = z.object({
   PORT: port(8080),
   DATABASE_URL: optionalUrl(/^postgres(ql)?:\/\//, 'must be a postgres:// URL'),
   DATA_DIR: z.string().min(1).default('./data'),
+  PGLITE_SHARED_BUFFERS: z
+    .string()
+    .regex(/^\d+(kB|MB|GB)$/, 'must be a size such as 16MB (kB, MB or GB)')
+    .default(DEFAULT_PGLITE_SETTINGS.shared_buffers ?? '16MB'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   CURRENCIES: z.string().optional(),
   MAX_ORDER_AMOUNT: z
@@ -201,6 +208,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     port: e.PORT,
     databaseUrl: e.DATABASE_URL,
     dataDir: e.DATA_DIR,
+    pgliteSharedBuffers: e.PGLITE_SHARED_BUFFERS,
     logLevel: e.LOG_LEVEL,
     currencies: currencies(list),
     maxBodyBytes: e.MAX_BODY_BYTES,

@@ -18,6 +18,7 @@ export function freePort(): Promise<number> {
 
 export interface ServiceProcess {
   readonly url: string;
+  /** The service's own process id (the command is run directly, not through npm). */
   readonly pid: number;
   readonly output: () => string;
   /** Sends SIGTERM and resolves with the exit code once the process has exited. */
