@@ -1,3 +1,4 @@
+import type { request } from 'undici';
 import { TransientError } from '../../app/ports.ts';
 import type { z } from 'zod';
 import { describeIssues, errorBodySchema } from './wire.ts';
@@ -7,13 +8,40 @@ import { describeIssues, errorBodySchema } from './wire.ts';
  * every way it can fail becomes a TransientError of the kind the saga acts on.
  */
 
+/** What an exchange needs of fetch: the global one fits, and so does {@link defaultHttpFetch}. */
+export type HttpFetch = (
+  url: URL,
+  init: { method: string; headers: Record<string, string>; body?: string; signal: AbortSignal },
+) => Promise<{ readonly status: number; text(): Promise<string> }>;
+
+let undiciRequest: Promise<typeof request> | undefined;
+
+/**
+ * The default client of the venue adapters: undici's `request` on Node, fetch on Deno. Measured
+ * with WORKERS=2 (a worker calls the shared market twice an order), fetch took about a fifth of a
+ * worker's CPU; `request` is the same library without the WHATWG Request/Response/stream objects.
+ * It keeps connections alive in undici's global pool, as fetch does.
+ */
+export const defaultHttpFetch: HttpFetch = async (url, init) => {
+  if ('Deno' in globalThis) return fetch(url, init);
+  undiciRequest ??= import('undici').then((undici) => undici.request);
+  const request = await undiciRequest;
+  const response = await request(url, {
+    method: init.method as 'GET' | 'POST',
+    headers: init.headers,
+    ...(init.body === undefined ? {} : { body: init.body }),
+    signal: init.signal,
+  });
+  return { status: response.statusCode, text: () => response.body.text() };
+};
+
 export interface HttpAnswer {
   readonly status: number;
   readonly text: string;
 }
 
 export interface ExchangeOptions {
-  readonly fetch: typeof fetch;
+  readonly fetch: HttpFetch;
   readonly timeoutMs: number;
   /** The caller's signal (the saga's deadline); aborting it ends the exchange as a timeout. */
   readonly signal: AbortSignal | undefined;
@@ -55,7 +83,11 @@ function reasonOf(error: unknown): string {
  *   peer cannot be reached; `lost_answer` when the connection broke after a request that may have
  *   had its effect; `error` otherwise.
  */
-export async function exchange(url: URL, init: RequestInit, options: ExchangeOptions): Promise<HttpAnswer> {
+export async function exchange(
+  url: URL,
+  init: { method: string; headers: Record<string, string>; body?: string },
+  options: ExchangeOptions,
+): Promise<HttpAnswer> {
   // One controller and one timer per call: AbortSignal.timeout() and AbortSignal.any() cost a
   // transferable signal and a listener set each, a visible share of a saga's CPU on Node 20.
   const controller = new AbortController();

@@ -22,7 +22,8 @@
  */
 import { PriceUnavailableError } from '../../app/ports.ts';
 import type { PriceQuote, PriceService } from '../../app/ports.ts';
-import { detailOf, exchange, parseBody, statusError } from './httpCall.ts';
+import { defaultHttpFetch, detailOf, exchange, parseBody, statusError } from './httpCall.ts';
+import type { HttpFetch } from './httpCall.ts';
 import { priceQuoteSchema } from './wire.ts';
 
 export interface HttpPriceServiceOptions {
@@ -30,8 +31,8 @@ export interface HttpPriceServiceOptions {
   readonly baseUrl: string;
   /** Deadline per request, body included (default 2000 ms); the caller's signal can end it sooner. */
   readonly timeoutMs?: number;
-  /** The fetch to use (default the global one). */
-  readonly fetch?: typeof fetch;
+  /** The HTTP client (default: undici's request on Node, fetch on Deno). */
+  readonly fetch?: HttpFetch;
 }
 
 /** Joins a base URL and a path without losing the base's own path. */
@@ -42,7 +43,7 @@ export function endpoint(baseUrl: string, path: string): URL {
 /** A PriceService backed by `GET {baseUrl}/price?from=&to=`. */
 export function createHttpPriceService(options: HttpPriceServiceOptions): PriceService {
   const timeoutMs = options.timeoutMs ?? 2_000;
-  const fetchFn = options.fetch ?? globalThis.fetch;
+  const fetchFn = options.fetch ?? defaultHttpFetch;
   // Fail at start-up, not on the first order, when the URL is malformed.
   endpoint(options.baseUrl, 'price');
   return {

@@ -38,7 +38,8 @@
 import { z } from 'zod';
 import type { SwapOutcome, SwapRequest, TradeVenue } from '../../app/ports.ts';
 import { TransientError } from '../../app/ports.ts';
-import { exchange, parseBody, statusError } from './httpCall.ts';
+import { defaultHttpFetch, exchange, parseBody, statusError } from './httpCall.ts';
+import type { HttpFetch } from './httpCall.ts';
 import { endpoint } from './httpPriceService.ts';
 import { executedSchema, outcomeSchema, rejectedSchema, voidedSchema } from './wire.ts';
 
@@ -49,8 +50,8 @@ export interface HttpTradeWorkerOptions {
   readonly baseUrl: string;
   /** Deadline per request, body included (default 5000 ms); the caller's signal can end it sooner. */
   readonly timeoutMs?: number;
-  /** The fetch to use (default the global one). */
-  readonly fetch?: typeof fetch;
+  /** The HTTP client (default: undici's request on Node, fetch on Deno). */
+  readonly fetch?: HttpFetch;
 }
 
 function forKey(
@@ -84,7 +85,7 @@ const swapPath = (key: string, suffix = '') => `swaps/${encodeURIComponent(key)}
 /** A TradeVenue backed by the trade worker's `POST /swaps` and `GET /swaps/{key}`. */
 export function createHttpTradeWorker(options: HttpTradeWorkerOptions): TradeVenue {
   const timeoutMs = options.timeoutMs ?? 5_000;
-  const fetchFn = options.fetch ?? globalThis.fetch;
+  const fetchFn = options.fetch ?? defaultHttpFetch;
   endpoint(options.baseUrl, 'swaps');
   return {
     async executeSwap(request: SwapRequest, signal) {
