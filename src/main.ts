@@ -93,8 +93,12 @@ async function main(args: readonly string[]): Promise<void> {
   if (command === 'serve' && config.workers === 1) {
     for (const signal of ['SIGINT', 'SIGTERM'] as const) {
       process.on(signal, () => {
-        if (stopService) void stopService(signal);
-        else stopRequested ??= signal;
+        if (stopService) return void stopService(signal);
+        // Still starting (it may be waiting for the database or the broker): a second signal
+        // does not wait for that.
+        if (stopRequested) process.exit(1);
+        stopRequested = signal;
+        logger.info({ signal }, 'stopping once started; signal again to exit now');
       });
     }
   }
@@ -174,7 +178,8 @@ async function main(args: readonly string[]): Promise<void> {
 
 /**
  * SIGINT/SIGTERM stop `serve` gracefully, even one that arrives while it starts (a worker the
- * supervisor stops as it comes up): it is remembered and acted on once the service has started.
+ * supervisor stops as it comes up): it is remembered and acted on once the service has started;
+ * a second one during start-up exits at once.
  */
 let stopService: ((signal: string) => Promise<void>) | undefined;
 let stopRequested: string | undefined;
