@@ -24,6 +24,7 @@ import { createHealthProbe } from '../src/infra/health.ts';
 import { createIdempotencyKeys } from '../src/infra/idempotencyKeys.ts';
 import { logContext, silentLogger } from '../src/infra/logger.ts';
 import { migrate } from '../src/infra/migrations.ts';
+import { counted } from '../test/helpers/databases.ts';
 
 const { values } = parseArgs({
   options: {
@@ -57,19 +58,6 @@ interface Result {
 
 const percentile = (sorted: readonly number[], p: number) =>
   sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-
-/** `db` with its statements counted. */
-function counted(db: Database) {
-  const count = { statements: 0 };
-  const wrapped: Database = {
-    ...db,
-    query: (text, params) => {
-      count.statements++;
-      return db.query(text, params);
-    },
-  };
-  return { db: wrapped, count };
-}
 
 async function run(backend: string, raw: Database, mode: Mode): Promise<Result> {
   const { db, count } = counted(raw);

@@ -7,21 +7,8 @@ import { ConcurrencyError } from '../../src/app/ports/eventStore.ts';
 import type { KeyClaim } from '../../src/app/ports/idempotencyKeys.ts';
 import { createEventStore } from '../../src/infra/eventStore.ts';
 import { createIdempotencyKeys } from '../../src/infra/idempotencyKeys.ts';
-import { countRows, newId } from '../helpers/databases.ts';
+import { countRows, counted, newId } from '../helpers/databases.ts';
 import { anEvent } from '../helpers/events.ts';
-
-/** `db` with the statements it runs counted. */
-function counted(db: Database) {
-  const count = { statements: 0 };
-  const wrapped: Database = {
-    ...db,
-    query: (text, params) => {
-      count.statements++;
-      return db.query(text, params);
-    },
-  };
-  return { db: wrapped, count };
-}
 
 const anOrder = (): PlaceOrder => ({
   user_id: `batch-${newId()}`,

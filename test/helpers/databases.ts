@@ -56,3 +56,16 @@ export async function scratchPostgres(
     },
   };
 }
+
+/** `db` with the statements it runs counted. */
+export function counted(db: Database) {
+  const count = { statements: 0 };
+  const wrapped: Database = {
+    ...db,
+    query: (text, params) => {
+      count.statements++;
+      return db.query(text, params);
+    },
+  };
+  return { db: wrapped, count };
+}

@@ -27,6 +27,20 @@ interface Problem {
 }
 
 /** A gate an append waits at until the test opens it: a request made slow without a sleep. */
+/** A fresh claim of `idempotency_key` for `order` at `at`, as an API request makes it. */
+function aClaim(order: { readonly user_id: string }, idempotency_key: string, at: Date) {
+  return {
+    user_id: order.user_id,
+    idempotency_key,
+    fingerprint: fingerprintOf(order as PlaceOrder),
+    order_id: randomUUID(),
+    token: randomUUID(),
+    now: at,
+    lease_until: new Date(at.getTime() + DEFAULT_KEY_LEASE_MS),
+    expires_at: new Date(at.getTime() + DEFAULT_KEY_TTL_MS),
+  };
+}
+
 function gate() {
   let open!: () => void;
   const opened = new Promise<void>((resolve) => {
@@ -216,16 +230,7 @@ export function idempotencyContract(database: string, open: () => Promise<Databa
         const order = anOrder();
         const at = clock.now();
         // What a request that died right after its claim leaves behind.
-        const dead = await createIdempotencyKeys(db).claim({
-          user_id: order.user_id,
-          idempotency_key: key,
-          fingerprint: fingerprintOf(order as PlaceOrder),
-          order_id: randomUUID(),
-          token: randomUUID(),
-          now: at,
-          lease_until: new Date(at.getTime() + DEFAULT_KEY_LEASE_MS),
-          expires_at: new Date(at.getTime() + DEFAULT_KEY_TTL_MS),
-        });
+        const dead = await createIdempotencyKeys(db).claim(aClaim(order, key, at));
         expect(dead.state).toBe('claimed');
 
         await expectProblem(await post(key, order), 409, 'idempotency_key_in_flight');
@@ -319,16 +324,7 @@ export function idempotencyContract(database: string, open: () => Promise<Databa
         const store = createEventStore(db);
         const order = anOrder();
         const at = clock.now();
-        const claim = {
-          user_id: order.user_id,
-          idempotency_key: randomUUID(),
-          fingerprint: fingerprintOf(order as PlaceOrder),
-          order_id: randomUUID(),
-          token: randomUUID(),
-          now: at,
-          lease_until: new Date(at.getTime() + DEFAULT_KEY_LEASE_MS),
-          expires_at: new Date(at.getTime() + DEFAULT_KEY_TTL_MS),
-        };
+        const claim = aClaim(order, randomUUID(), at);
         const { order_id } = await keys.claim(claim);
         const append = (expected_version: number) =>
           store.append(
@@ -398,16 +394,7 @@ export function idempotencyContract(database: string, open: () => Promise<Databa
         // Held by another order: claimed, then the append comes with another order id.
         const held = anOrder();
         const heldKey = randomUUID();
-        const claimed = await keys.claim({
-          user_id: held.user_id,
-          idempotency_key: heldKey,
-          fingerprint: fingerprintOf(held as PlaceOrder),
-          order_id: randomUUID(),
-          token: randomUUID(),
-          now: at,
-          lease_until: new Date(at.getTime() + DEFAULT_KEY_LEASE_MS),
-          expires_at: new Date(at.getTime() + DEFAULT_KEY_TTL_MS),
-        });
+        const claimed = await keys.claim(aClaim(held, heldKey, at));
         const otherId = randomUUID();
 
         await store.append([stream(goneId), stream(otherId)], {
@@ -415,16 +402,7 @@ export function idempotencyContract(database: string, open: () => Promise<Databa
         });
 
         const probe = (order: ReturnType<typeof anOrder>, idempotency_key: string) =>
-          keys.claim({
-            user_id: order.user_id,
-            idempotency_key,
-            fingerprint: fingerprintOf(order as PlaceOrder),
-            order_id: randomUUID(),
-            token: randomUUID(),
-            now: at,
-            lease_until: new Date(at.getTime() + DEFAULT_KEY_LEASE_MS),
-            expires_at: new Date(at.getTime() + DEFAULT_KEY_TTL_MS),
-          });
+          keys.claim(aClaim(order, idempotency_key, at));
         expect(await probe(gone, goneKey)).toEqual({
           state: 'done',
           order_id: goneId,

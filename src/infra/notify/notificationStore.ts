@@ -9,18 +9,10 @@ import type {
 } from '../../app/notifications/notificationStore.ts';
 
 /*
- * One statement: the row is created held by this notifier, waiting for the retry loop, or final
- * (skipped), or left as it is when it exists.
+ * One statement for a message's rows ($1, a JSON array): each is created held by this notifier,
+ * waiting for the retry loop, or final (skipped), or left as it is when it exists. The rows it
+ * made come back by channel.
  */
-const CREATE_SQL = `
-INSERT INTO notifications
-  (event_id, channel, order_id, user_id, recipient, status, subject, text, error, attempts,
-   lease_token, lease_until, next_attempt_at, created_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-ON CONFLICT (event_id, channel) DO NOTHING
-RETURNING attempts`;
-
-/** CREATE_SQL for a list of rows ($1, a JSON array): the rows it made come back by channel. */
 const CREATE_ALL_SQL = `
 INSERT INTO notifications
   (event_id, channel, order_id, user_id, recipient, status, subject, text, error, attempts,
@@ -40,7 +32,7 @@ function modeOf(draft: NotificationDraft, waitReason: string | undefined): Creat
   return draft.skipped !== undefined ? 'skipped' : waitReason !== undefined ? 'waiting' : 'held';
 }
 
-/** A draft's row as created in `mode` with `lease`: the columns of CREATE_SQL, by name and in its order. */
+/** A draft's row as created in `mode` with `lease`: the columns of CREATE_ALL_SQL, by name. */
 function rowOf(draft: NotificationDraft, mode: CreateMode, lease: Lease, waitReason: string | undefined) {
   const held = mode === 'held';
   return {
@@ -101,6 +93,25 @@ async function standingOf(db: Queryable, draft: NotificationDraft, now: Date): P
 
 /** NotificationStore on the `notifications` table (migrations 006, 008), for PostgreSQL and PGlite alike. */
 export function createNotificationStore(db: Queryable): NotificationStore {
+  const createAll: NotificationStore['createAll'] = async (entries, lease) => {
+    const modes = entries.map(({ draft, waitReason }) => modeOf(draft, waitReason));
+    const rows = entries.map(({ draft, waitReason }, i) =>
+      rowOf(draft, modes[i] ?? 'held', lease, waitReason),
+    );
+    const made = await db.query<{ event_id: string; channel: string; attempts: number }>(CREATE_ALL_SQL, [
+      JSON.stringify(rows),
+    ]);
+    const attemptsOf = new Map(made.map((row) => [`${row.event_id}/${row.channel}`, row.attempts]));
+    return Promise.all(
+      entries.map(async ({ draft }, i) => {
+        const attempts = attemptsOf.get(`${draft.event_id.toLowerCase()}/${draft.channel}`);
+        // Not made: the row existed (another delivery of the message made it).
+        if (attempts === undefined) return standingOf(db, draft, lease.now);
+        return created(draft, modes[i] ?? 'held', lease, attempts);
+      }),
+    );
+  };
+
   return {
     async standing(eventId, channels, now) {
       const rows = await db.query<{ status: string; lease_until: Date | null }>(
@@ -113,33 +124,12 @@ export function createNotificationStore(db: Queryable): NotificationStore {
     },
 
     async create(draft, lease, waitReason) {
-      const mode = modeOf(draft, waitReason);
-      const [row] = await db.query<{ attempts: number }>(
-        CREATE_SQL,
-        Object.values(rowOf(draft, mode, lease, waitReason)),
-      );
-      if (!row) return standingOf(db, draft, lease.now);
-      return created(draft, mode, lease, row.attempts);
+      const [first] = await createAll([{ draft, waitReason }], lease);
+      if (!first) throw new Error(`No answer for notification ${draft.event_id}/${draft.channel}`);
+      return first;
     },
 
-    async createAll(entries, lease) {
-      const modes = entries.map(({ draft, waitReason }) => modeOf(draft, waitReason));
-      const rows = entries.map(({ draft, waitReason }, i) =>
-        rowOf(draft, modes[i] ?? 'held', lease, waitReason),
-      );
-      const made = await db.query<{ event_id: string; channel: string; attempts: number }>(CREATE_ALL_SQL, [
-        JSON.stringify(rows),
-      ]);
-      const attemptsOf = new Map(made.map((row) => [`${row.event_id}/${row.channel}`, row.attempts]));
-      return Promise.all(
-        entries.map(async ({ draft }, i) => {
-          const attempts = attemptsOf.get(`${draft.event_id.toLowerCase()}/${draft.channel}`);
-          // Not made: the row existed (another delivery of the message made it).
-          if (attempts === undefined) return standingOf(db, draft, lease.now);
-          return created(draft, modes[i] ?? 'held', lease, attempts);
-        }),
-      );
-    },
+    createAll,
 
     async claimDue(channel, limit, lease) {
       const rows = await db.query<Omit<HeldNotification, 'token'>>(CLAIM_DUE_SQL, [
