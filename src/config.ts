@@ -75,6 +75,8 @@ export interface Config {
   readonly workers: number;
   /** The sweeper: how often it looks, and after how long without an event a saga has stalled. */
   readonly sweep: { readonly intervalMs: number; readonly staleMs: number };
+  /** An open saga with no event for longer than this is stuck (STUCK_AFTER_MS; default SWEEP_STALE_MS). */
+  readonly stuckAfterMs: number;
   readonly notifications: NotificationConfig;
   /** Keys from `API_KEYS`, hashed as they were read: the secrets are not kept. */
   readonly apiKeys: readonly VerifiableKey[];
@@ -158,6 +160,7 @@ const EnvSchema = z.object({
   OUTBOX_EVENTS: z.enum(['consumed', 'all'], { error: 'must be consumed or all' }).default('consumed'),
   SWEEP_INTERVAL_MS: z.coerce.number().int().positive().default(5_000),
   SWEEP_STALE_MS: z.coerce.number().int().positive().default(60_000),
+  STUCK_AFTER_MS: z.coerce.number().int().positive().optional(),
   TELEGRAM_BOT_TOKEN: z.string().min(1).optional(),
   TELEGRAM_API_ROOT: z.url().default(DEFAULT_TELEGRAM_API_ROOT),
   SMTP_URL: optionalUrl(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL'),
@@ -234,6 +237,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     outboxEvents: e.OUTBOX_EVENTS,
     workers: e.WORKERS === 'auto' ? availableParallelism() : e.WORKERS,
     sweep: { intervalMs: e.SWEEP_INTERVAL_MS, staleMs: e.SWEEP_STALE_MS },
+    stuckAfterMs: e.STUCK_AFTER_MS ?? e.SWEEP_STALE_MS,
     notifications: {
       telegramBotToken: e.TELEGRAM_BOT_TOKEN,
       telegramApiRoot: e.TELEGRAM_API_ROOT,

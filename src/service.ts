@@ -8,6 +8,11 @@ import { createChannelsService } from './app/notifications/channels.ts';
 import { createPositionService } from './app/positions.ts';
 import { createReadModelQueries } from './app/readModels.ts';
 import { createSagaViews } from './app/sagaView.ts';
+import { createSagaAdmin } from './app/sagaAdmin.ts';
+import { createDeadLetters } from './infra/deadLetters.ts';
+import { createDeadLetterKeeper } from './infra/bus/rabbit/deadLetterKeeper.ts';
+import type { DeadLetterKeeper } from './infra/bus/rabbit/deadLetterKeeper.ts';
+import { createSagaRows } from './infra/sagaAdmin.ts';
 import { createNotifier } from './app/notifications/notifier.ts';
 import { createSweeper } from './app/sweeper.ts';
 import { createReconciler } from './app/swapAudit.ts';
@@ -127,6 +132,18 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   };
 
   let wired: ReturnType<typeof wireOrders>;
+  // RabbitMQ: moves `<queue>.dead` messages into dead_letters, so the admin API lists them all.
+  const keeperOf = (name: string): DeadLetterKeeper | undefined =>
+    config.amqpUrl
+      ? createDeadLetterKeeper({
+          amqpUrl: config.amqpUrl,
+          db,
+          topology: topology({ prefix: config.amqpPrefix }),
+          logger,
+          intervalMs: config.sweep.intervalMs,
+          connectionName: `${config.amqpPrefix}market-order-saga ${name}`,
+        })
+      : undefined;
   const notifications = () => {
     const made = notifierOf(config, logger, db);
     // The retry loop sends the notifications that wait for a retry, whatever bus brought them; it
@@ -196,12 +213,17 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         idempotencyKeys: wired.keys,
       }),
     );
+    const keeper = keeperOf('dead-letter keeper');
+    if (keeper) await start('dead-letter keeper', keeper);
   }
 
   let url: string | undefined;
   if (has('api')) {
     const keys = createKeyRing({ store: createApiKeyStore(db), configured: config.apiKeys, logger });
     await start('api keys', keys);
+    // Used on demand (list, replay, drop), not started: the sweeper role's keeper runs the passes.
+    const adminKeeper = keeperOf('admin');
+    if (adminKeeper) parts.push({ name: 'admin keeper', stop: () => adminKeeper.stop() });
     const app = createApp({
       orders: wired.orders,
       positions: createPositionService(wired.store),
@@ -215,6 +237,19 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       auth: keys,
       logContext,
       orderRateLimit: config.orderRateLimit,
+      admin: {
+        sagas: createSagaAdmin({
+          rows: createSagaRows(db),
+          store: wired.store,
+          runner: wired.runner,
+          deadlineMs: config.saga.deadlineMs,
+          stuckAfterMs: config.stuckAfterMs,
+        }),
+        deadLetters: createDeadLetters(
+          db,
+          adminKeeper ? { absorb: adminKeeper.absorb, republish: adminKeeper.republish } : {},
+        ),
+      },
     });
     const server = await serveHttp(app.fetch, { host: config.host, port: config.port });
     url = `http://${config.host}:${server.port}`;
@@ -227,7 +262,18 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     async stop() {
       // HTTP first (no new orders), then the sweeper and consumers drain, then the relay publishes
       // what they wrote.
-      const order = ['api', 'api keys', 'sweeper', 'saga', 'notifier', 'in-process bus', 'relay', 'mail'];
+      const order = [
+        'api',
+        'api keys',
+        'admin keeper',
+        'sweeper',
+        'dead-letter keeper',
+        'saga',
+        'notifier',
+        'in-process bus',
+        'relay',
+        'mail',
+      ];
       const sorted = [...parts].sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
       for (const part of sorted) {
         await part

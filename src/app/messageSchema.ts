@@ -46,6 +46,7 @@ export const FAILURE_REASONS: Record<FailureReason, true> = {
   slippage_exceeded: true,
   venue_rejected: true,
   deadline_exceeded: true,
+  cancelled: true,
 };
 export const SAGA_STEPS: Record<SagaStep, true> = {
   quote_price: true,

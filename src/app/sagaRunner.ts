@@ -56,6 +56,13 @@ interface RunOptions {
    * most likely belongs to a saga that moved on, and would ask the price service for nothing.
    */
   readonly accepted?: EnvelopeOf<'OrderAccepted'>;
+  /**
+   * An operator cancels the saga: this run treats its deadline as passed now (see
+   * `StepDeps.cancel`), so it compensates with reason `cancelled` where the deadline would, and
+   * voids a swap of unknown outcome first (voided: cancelled; executed: the order completes; the
+   * venue unreachable: suspended, nothing stored).
+   */
+  readonly cancel?: { readonly detail: string };
 }
 
 const toSagaEvent = (event: EventEnvelope): SagaEvent => domainEvent(event);
@@ -98,7 +105,8 @@ interface Decided {
 }
 
 /** What came of one step: its outcome, or the deadline, which keeps it from running at all. */
-export type StepResult = StepOutcome | { readonly kind: 'deadline'; readonly detail: string };
+export type StepResult =
+  StepOutcome | { readonly kind: 'deadline'; readonly detail: string; readonly reason?: 'cancelled' };
 
 /** One batch of steps, planned: what to store, what to tell the machine, and what comes next. */
 export interface BatchPlan {
@@ -119,7 +127,13 @@ export interface BatchPlan {
 function eventsOf(result: StepResult): SagaEvent[] {
   switch (result.kind) {
     case 'deadline':
-      return [{ type: 'DeadlinePassed', detail: result.detail }];
+      return [
+        {
+          type: 'DeadlinePassed',
+          detail: result.detail,
+          ...(result.reason ? { reason: result.reason } : {}),
+        },
+      ];
     case 'failed':
       return [{ type: 'StepFailed', reason: result.reason, detail: result.detail }];
     case 'append':
@@ -189,8 +203,13 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
   const active = new Map<string, Actor<OrderSagaMachine>>();
 
   /** The deadline keeps a step from running when its declaration says so (see SAGA). */
-  function deadlineFor(step: SagaCommand, context: SagaSnapshot['context']): StepResult | undefined {
-    if (SAGA[step].deadline !== 'compensate' || !pastDeadline(context.order, deps)) return undefined;
+  function deadlineFor(
+    step: SagaCommand,
+    context: SagaSnapshot['context'],
+    stepDeps: StepDeps,
+  ): StepResult | undefined {
+    if (SAGA[step].deadline !== 'compensate' || !pastDeadline(context.order, stepDeps)) return undefined;
+    if (stepDeps.cancel) return { kind: 'deadline', detail: stepDeps.cancel.detail, reason: 'cancelled' };
     return { kind: 'deadline', detail: `not done within ${deps.settings.deadlineMs} ms of acceptance` };
   }
 
@@ -269,7 +288,9 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
     orderId: string,
     loaded: readonly EventEnvelope[],
     processed: ProcessedRecord | undefined,
+    cancel: RunOptions['cancel'],
   ): Promise<SagaRunResult> {
+    const stepDeps: SagaRunnerDeps = cancel ? { ...deps, cancel } : deps;
     // The saga runs to its end on the machine version it started on.
     const machine = machineFor(sagaVersionOf(loaded[0]?.metadata));
     const { snapshot, pending } = replaySaga(loaded, machine);
@@ -292,13 +313,14 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
         const step: SagaCommand = next;
         const context = actor.getSnapshot().context;
         await deps.beforeCommand?.(orderId, step);
-        const result = deadlineFor(step, context) ?? (await runStep(step, context, deps, resume));
+        const result =
+          deadlineFor(step, context, stepDeps) ?? (await runStep(step, context, stepDeps, resume));
         resume = false;
         const plan = planBatch(machine, actor.getSnapshot(), { step, result }, (following, previewed) => {
           void deps.beforeCommand?.(orderId, following);
-          const pure = deadlineFor(following, previewed);
+          const pure = deadlineFor(following, previewed, stepDeps);
           if (pure) return pure;
-          return decideStep(following, previewed, deps);
+          return decideStep(following, previewed, stepDeps);
         });
         if (plan.suspended !== undefined) {
           deps.logger.warn({ orderId, step, detail: plan.suspended }, 'saga suspended');
@@ -364,7 +386,7 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
         attempt === 1 && accepted ? [accepted] : deps.store.loadStreams([orderId, positionIdFor(orderId)]),
       async decide(loaded): Promise<SagaRunResult> {
         if (loaded[0]?.event_type !== 'OrderAccepted') return { status: 'not_found', orderId };
-        const result = await drive(orderId, loaded, options.processed);
+        const result = await drive(orderId, loaded, options.processed, options.cancel);
         if (held && result.status === 'failed') await executedButFailed(orderId, held);
         return result;
       },

@@ -45,6 +45,12 @@ export interface StepDeps {
   readonly currencies: Currencies;
   readonly settings: SagaSettings;
   readonly now: () => Date;
+  /**
+   * An operator cancels the saga in this run: its deadline counts as passed now, so nothing more is
+   * sent and a swap of unknown outcome is voided first, exactly as past the deadline; what the
+   * deadline would compensate is compensated with reason `cancelled`, and `detail` says why.
+   */
+  readonly cancel?: { readonly detail: string } | undefined;
 }
 
 /**
@@ -87,6 +93,7 @@ export function executeBefore(order: OrderState, deps: StepDeps): Date {
  * (not to send, to ask the venue to void): never what happened, which only the venue can say.
  */
 export function pastDeadline(order: OrderState, deps: StepDeps): boolean {
+  if (deps.cancel) return true;
   return deps.now().getTime() > executeBefore(order, deps).getTime();
 }
 
@@ -239,7 +246,9 @@ async function executeSwap(
     } catch (error) {
       if (!(error instanceof TransientError)) throw error;
       return suspended(
-        `the deadline passed with the swap outcome unknown, and voiding it failed: ${error.message}`,
+        deps.cancel
+          ? `cannot cancel: the swap outcome is unknown and voiding it failed: ${error.message}`
+          : `the deadline passed with the swap outcome unknown, and voiding it failed: ${error.message}`,
       );
     }
   }
@@ -250,6 +259,12 @@ async function executeSwap(
         ? failed<'awaitingOutcome'>('deadline_exceeded', `the venue refused the swap: ${outcome.detail}`)
         : failed<'awaitingOutcome'>(outcome.reason, outcome.detail);
     case 'voided':
+      if (deps.cancel) {
+        return failed<'awaitingOutcome'>(
+          'cancelled',
+          `${deps.cancel.detail}; the venue voided the swap at ${outcome.voided_at}`,
+        );
+      }
       return failed<'awaitingOutcome'>(
         'deadline_exceeded',
         `not executed within ${deps.settings.deadlineMs} ms of acceptance; the venue voided the swap at ${outcome.voided_at}`,

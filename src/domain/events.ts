@@ -11,7 +11,9 @@ export type FailureReason =
   | 'price_unavailable'
   | 'slippage_exceeded'
   | 'venue_rejected'
-  | 'deadline_exceeded';
+  | 'deadline_exceeded'
+  /** An operator cancelled the order (`POST /admin/sagas/:id/cancel`); their reason is the detail. */
+  | 'cancelled';
 
 /** The saga step that was running when an order failed. */
 export type SagaStep = 'quote_price' | 'open_position' | 'execute_swap' | 'complete_order';

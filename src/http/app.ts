@@ -16,6 +16,8 @@ import type { HealthProbe } from '../app/ports/health.ts';
 import type { LogContext, Logger } from '../app/ports/logger.ts';
 import { NotFoundError, ValidationError } from '../domain/errors.ts';
 import type { Currencies } from '../domain/money.ts';
+import { mountAdmin } from './admin.ts';
+import type { AdminDeps } from './admin.ts';
 import { assertCanAccess, requireApiKey } from './auth.ts';
 import type { Authenticator } from './auth.ts';
 import { validateChannelsRequest, validateUserId } from './channelsRequest.ts';
@@ -47,6 +49,8 @@ export interface AppDeps {
   readonly logContext?: LogContext;
   /** Per-user limit on POST /orders, per process; none when unset. */
   readonly orderRateLimit?: RateLimit | undefined;
+  /** The admin API (`/admin/…`, src/http/admin.ts); the routes exist only with it. */
+  readonly admin?: AdminDeps | undefined;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -281,9 +285,15 @@ export function createApp(deps: AppDeps): Hono {
     });
   }
 
+  if (deps.admin) mountAdmin(app, deps.admin);
+
   // Documentation, open whatever the keys: the document is built once, from the zod schemas.
   const document = JSON.stringify(
-    apiDocument({ currencies: deps.currencies, channels: deps.channels !== undefined }),
+    apiDocument({
+      currencies: deps.currencies,
+      channels: deps.channels !== undefined,
+      admin: deps.admin !== undefined,
+    }),
   );
   app.get('/openapi.json', (c) => c.body(document, 200, { 'content-type': 'application/json' }));
   mountDocs(app);

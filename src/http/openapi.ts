@@ -7,6 +7,20 @@ import type {
   ZodOpenApiResponsesObject,
 } from 'zod-openapi';
 import type { Currencies } from '../domain/money.ts';
+import {
+  cancelOutcomeSchema,
+  cancelRequestSchema,
+  deadLetterListSchema,
+  dlqListQuerySchema,
+  droppedSchema,
+  dropRequestSchema,
+  replayedSchema,
+  replayRequestSchema,
+  retryOutcomeSchema,
+  sagaDetailSchema,
+  sagaListQuerySchema,
+  sagaPageSchema,
+} from './adminSchemas.ts';
 import { channelsRequestSchema } from './channelsRequest.ts';
 import { DOCS_ASSETS } from './docs.ts';
 import { userIdText } from './fields.ts';
@@ -41,6 +55,8 @@ export interface ApiDocumentOptions {
   readonly currencies: Currencies;
   /** Whether the channel routes are served (createApp's `channels`). */
   readonly channels: boolean;
+  /** Whether the admin routes are served (createApp's `admin`). */
+  readonly admin?: boolean;
 }
 
 /** The original design's example order (its README's curl). */
@@ -254,6 +270,140 @@ function get(
   };
 }
 
+const adminOrderId = z.object({ orderId: idText.meta({ description: 'The order id' }) });
+
+/** 409s of the admin routes, each with its problem code. */
+const adminConflict = (description: string): ZodOpenApiResponseObject => ({
+  ...PROBLEMS[409],
+  id: undefined,
+  description,
+});
+
+function adminPost(
+  operationId: string,
+  summary: string,
+  description: string,
+  body: z.ZodType | undefined,
+  answer: z.ZodType,
+  responses: ZodOpenApiResponsesObject,
+  path?: z.ZodObject,
+): ZodOpenApiOperationObject {
+  return {
+    operationId,
+    tags: ['admin'],
+    summary,
+    description,
+    requestParams: { ...(path ? { path } : {}), header: z.object(requestHeaders) },
+    ...(body
+      ? {
+          requestBody: {
+            required: operationId !== 'replayDeadLetters',
+            content: { 'application/json': { schema: body } },
+          },
+        }
+      : {}),
+    responses: { 200: ok('Done', answer), ...responses, ...problems(...GUARDED) },
+  };
+}
+
+/** The admin API (src/http/admin.ts): admin keys only. */
+function adminPaths(): ZodOpenApiPathsObject {
+  return {
+    '/admin/sagas': {
+      get: {
+        ...get(
+          'listSagas',
+          'admin',
+          'Sagas, most recently updated first',
+          z.object({}),
+          sagaPageSchema,
+          [400],
+        ),
+        requestParams: { header: z.object(requestHeaders), query: sagaListQuerySchema },
+      },
+    },
+    '/admin/sagas/{orderId}': {
+      get: get(
+        'getSaga',
+        'admin',
+        'A saga: state, pending step, machine version, deadline, history',
+        adminOrderId,
+        sagaDetailSchema,
+        [404],
+      ),
+    },
+    '/admin/sagas/{orderId}/retry': {
+      post: adminPost(
+        'retrySaga',
+        "Run a saga's pending step now",
+        'As the sweeper would: the swap only under its key, and past the deadline a compensation ' +
+          '(or a void at the venue first). `suspended`: the venue could not say the swap outcome.',
+        undefined,
+        retryOutcomeSchema,
+        {
+          ...problems(404),
+          409: adminConflict('The saga has already ended (saga_finished)'),
+        },
+        adminOrderId,
+      ),
+    },
+    '/admin/sagas/{orderId}/cancel': {
+      post: adminPost(
+        'cancelSaga',
+        'Cancel a saga: compensate safely',
+        'As if its deadline passed now, with reason `cancelled`: before the swap is sent it ' +
+          'compensates; once it may have been sent, the venue voids it first (voided: cancelled; ' +
+          'executed: the order completes). A venue that cannot be reached: 409 swap_outcome_unknown, ' +
+          'nothing changed.',
+        cancelRequestSchema,
+        cancelOutcomeSchema,
+        {
+          ...problems(400, 404, 413, 415),
+          409: adminConflict(
+            'The saga has already ended (saga_finished), or the swap outcome is unknown and the venue ' +
+              'could not be reached to void it (swap_outcome_unknown): nothing changed',
+          ),
+        },
+        adminOrderId,
+      ),
+    },
+    '/admin/dlq': {
+      get: {
+        ...get(
+          'listDeadLetters',
+          'admin',
+          'Dead letters of every queue, newest first',
+          z.object({}),
+          deadLetterListSchema,
+          [400],
+        ),
+        requestParams: { header: z.object(requestHeaders), query: dlqListQuerySchema },
+      },
+    },
+    '/admin/dlq/replay': {
+      post: adminPost(
+        'replayDeadLetters',
+        'Send dead letters back to their consumers',
+        'All when `ids` is omitted. In process: the event is delivered again; on RabbitMQ: published ' +
+          'to its queue, confirmed, then removed. Consumers deduplicate.',
+        replayRequestSchema,
+        replayedSchema,
+        problems(400, 413, 415),
+      ),
+    },
+    '/admin/dlq/drop': {
+      post: adminPost(
+        'dropDeadLetters',
+        'Delete dead letters',
+        'Those of `ids`, or all with `all: true`.',
+        dropRequestSchema,
+        droppedSchema,
+        problems(400, 413, 415),
+      ),
+    },
+  };
+}
+
 /**
  * Builds the document. Throws when a schema cannot be represented, so a route added without a
  * documentable schema fails at start (and in the tests).
@@ -348,6 +498,7 @@ export function apiDocument(options: ApiDocumentOptions) {
           },
         }
       : {}),
+    ...(options.admin ? adminPaths() : {}),
     '/health': {
       get: {
         ...OPEN,
@@ -416,6 +567,9 @@ export function apiDocument(options: ApiDocumentOptions) {
       { name: 'positions', description: 'The positions that completed orders build up' },
       ...(options.channels ? [{ name: 'users', description: 'Where users are notified' }] : []),
       { name: 'operations', description: 'For operators and load balancers' },
+      ...(options.admin
+        ? [{ name: 'admin', description: 'Sagas and dead letters, for operators (admin keys only)' }]
+        : []),
       { name: 'documentation', description: 'This document and its reference page' },
     ],
     security: [{ bearer: [] }],

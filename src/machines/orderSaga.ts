@@ -61,6 +61,7 @@ export const SAGA = {
       slippage_exceeded: 'the venue would deliver less than the quote allows',
       venue_rejected: 'the venue refused the swap',
       deadline_exceeded: 'the venue voided the swap (or refused it as expired) after the deadline',
+      cancelled: 'an operator cancelled the order and the venue voided the swap',
     },
     within: 'executingSwap',
     failedStep: 'execute_swap',
@@ -132,8 +133,15 @@ export type StepFailed = {
 /**
  * The order's deadline passed before the step ran (the runner checks it against acceptance +
  * deadline before each step whose deadline is `compensate`). Not stored either.
+ * `reason: 'cancelled'`: an operator cancelled the order, which ends it as its deadline would
+ * (the saga compensates with reason `cancelled`). Only new events carry it: stored histories
+ * replay exactly as before, so the machine keeps its version.
  */
-export type DeadlinePassed = { readonly type: 'DeadlinePassed'; readonly detail: string };
+export type DeadlinePassed = {
+  readonly type: 'DeadlinePassed';
+  readonly detail: string;
+  readonly reason?: 'cancelled';
+};
 
 /** The saga's events: the stored domain events of the order and its position, and step outcomes. */
 export type SagaEvent = OrderEvent | PositionEvent | StepFailed | DeadlinePassed;
@@ -170,7 +178,7 @@ const machineSetup = setup({
     recordFailure: assign({
       failure: ({ event }, params: { failedStep: SagaStep }): SagaFailure => {
         const e = event as StepFailed | DeadlinePassed;
-        const reason = e.type === 'DeadlinePassed' ? 'deadline_exceeded' : e.reason;
+        const reason = e.type === 'DeadlinePassed' ? (e.reason ?? 'deadline_exceeded') : e.reason;
         return {
           reason,
           failed_step: params.failedStep,

@@ -141,6 +141,8 @@ interface Scenario {
   arrange(world: SagaWorld, orderId: string, hooks: Hooks): void;
   /** The saga is expected to stop once (suspended or crashed) and be resumed by a new runner. */
   resumeAfter?: number;
+  /** The resume is an operator's cancel (POST /admin/sagas/:id/cancel) rather than a sweep. */
+  resumeWith?: { cancel: { detail: string } };
 }
 
 interface Hooks {
@@ -173,6 +175,16 @@ function failureScenario(from: string, reason: FailureReason): Scenario {
       };
     case 'executingSwap.awaitingOutcome:venue_rejected':
       return { arrange: (w) => w.market.venue.rejectNext('venue_rejected') };
+    case 'executingSwap.awaitingOutcome:cancelled':
+      // SwapExecuting is stored and the worker dies; an operator cancels: the venue voids the key.
+      return {
+        resumeAfter: 1,
+        resumeWith: { cancel: { detail: 'cancelled by an operator: model' } },
+        arrange: (_, __, hooks) =>
+          hooks.after.set('sendingSwap', () => {
+            throw new Crash('crash after SwapExecuting');
+          }),
+      };
     case 'executingSwap.awaitingOutcome:deadline_exceeded':
       // The deadline passes right after SwapExecuting is stored: nothing is sent, the outcome is
       // unknown to a new worker, which compensates only once no call can still be in flight.
@@ -279,7 +291,7 @@ describe('every path of the order saga, driven through the real runner', () => {
         scenario.resumeAfter ?? 0,
       );
       world.clock.advance(GRACE + 1);
-      result = await world.newRunner().run(orderId);
+      result = await world.newRunner().run(orderId, scenario.resumeWith ?? {});
     }
     expect(stops).toBe(scenario.resumeAfter ?? 0);
 

@@ -17,6 +17,7 @@ const REASON_WORDS: Record<FailureReason, string> = {
   slippage_exceeded: 'the price moved beyond the allowed slippage',
   venue_rejected: 'the exchange rejected the swap',
   deadline_exceeded: 'it did not complete in time',
+  cancelled: 'it was cancelled by an operator',
 };
 
 /** Significant digits of a shown price: exact enough to check, short enough to read. */
