@@ -7,7 +7,11 @@ import { createChannelsService } from '../../src/app/notifications/channels.ts';
 import type { Database } from '../../src/app/ports/database.ts';
 import { createEventStore } from '../../src/infra/eventStore.ts';
 import { createUserChannelStore } from '../../src/infra/notify/userChannels.ts';
+import { createSagaAdmin } from '../../src/app/sagaAdmin.ts';
+import { createDeadLetters } from '../../src/infra/deadLetters.ts';
+import { createSagaRows } from '../../src/infra/sagaAdmin.ts';
 import { testApp } from '../helpers/app.ts';
+import { sagaWorld } from '../helpers/saga.ts';
 import { migratedPglite } from '../helpers/databases.ts';
 import { aCatalogueEvent } from '../helpers/messages.ts';
 
@@ -75,7 +79,19 @@ describe('the OpenAPI document', () => {
 
   beforeAll(async () => {
     db = await migratedPglite();
-    app = testApp(db, { channels: createChannelsService(createUserChannelStore(db)) });
+    app = testApp(db, {
+      channels: createChannelsService(createUserChannelStore(db)),
+      admin: {
+        sagas: createSagaAdmin({
+          rows: createSagaRows(db),
+          store: createEventStore(db),
+          runner: sagaWorld(db).runner,
+          deadlineMs: 30_000,
+          stuckAfterMs: 0,
+        }),
+        deadLetters: createDeadLetters(db),
+      },
+    });
     doc = (await (await app.request('/openapi.json')).json()) as Document;
     // The document as a JSON Schema (2020-12, the dialect of OpenAPI 3.1) resource, so that
     // answers can be checked against the schemas it documents, $refs and all.
@@ -227,6 +243,58 @@ describe('the OpenAPI document', () => {
   });
 
   describe('when the API answers', () => {
+    it('answers the admin routes in the documented shapes', async () => {
+      const world = sagaWorld(db);
+      const open = await world.place();
+      const done = await world.place();
+      await world.runner.run(done);
+      const json = (body: unknown) => ({
+        method: 'POST',
+        body: JSON.stringify(body),
+        headers: { 'content-type': 'application/json' },
+      });
+      const answers: Array<[string, Response | Promise<Response>]> = [
+        ['GET /admin/sagas', app.request('/admin/sagas?stuck=true&limit=1')],
+        ['GET /admin/sagas', app.request('/admin/sagas?status=lost')],
+        ['GET /admin/sagas/{orderId}', app.request(`/admin/sagas/${done}`)],
+        ['GET /admin/sagas/{orderId}', app.request(`/admin/sagas/${randomUUID()}`)],
+        ['POST /admin/sagas/{orderId}/retry', app.request(`/admin/sagas/${done}/retry`, { method: 'POST' })],
+        [
+          'POST /admin/sagas/{orderId}/cancel',
+          app.request(`/admin/sagas/${open}/cancel`, json({ reason: 'x' })),
+        ],
+        ['POST /admin/sagas/{orderId}/cancel', app.request(`/admin/sagas/${open}/cancel`, json({}))],
+        [
+          'POST /admin/sagas/{orderId}/cancel',
+          app.request(`/admin/sagas/${done}/cancel`, json({ reason: 'x' })),
+        ],
+        ['GET /admin/dlq', app.request('/admin/dlq')],
+        ['POST /admin/dlq/replay', app.request('/admin/dlq/replay', json({}))],
+        ['POST /admin/dlq/drop', app.request('/admin/dlq/drop', json({ all: true }))],
+        ['POST /admin/dlq/drop', app.request('/admin/dlq/drop', json({ ids: [] }))],
+      ];
+      const statuses: string[] = [];
+      for (const [operation, pending] of answers) {
+        const res = await pending;
+        statuses.push(`${operation} ${res.status}`);
+        await expectDocumented(res, operation);
+      }
+      expect(statuses).toEqual([
+        'GET /admin/sagas 200',
+        'GET /admin/sagas 400',
+        'GET /admin/sagas/{orderId} 200',
+        'GET /admin/sagas/{orderId} 404',
+        'POST /admin/sagas/{orderId}/retry 409',
+        'POST /admin/sagas/{orderId}/cancel 200',
+        'POST /admin/sagas/{orderId}/cancel 400',
+        'POST /admin/sagas/{orderId}/cancel 409',
+        'GET /admin/dlq 200',
+        'POST /admin/dlq/replay 200',
+        'POST /admin/dlq/drop 200',
+        'POST /admin/dlq/drop 400',
+      ]);
+    });
+
     it('answers in the documented shapes, with the documented headers', async () => {
       const user = `user-${randomUUID()}`;
       const accepted = await postOrder(
