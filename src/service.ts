@@ -247,7 +247,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         }),
         deadLetters: createDeadLetters(
           db,
-          adminKeeper ? { absorb: adminKeeper.absorb, republish: adminKeeper.republish } : {},
+          adminKeeper ? { absorb: adminKeeper.absorb, republish: adminKeeper.republish, logger } : {},
         ),
       },
     });

@@ -1,5 +1,6 @@
 import type { Database } from '../app/ports/database.ts';
 import type { DeadLetter, DeadLetters } from '../app/ports/deadLetters.ts';
+import type { Logger } from '../app/ports/logger.ts';
 
 /** A dead letter of the RabbitMQ bus as the table keeps it, for a replay to publish it again. */
 export interface StoredDeadLetter {
@@ -23,6 +24,8 @@ export interface DeadLetterOptions {
   readonly absorb?: () => Promise<unknown>;
   /** How a `rabbitmq` row is sent back; without it such rows are not replayed (in-process bus). */
   readonly republish?: Republish;
+  /** Told when a list could not absorb the broker's dead letters (it shows the table as it is). */
+  readonly logger?: Logger;
 }
 
 type Row = Omit<DeadLetter, 'dead_at'> & { readonly dead_at: Date | string };
@@ -51,7 +54,13 @@ export function createDeadLetters(db: Database, options: DeadLetterOptions = {})
 
   return {
     async list({ limit }) {
-      await absorb();
+      // A list still answers while the broker is away: with what the table holds.
+      await absorb().catch((error: unknown) =>
+        options.logger?.warn(
+          { err: error },
+          'dead letters on the broker could not be moved; listing the table',
+        ),
+      );
       const rows = await db.query<Row>(
         `SELECT ${COLUMNS} FROM dead_letters ORDER BY dead_lettered_at DESC, id DESC LIMIT $1`,
         [limit],
