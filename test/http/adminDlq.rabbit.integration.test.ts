@@ -183,6 +183,28 @@ describe.runIf(AMQP_URL && DATABASE_URL)('dead letters on RabbitMQ, through the 
     expect(await deadCount(notificationsQueue?.name ?? '')).toBe(0);
   });
 
+  it('keeps a message the broker dead-lettered itself (delivery limit), named by its x-death', async () => {
+    const message = aMessage('OrderAccepted');
+    const row = { ...message, id: '0' } as OutboxRow;
+    const options = publishOptions(row, true);
+    channel.publish(topo.deadLetterExchange, deadLetterQueueOf(sagaQueue?.name ?? ''), messageBody(row), {
+      ...options,
+      headers: {
+        ...(options.headers as Record<string, unknown>),
+        'x-death': [{ queue: sagaQueue?.name, reason: 'delivery_limit', count: 1 }],
+      },
+    });
+    await channel.waitForConfirms();
+    await eventually(async () => (await deadCount(sagaQueue?.name ?? '')) === 1, 'the dead letter');
+    const { messages } = await listed();
+    expect(messages.find((m) => m.event_id === message.event_id)).toMatchObject({
+      queue: sagaQueue?.name,
+      reason: 'delivery_limit',
+      deaths: 1,
+    });
+    expect(await (await app.request('/admin/dlq/drop', post({ all: true }))).json()).toEqual({ dropped: 1 });
+  });
+
   it('moves dead letters on its own while started', async () => {
     const message = await killed(sagaQueue?.name ?? '', 'OrderAccepted');
     const running = createDeadLetterKeeper({
