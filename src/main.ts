@@ -14,7 +14,7 @@ import { startService } from './service.ts';
 import { runCheck } from './ops/checkCommand.ts';
 import { runReplayCheck } from './ops/replayCheck.ts';
 import { runRebuildProjections } from './ops/rebuildProjections.ts';
-import { redriveDeadLetters, redriveQueues } from './ops/redrive.ts';
+import { redriveBroker, redriveDeadLetters } from './ops/redrive.ts';
 import { topology } from './infra/bus/rabbit/topology.ts';
 import { serveSimulatedMarket } from './infra/venues/simulatedHttpServer.ts';
 import { runKeysCommand } from './ops/keysCommand.ts';
@@ -124,7 +124,7 @@ async function main(args: readonly string[]): Promise<void> {
   }
   if (command === 'redrive') {
     const redriven = config.amqpUrl
-      ? await redriveQueues(config.amqpUrl, topology({ prefix: config.amqpPrefix }))
+      ? await redriveBroker(config.amqpUrl, topology({ prefix: config.amqpPrefix }), db, logger)
       : await redriveDeadLetters(db);
     logger.info({ redriven }, 'dead letters sent back to their consumers');
     await opened.close();

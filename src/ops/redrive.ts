@@ -1,12 +1,14 @@
 import type { Message } from 'amqplib';
 import { connectBroker } from '../infra/bus/rabbit/connection.ts';
-import { HEADERS, publishCopy } from '../infra/bus/rabbit/messageCopies.ts';
+import { HEADERS, publishCopy, REDRIVEN } from '../infra/bus/rabbit/messageCopies.ts';
+import { createDeadLetterKeeper } from '../infra/bus/rabbit/deadLetterKeeper.ts';
+import { createDeadLetters } from '../infra/deadLetters.ts';
+import type { Logger } from '../app/ports/logger.ts';
 import { deadLetterQueueOf } from '../infra/bus/rabbit/topology.ts';
 import type { Topology } from '../infra/bus/rabbit/topology.ts';
 import type { Database } from '../app/ports/database.ts';
 
-/** Header counting how many times an operator sent a message back from the dead letters. */
-export const REDRIVEN = 'x-redriven-count';
+export { REDRIVEN };
 
 /** Messages sent back per queue (RabbitMQ) or per consumer (in-process). */
 export type Redriven = Record<string, number>;
@@ -76,5 +78,26 @@ export async function redriveQueues(
     return counts;
   } finally {
     await connection.close().catch(() => {});
+  }
+}
+
+/**
+ * RabbitMQ, all of it: the dead-letter queues back to their queues ({@link redriveQueues}), then the
+ * dead letters the keeper had moved into `dead_letters` (src/infra/bus/rabbit/deadLetterKeeper.ts),
+ * each published to its queue and confirmed before its row is deleted.
+ */
+export async function redriveBroker(
+  amqpUrl: string,
+  topo: Topology,
+  db: Database,
+  logger: Logger,
+): Promise<Redriven> {
+  const queues = await redriveQueues(amqpUrl, topo);
+  const keeper = createDeadLetterKeeper({ amqpUrl, db, topology: topo, logger });
+  try {
+    const kept = await createDeadLetters(db, { republish: keeper.republish }).replay();
+    return { ...queues, dead_letters: kept };
+  } finally {
+    await keeper.stop();
   }
 }

@@ -21,7 +21,7 @@ import { createDeadLetters } from '../../src/infra/deadLetters.ts';
 import { createEventStore } from '../../src/infra/eventStore.ts';
 import { silentLogger } from '../../src/infra/logger.ts';
 import { createSagaRows } from '../../src/infra/sagaAdmin.ts';
-import { REDRIVEN } from '../../src/ops/redrive.ts';
+import { REDRIVEN, redriveBroker } from '../../src/ops/redrive.ts';
 import { testApp } from '../helpers/app.ts';
 import { DATABASE_URL, scratchPostgres } from '../helpers/databases.ts';
 import { aMessage } from '../helpers/messages.ts';
@@ -203,6 +203,32 @@ describe.runIf(AMQP_URL && DATABASE_URL)('dead letters on RabbitMQ, through the 
       deaths: 1,
     });
     expect(await (await app.request('/admin/dlq/drop', post({ all: true }))).json()).toEqual({ dropped: 1 });
+  });
+
+  it('sends back, with `npm run redrive`, both the kept dead letters and those still on the broker', async () => {
+    const kept = await killed(sagaQueue?.name ?? '', 'OrderAccepted');
+    await eventually(async () => (await deadCount(sagaQueue?.name ?? '')) === 1, 'the first dead letter');
+    await keeper.absorb();
+    const waiting = await killed(sagaQueue?.name ?? '', 'OrderAccepted');
+    await eventually(async () => (await deadCount(sagaQueue?.name ?? '')) === 1, 'the second dead letter');
+    const consumer = await consumeQueue(await connection.createChannel(), sagaQueue?.name ?? '', {
+      noAck: true,
+    });
+    try {
+      const redriven = await redriveBroker(AMQP_URL ?? '', topo, db, silentLogger);
+      expect(redriven).toEqual({
+        [sagaQueue?.name ?? '']: 1,
+        [notificationsQueue?.name ?? '']: 0,
+        dead_letters: 1,
+      });
+      await consumer.waitFor((m) => m.length === 2, 'both messages back on their queue');
+      expect(consumer.messages.map((m) => String(m.properties.messageId)).sort()).toEqual(
+        [kept.event_id, waiting.event_id].sort(),
+      );
+      expect((await listed()).messages).toEqual([]);
+    } finally {
+      await consumer.close();
+    }
   });
 
   it('moves dead letters on its own while started', async () => {

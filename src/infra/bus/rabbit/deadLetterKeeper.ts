@@ -3,10 +3,9 @@ import { Buffer } from 'node:buffer';
 import type { ChannelModel, ConfirmChannel, GetMessage, Message, MessageProperties } from 'amqplib';
 import type { Database } from '../../../app/ports/database.ts';
 import type { Logger } from '../../../app/ports/logger.ts';
-import { REDRIVEN } from '../../../ops/redrive.ts';
 import type { StoredDeadLetter } from '../../deadLetters.ts';
 import { connectBroker } from './connection.ts';
-import { HEADERS, headerCount, publishCopy } from './messageCopies.ts';
+import { HEADERS, headerCount, publishCopy, REDRIVEN } from './messageCopies.ts';
 import { deadLetterQueueOf, declareTopology } from './topology.ts';
 import type { Topology } from './topology.ts';
 

@@ -23,6 +23,9 @@ export const HEADERS = {
   publishId: 'x-publish-id',
 } as const;
 
+/** Header counting how many times an operator sent a message back from the dead letters. */
+export const REDRIVEN = 'x-redriven-count';
+
 /** Set by quorum queues on redelivery: failed deliveries so far (absent on the first). */
 export const DELIVERY_COUNT = 'x-delivery-count';
 
