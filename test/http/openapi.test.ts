@@ -7,6 +7,8 @@ import { createChannelsService } from '../../src/app/notifications/channels.ts';
 import type { Database } from '../../src/app/ports/database.ts';
 import { createEventStore } from '../../src/infra/eventStore.ts';
 import { createUserChannelStore } from '../../src/infra/notify/userChannels.ts';
+import { createServiceMetrics } from '../../src/infra/metrics.ts';
+import { silentLogger } from '../../src/infra/logger.ts';
 import { testApp } from '../helpers/app.ts';
 import { migratedPglite } from '../helpers/databases.ts';
 import { aCatalogueEvent } from '../helpers/messages.ts';
@@ -75,7 +77,12 @@ describe('the OpenAPI document', () => {
 
   beforeAll(async () => {
     db = await migratedPglite();
-    app = testApp(db, { channels: createChannelsService(createUserChannelStore(db)) });
+    const metrics = createServiceMetrics({ db, stuckAfterMs: 60_000, logger: silentLogger });
+    app = testApp(db, {
+      channels: createChannelsService(createUserChannelStore(db)),
+      metrics,
+      metricsEndpoint: metrics,
+    });
     doc = (await (await app.request('/openapi.json')).json()) as Document;
     // The document as a JSON Schema (2020-12, the dialect of OpenAPI 3.1) resource, so that
     // answers can be checked against the schemas it documents, $refs and all.
@@ -173,13 +180,19 @@ describe('the OpenAPI document', () => {
   });
 
   describe('when it comes to access', () => {
-    it('declares the bearer scheme for every route but /health, /openapi.json and /docs', () => {
+    it('declares the bearer scheme for every route but /health, /ready, /openapi.json and /docs', () => {
       expect(doc.security).toEqual([{ bearer: [] }]);
       const open = [...documentedOperations(doc)].filter((op) => {
         const [method = '', path = ''] = op.split(' ');
         return doc.paths[path]?.[method.toLowerCase()]?.security?.length === 0;
       });
-      expect(open.sort()).toEqual(['GET /docs', 'GET /docs/{file}', 'GET /health', 'GET /openapi.json']);
+      expect(open.sort()).toEqual([
+        'GET /docs',
+        'GET /docs/{file}',
+        'GET /health',
+        'GET /openapi.json',
+        'GET /ready',
+      ]);
     });
 
     it('documents 401 and 403 problems on every guarded route', () => {
@@ -281,6 +294,8 @@ describe('the OpenAPI document', () => {
           }),
         ],
         ['GET /health', app.request('/health')],
+        ['GET /ready', app.request('/ready')],
+        ['GET /metrics', app.request('/metrics')],
         ['GET /openapi.json', app.request('/openapi.json')],
         ['GET /docs', app.request('/docs')],
         ['GET /docs/{file}', app.request('/docs/init.js')],
@@ -321,6 +336,8 @@ describe('the OpenAPI document', () => {
         'GET /users/{userId}/channels 422',
         'PUT /users/{userId}/channels 422',
         'GET /health 200',
+        'GET /ready 200',
+        'GET /metrics 200',
         'GET /openapi.json 200',
         'GET /docs 200',
         'GET /docs/{file} 200',
