@@ -252,6 +252,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       conditions: createAlertConditions(db),
       deadLetterCount,
       stuckAfterMs: config.alerts.stuckAfterMs,
+      logger,
     });
     const reconciler = createReconciler({
       audit: wired.audit,

@@ -153,6 +153,8 @@ export interface AlertEvaluatorOptions {
   readonly deadLetterCount: () => Promise<number>;
   /** A saga without a new event for this long is stuck (ALERT_STUCK_AFTER_MS). */
   readonly stuckAfterMs: number;
+  /** Where a condition that could not be looked at is reported. */
+  readonly logger: Logger;
 }
 
 /** The kinds the evaluator owns: raised and resolved by looking, not by a notifier's sends. */
@@ -168,50 +170,82 @@ const key = (kind: AlertKind, subject: string) => `${kind}\u0000${subject}`;
 export function createAlertEvaluator(options: AlertEvaluatorOptions) {
   const { alerts, store, conditions, stuckAfterMs } = options;
 
-  async function holding(): Promise<Alert[]> {
-    const [stuck, deadLetters, anomalies] = await Promise.all([
-      conditions.stuckSagas(stuckAfterMs, 5),
-      options.deadLetterCount(),
-      conditions.reconciliationAnomalies(),
-    ]);
-    const found: Alert[] = [];
-    if (stuck.count > 0) {
-      found.push({
-        kind: 'saga_stuck',
-        subject: 'sagas',
-        detail:
-          `${stuck.count} saga(s) made no progress for ${stuckAfterMs} ms (oldest: ${stuck.oldest.join(', ')}); ` +
-          'is a process with the saga role running? The sweeper resumes them after SWEEP_STALE_MS',
-      });
-    }
-    if (deadLetters > 0) {
-      found.push({
-        kind: 'dead_letter',
-        subject: 'dead_letters',
-        detail: `${deadLetters} message(s) wait in the dead letters: inspect them, fix the cause and replay them (redrive)`,
-      });
-    }
-    for (const anomaly of anomalies) {
-      found.push({
-        kind: 'reconciliation_anomaly',
-        subject: anomaly.order_id,
-        detail: `the venue executed the swap of order ${anomaly.order_id} (tx ${anomaly.tx_hash ?? 'unknown'}), which is recorded as failed: settle it by hand`,
-      });
-    }
+  /**
+   * What holds now, by kind. A condition that cannot be looked at (the broker down while counting
+   * its dead letters) leaves its kind out, so its alerts stay as they are, and the others are still
+   * evaluated: a broker outage is when sagas get stuck.
+   */
+  async function holding(): Promise<Map<AlertKind, Alert[]>> {
+    const looks: Array<[AlertKind, () => Promise<Alert[]>]> = [
+      [
+        'saga_stuck',
+        async () => {
+          const stuck = await conditions.stuckSagas(stuckAfterMs, 5);
+          if (stuck.count === 0) return [];
+          return [
+            {
+              kind: 'saga_stuck',
+              subject: 'sagas',
+              detail:
+                `${stuck.count} saga(s) made no progress for ${stuckAfterMs} ms (oldest: ${stuck.oldest.join(', ')}); ` +
+                'is a process with the saga role running? The sweeper resumes them after SWEEP_STALE_MS',
+            },
+          ];
+        },
+      ],
+      [
+        'dead_letter',
+        async () => {
+          const count = await options.deadLetterCount();
+          if (count === 0) return [];
+          return [
+            {
+              kind: 'dead_letter',
+              subject: 'dead_letters',
+              detail: `${count} message(s) wait in the dead letters: inspect them, fix the cause and replay them (redrive)`,
+            },
+          ];
+        },
+      ],
+      [
+        'reconciliation_anomaly',
+        async () =>
+          (await conditions.reconciliationAnomalies()).map((anomaly) => ({
+            kind: 'reconciliation_anomaly' as const,
+            subject: anomaly.order_id,
+            detail: `the venue executed the swap of order ${anomaly.order_id} (tx ${anomaly.tx_hash ?? 'unknown'}), which is recorded as failed: settle it by hand`,
+          })),
+      ],
+    ];
+    const results = await Promise.allSettled(looks.map(([, look]) => look()));
+    const found = new Map<AlertKind, Alert[]>();
+    results.forEach((result, i) => {
+      const kind = looks[i]?.[0];
+      if (kind === undefined) return;
+      if (result.status === 'fulfilled') found.set(kind, result.value);
+      else
+        options.logger.warn(
+          { err: result.reason as unknown, alert: kind },
+          'could not look for an alert condition',
+        );
+    });
     return found;
   }
 
   return {
     /** One look: raises and resolves; resolves with the alerts that hold now. */
     async evaluateOnce(): Promise<Alert[]> {
-      const [found, active] = await Promise.all([holding(), store.active(EVALUATED)]);
+      const [byKind, active] = await Promise.all([holding(), store.active(EVALUATED)]);
+      const found = [...byKind.values()].flat();
       const activeKeys = new Set(active.map((a) => key(a.kind, a.subject)));
       const foundKeys = new Set(found.map((a) => key(a.kind, a.subject)));
       for (const alert of found) {
         if (!activeKeys.has(key(alert.kind, alert.subject))) await alerts.raise(alert);
       }
       for (const alert of active) {
-        if (!foundKeys.has(key(alert.kind, alert.subject))) await alerts.resolve(alert.kind, alert.subject);
+        const looked = byKind.has(alert.kind);
+        if (looked && !foundKeys.has(key(alert.kind, alert.subject)))
+          await alerts.resolve(alert.kind, alert.subject);
       }
       return found;
     },

@@ -15,6 +15,7 @@ import {
   createDeadLetterCounter,
   operatorChannels,
 } from '../../src/infra/alerts.ts';
+import { topology } from '../../src/infra/bus/rabbit/topology.ts';
 import { createServiceMetrics } from '../../src/infra/metrics.ts';
 import type { ServiceMetrics } from '../../src/infra/metrics.ts';
 import { silentLogger } from '../../src/infra/logger.ts';
@@ -107,6 +108,7 @@ export function alertsContract(open: () => Promise<{ db: Database; close(): Prom
       conditions: createAlertConditions(db),
       deadLetterCount,
       stuckAfterMs,
+      logger,
     });
     return { evaluator, lines, metrics };
   }
@@ -206,7 +208,13 @@ export function alertsContract(open: () => Promise<{ db: Database; close(): Prom
         settings: FAST_SETTINGS,
       });
       const { order_id } = await wired.orders.accept(anOrder(), { causationId: null });
-      const sweeper = sweeperAlerts(300);
+      // Its dead letters cannot be counted (a broker that refuses connections): the stuck saga is
+      // alerted all the same.
+      const unreachable = createDeadLetterCounter(db, {
+        amqpUrl: 'amqp://127.0.0.1:1',
+        topology: topology(),
+      });
+      const sweeper = sweeperAlerts(300, () => unreachable.count());
       const messagesBefore = toOperator().length;
       const found = await until(async () => {
         const alerts = await sweeper.evaluator.evaluateOnce();
@@ -215,6 +223,7 @@ export function alertsContract(open: () => Promise<{ db: Database; close(): Prom
       expect(found.detail).toContain(order_id);
       await sweeper.evaluator.evaluateOnce();
       expect(alertLines([sweeper], 'saga_stuck', 50)).toHaveLength(1);
+      expect(alertLines([sweeper], 'dead_letter', 40)[0]?.msg).toBe('could not look for an alert condition');
       expect(await active('saga_stuck')).toBe(1);
       expect(sample(await sweeper.metrics.render(), 'market_order_saga_sagas_stuck')).toBe(1);
 
