@@ -97,8 +97,10 @@ export interface DeadLetterCounter {
  */
 export function createDeadLetterCounter(
   db: Queryable,
-  broker?: { readonly amqpUrl: string; readonly topology: Topology },
+  broker?: { readonly amqpUrl: string; readonly topology: Topology; readonly timeoutMs?: number },
 ): DeadLetterCounter {
+  // A broker behind a dropped network may never answer: the sweeper must not wait on it.
+  const timeoutMs = broker?.timeoutMs ?? 5_000;
   let connection: Promise<ChannelModel> | undefined;
 
   const connected = () => {
@@ -133,11 +135,29 @@ export function createDeadLetterCounter(
     return total;
   }
 
+  async function bounded(topology: Topology): Promise<number> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        // Whatever hangs goes with the connection; the next count opens a fresh one.
+        const stale = connection;
+        connection = undefined;
+        void stale?.then((c) => c.close()).catch(() => {});
+        reject(new Error(`RabbitMQ did not answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+    });
+    try {
+      return await Promise.race([queued(topology), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   return {
     async count() {
       const [[row], inBroker] = await Promise.all([
         db.query<{ n: number }>('SELECT count(*)::int AS n FROM dead_letters'),
-        broker ? queued(broker.topology) : 0,
+        broker ? bounded(broker.topology) : 0,
       ]);
       return (row?.n ?? 0) + inBroker;
     },
