@@ -69,6 +69,11 @@ export interface MetricsOptions {
   readonly logger: Logger;
   /** Process metrics (CPU, memory, event loop, GC) as prom-client collects them (default true). */
   readonly processMetrics?: boolean;
+  /**
+   * Longest wait for the database at a scrape (default 2 s): a database behind a dropped network
+   * may never answer, and the scrape must still (with `database_up 0`).
+   */
+  readonly databaseTimeoutMs?: number;
 }
 
 /**
@@ -158,15 +163,22 @@ export function createServiceMetrics(options: MetricsOptions): ServiceMetrics {
 
   if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
 
+  const timeoutMs = options.databaseTimeoutMs ?? 2_000;
   async function readDatabase(): Promise<void> {
     let state: DatabaseState | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      [state] = await db.query<DatabaseState>(STATE_SQL, [stuckAfterMs]);
+      const late = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      });
+      [state] = await Promise.race([db.query<DatabaseState>(STATE_SQL, [stuckAfterMs]), late]);
     } catch (error) {
       // The scrape still answers (process metrics, counters); the gauges keep their last values.
       logger.warn({ err: error }, 'metrics: could not read the database');
       databaseUp.set(0);
       return;
+    } finally {
+      clearTimeout(timer);
     }
     databaseUp.set(1);
     if (!state) return;

@@ -7,6 +7,8 @@ import { createRabbitConsumer } from '../../src/infra/bus/rabbit/rabbitConsumer.
 import { deleteTopology, topology } from '../../src/infra/bus/rabbit/topology.ts';
 import { silentLogger } from '../../src/infra/logger.ts';
 import { createReadinessProbe } from '../../src/infra/readiness.ts';
+import { createServiceMetrics } from '../../src/infra/metrics.ts';
+import { sample } from '../helpers/metrics.ts';
 import { testApp } from '../helpers/app.ts';
 import { DATABASE_URL, migratedPostgres } from '../helpers/databases.ts';
 import { AMQP_URL } from '../helpers/rabbit.ts';
@@ -49,8 +51,21 @@ describe.runIf(DATABASE_URL)('GET /ready', () => {
   };
 
   describe('when PostgreSQL becomes unreachable and comes back', () => {
-    it('answers 503 naming the database, then 200 again', async () => {
-      const app = testApp(db, { readiness: createReadinessProbe({ db, timeoutMs: 1_000 }) });
+    it('answers 503 naming the database, then 200 again; /metrics still answers, with database_up 0', async () => {
+      const metrics = createServiceMetrics({
+        db,
+        stuckAfterMs: 60_000,
+        logger: silentLogger,
+        processMetrics: false,
+        databaseTimeoutMs: 1_000,
+      });
+      const app = testApp(db, {
+        readiness: createReadinessProbe({ db, timeoutMs: 1_000 }),
+        metricsEndpoint: metrics,
+      });
+      const databaseUp = async () =>
+        sample(await (await app.request('/metrics')).text(), 'market_order_saga_database_up');
+      expect(await databaseUp()).toBe(1);
       expect(await ready(app)).toEqual({
         status: 200,
         body: { status: 'ready', checks: { database: { ok: true }, migrations: { ok: true } } },
@@ -63,10 +78,12 @@ describe.runIf(DATABASE_URL)('GET /ready', () => {
         expect(down.body.checks.database?.ok).toBe(false);
         expect(down.body.checks.database?.detail).toMatch(/^unreachable/);
         expect(down.body.checks.migrations?.ok).toBe(false);
+        expect(await databaseUp()).toBe(0);
       } finally {
         database.proxy.restore();
       }
       await until(async () => (await ready(app)).status === 200, 'ready again');
+      expect(await databaseUp()).toBe(1);
     });
 
     it('answers 503 within its timeout when the network drops silently', async () => {
