@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { DATABASE_URL } from '../helpers/databases.ts';
 import { AMQP_URL } from '../helpers/rabbit.ts';
-import { runClusterOrders, startCluster, until } from '../helpers/cluster.ts';
+import { randomUUID } from 'node:crypto';
+import { clusterOrder, runClusterOrders, startCluster, until } from '../helpers/cluster.ts';
 import { sample } from '../helpers/metrics.ts';
 
 // Real processes against the real PostgreSQL and RabbitMQ: DATABASE_URL and AMQP_URL.
@@ -33,6 +34,16 @@ describe.runIf(DATABASE_URL && AMQP_URL)('the stuck-saga alert across processes'
       const victim = cluster.services[1];
       expect(victim?.name).toBe('saga');
       await victim?.kill();
+      // However fast the run went, these orders meet no saga process.
+      const user = randomUUID();
+      for (let i = 0; i < 5; i++) {
+        const res = await fetch(`${cluster.apiUrl}/orders`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(clusterOrder(i, user)),
+        });
+        expect(res.status).toBe(202);
+      }
 
       // Seen in /metrics (any process: the gauge reads the alerts table) and in the sweeper's log.
       const raised = await until(async () => {
@@ -53,7 +64,8 @@ describe.runIf(DATABASE_URL && AMQP_URL)('the stuck-saga alert across processes'
 
       await cluster.startService(['saga']);
       const result = await run;
-      expect(result.completed + result.failed).toBe(80);
+      // The run's 80 and the 5 placed after the kill.
+      expect(result.completed + result.failed).toBe(85);
       await until(
         async () => sample(await metrics(), 'market_order_saga_alerts_active', { kind: 'saga_stuck' }) === 0,
         'the stuck-saga alert to clear',
