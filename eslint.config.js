@@ -7,13 +7,13 @@ import tseslint from 'typescript-eslint';
  * layers named. Relative specifiers only: a segment `infra` or `http` anywhere in the path.
  */
 const LAYERS = [
-  { files: 'src/domain', forbidden: ['app', 'infra', 'http'] },
-  { files: 'src/machines', forbidden: ['infra', 'http'] },
-  { files: 'src/app', forbidden: ['infra', 'http'] },
-  { files: 'src/infra', forbidden: ['http'] },
+  { files: 'src/domain', forbidden: ['app', 'infra', 'http'], packages: ['prom-client'] },
+  { files: 'src/machines', forbidden: ['infra', 'http'], packages: ['prom-client'] },
+  { files: 'src/app', forbidden: ['infra', 'http'], packages: ['prom-client'] },
+  { files: 'src/infra', forbidden: ['http'], packages: [] },
 ];
 
-const layerRules = LAYERS.map(({ files, forbidden }) => ({
+const layerRules = LAYERS.map(({ files, forbidden, packages }) => ({
   files: [`${files}/**/*.ts`],
   rules: {
     'no-restricted-imports': [
@@ -24,6 +24,11 @@ const layerRules = LAYERS.map(({ files, forbidden }) => ({
             regex: `^\\.\\.?/(?:.*/)?(?:${forbidden.join('|')})(?:/|$)`,
             message: `${files} must not import ${forbidden.join(', ')}: ports live in src/app, adapters in src/infra implement them, and src/main.ts and src/service.ts wire them.`,
           },
+          // Adapters' libraries: metrics reach prom-client through src/app/ports/metrics.ts.
+          ...packages.map((name) => ({
+            group: [name],
+            message: `${files} must not import ${name}: report through the port (src/app/ports/metrics.ts); src/infra/metrics.ts implements it.`,
+          })),
         ],
       },
     ],

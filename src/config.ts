@@ -75,8 +75,16 @@ export interface Config {
   readonly workers: number;
   /** The sweeper: how often it looks, and after how long without an event a saga has stalled. */
   readonly sweep: { readonly intervalMs: number; readonly staleMs: number };
-  /** An open saga with no event for longer than this is stuck (STUCK_AFTER_MS; default SWEEP_STALE_MS). */
+  /** An open saga with no event for longer than this is stuck: admin lists, /metrics (STUCK_AFTER_MS; default SWEEP_STALE_MS). */
   readonly stuckAfterMs: number;
+  /** Alerts (src/app/alerts.ts), evaluated by the sweeper role. */
+  readonly alerts: {
+    /** A saga stuck this long raises the `saga_stuck` alert (ALERT_STUCK_AFTER_MS). */
+    readonly stuckAfterMs: number;
+    /** Operator's Telegram chat (with TELEGRAM_BOT_TOKEN) and mailbox (with SMTP_URL). */
+    readonly telegramChatId: string | undefined;
+    readonly email: string | undefined;
+  };
   readonly notifications: NotificationConfig;
   /** Keys from `API_KEYS`, hashed as they were read: the secrets are not kept. */
   readonly apiKeys: readonly VerifiableKey[];
@@ -161,6 +169,16 @@ const EnvSchema = z.object({
   SWEEP_INTERVAL_MS: z.coerce.number().int().positive().default(5_000),
   SWEEP_STALE_MS: z.coerce.number().int().positive().default(60_000),
   STUCK_AFTER_MS: z.coerce.number().int().positive().optional(),
+  ALERT_STUCK_AFTER_MS: z.coerce.number().int().positive().optional(),
+  ALERT_TELEGRAM_CHAT_ID: z
+    .string()
+    .regex(/^-?\d{1,20}$|^@\w{5,32}$/, 'must be a Telegram chat id (digits, - for groups) or @channelname')
+    .optional()
+    .or(z.literal('').transform(() => undefined)),
+  ALERT_EMAIL: z
+    .email('must be an email address')
+    .optional()
+    .or(z.literal('').transform(() => undefined)),
   TELEGRAM_BOT_TOKEN: z.string().min(1).optional(),
   TELEGRAM_API_ROOT: z.url().default(DEFAULT_TELEGRAM_API_ROOT),
   SMTP_URL: optionalUrl(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL'),
@@ -201,6 +219,15 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     throw new Error(`Invalid configuration:\n${lines.join('\n')}`);
   }
   const e = parsed.data;
+  const missing = [
+    e.ALERT_TELEGRAM_CHAT_ID && !e.TELEGRAM_BOT_TOKEN
+      ? '  ALERT_TELEGRAM_CHAT_ID: needs TELEGRAM_BOT_TOKEN (the bot that messages the operator)'
+      : undefined,
+    e.ALERT_EMAIL && !e.SMTP_URL
+      ? '  ALERT_EMAIL: needs SMTP_URL (the server that mails the operator)'
+      : undefined,
+  ].filter((line) => line !== undefined);
+  if (missing.length > 0) throw new Error(`Invalid configuration:\n${missing.join('\n')}`);
   const list = e.CURRENCIES
     ? parseCurrencyList(e.CURRENCIES, e.MAX_ORDER_AMOUNT)
     : e.MAX_ORDER_AMOUNT === DEFAULT_MAX_AMOUNT
@@ -238,6 +265,11 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     workers: e.WORKERS === 'auto' ? availableParallelism() : e.WORKERS,
     sweep: { intervalMs: e.SWEEP_INTERVAL_MS, staleMs: e.SWEEP_STALE_MS },
     stuckAfterMs: e.STUCK_AFTER_MS ?? e.SWEEP_STALE_MS,
+    alerts: {
+      stuckAfterMs: e.ALERT_STUCK_AFTER_MS ?? e.STUCK_AFTER_MS ?? e.SWEEP_STALE_MS,
+      telegramChatId: e.ALERT_TELEGRAM_CHAT_ID,
+      email: e.ALERT_EMAIL,
+    },
     notifications: {
       telegramBotToken: e.TELEGRAM_BOT_TOKEN,
       telegramApiRoot: e.TELEGRAM_API_ROOT,

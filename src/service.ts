@@ -14,7 +14,18 @@ import { createDeadLetterKeeper } from './infra/bus/rabbit/deadLetterKeeper.ts';
 import type { DeadLetterKeeper } from './infra/bus/rabbit/deadLetterKeeper.ts';
 import { createSagaRows } from './infra/sagaAdmin.ts';
 import { createNotifier } from './app/notifications/notifier.ts';
+import type { NotifierDeps } from './app/notifications/notifier.ts';
 import { createSweeper } from './app/sweeper.ts';
+import { createAlertEvaluator, createAlerts } from './app/alerts.ts';
+import {
+  createAlertConditions,
+  createAlertStore,
+  createDeadLetterCounter,
+  operatorChannels,
+} from './infra/alerts.ts';
+import { createServiceMetrics } from './infra/metrics.ts';
+import { createReadinessProbe } from './infra/readiness.ts';
+import type { BrokerLink } from './infra/readiness.ts';
 import { createReconciler } from './app/swapAudit.ts';
 import { createMailer } from './infra/notify/mail.ts';
 import { createTelegramClient } from './infra/notify/telegram.ts';
@@ -71,21 +82,38 @@ export interface ServiceOptions {
   readonly logger: Logger;
   readonly db: Database;
   readonly inspector?: SagaInspector | undefined;
+  /**
+   * Messages waiting in the dead letters, for the `dead_letter` alert; default: the rows of
+   * `dead_letters` plus, with RabbitMQ, the messages of every `<queue>.dead`.
+   */
+  readonly deadLetterCount?: () => Promise<number>;
 }
 
-/** The notifier with the transports that are configured (none: notifications are logged). */
-function notifierOf(config: Config, logger: Logger, db: Database) {
-  const { telegramBotToken, telegramApiRoot, smtpUrl, mailFrom, retryForMs } = config.notifications;
+/** The user-notification transports that are configured; the operator's alerts use them too. */
+function transportsOf(config: Config, logger: Logger) {
+  const { telegramBotToken, telegramApiRoot, smtpUrl, mailFrom } = config.notifications;
   const telegram = telegramBotToken
     ? createTelegramClient({ token: telegramBotToken, apiRoot: telegramApiRoot, logger })
     : undefined;
   const mail = smtpUrl ? createMailer({ smtpUrl, from: mailFrom }) : undefined;
+  return { telegram, mail };
+}
+
+/** The notifier with the transports that are configured (none: notifications are logged). */
+function notifierOf(
+  config: Config,
+  logger: Logger,
+  db: Database,
+  transports: ReturnType<typeof transportsOf>,
+  observers: Pick<NotifierDeps, 'metrics' | 'channelAlerts'>,
+) {
+  const { telegramApiRoot, smtpUrl, retryForMs } = config.notifications;
+  const { telegram, mail } = transports;
   logger.info(
     { telegram: telegram ? telegramApiRoot : 'off', email: smtpUrl ? 'on' : 'off' },
     'notification channels',
   );
-  const notifier = createNotifier({ ...notifierPorts(db), logger, telegram, mail, retryForMs });
-  return { notifier, close: () => mail?.close() };
+  return createNotifier({ ...notifierPorts(db), logger, telegram, mail, retryForMs, ...observers });
 }
 
 /**
@@ -107,6 +135,21 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     );
   }
   const { prices, venue } = outsideWorld(config, logger);
+  const metrics = createServiceMetrics({ db, stuckAfterMs: config.stuckAfterMs, logger });
+  const transports = transportsOf(config, logger);
+  const alerts = createAlerts({
+    store: createAlertStore(db),
+    logger,
+    metrics,
+    operators: operatorChannels({
+      telegram: transports.telegram,
+      telegramChatId: config.alerts.telegramChatId,
+      mail: transports.mail,
+      email: config.alerts.email,
+    }),
+  });
+  // The broker connections of this process, for GET /ready.
+  const brokerLinks: BrokerLink[] = [];
   // Events no queue is bound to would cost an outbox row, a publish and a confirm each, for nobody.
   const outboxEventTypes =
     config.outboxEvents === 'all'
@@ -122,6 +165,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     idempotencyKeyTtlMs: config.idempotencyKeyTtlMs,
     outboxEventTypes,
     intakeBatching: config.intakeBatching,
+    metrics,
     ...(inspector ? { inspect: inspector.inspect } : {}),
   };
   const parts: Part[] = [];
@@ -145,13 +189,18 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         })
       : undefined;
   const notifications = () => {
-    const made = notifierOf(config, logger, db);
+    const notifier = notifierOf(config, logger, db, transports, {
+      metrics,
+      channelAlerts: alerts.channelAlerts,
+    });
     // The retry loop sends the notifications that wait for a retry, whatever bus brought them; it
     // stops last, with the mailer its sends need.
-    made.notifier.start();
-    parts.push({ name: 'mail', stop: () => made.notifier.stop().then(made.close) });
-    return made.notifier;
+    notifier.start();
+    parts.push({ name: 'notifier retries', stop: () => notifier.stop() });
+    return notifier;
   };
+  // The mailer closes last: the notifier's retries and the operator's alerts send through it.
+  parts.push({ name: 'mail', stop: () => Promise.resolve(transports.mail?.close()) });
   if (config.amqpUrl) {
     // Appends wake the relays of every process (this one's too) through NOTIFY.
     const notify = outboxNotifier(db, (error) => logger.warn({ err: error }, 'NOTIFY outbox failed'));
@@ -160,31 +209,41 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     const prefix = config.amqpPrefix;
     const topo = topology({ prefix });
     if (has('relay')) {
-      await start(
-        'relay',
-        createOutboxRelay({
-          db,
-          amqpUrl,
-          logger,
-          topology: topo,
-          pollIntervalMs: config.relayPollMs,
-          connectionName: `${prefix}market-order-saga relay`,
-        }),
-      );
+      const relay = createOutboxRelay({
+        db,
+        amqpUrl,
+        logger,
+        topology: topo,
+        pollIntervalMs: config.relayPollMs,
+        connectionName: `${prefix}market-order-saga relay`,
+      });
+      brokerLinks.push({
+        name: 'relay',
+        get connected() {
+          return relay.connected;
+        },
+      });
+      await start('relay', relay);
     }
-    const consume = (role: 'saga' | 'notifier', consumer: Consumer, queue: string) =>
-      start(
-        role,
-        createRabbitConsumer({
-          amqpUrl,
-          logger,
-          consumer,
-          queue: `${prefix}${queue}`,
-          topology: topo,
-          prefetch: config.prefetch,
-          connectionName: `${prefix}market-order-saga ${role}`,
-        }),
-      );
+    const consume = (role: 'saga' | 'notifier', consumer: Consumer, queue: string) => {
+      const rabbit = createRabbitConsumer({
+        amqpUrl,
+        logger,
+        consumer,
+        queue: `${prefix}${queue}`,
+        topology: topo,
+        prefetch: config.prefetch,
+        connectionName: `${prefix}market-order-saga ${role}`,
+        metrics,
+      });
+      brokerLinks.push({
+        name: `${role} consumer`,
+        get connected() {
+          return rabbit.connected;
+        },
+      });
+      return start(role, rabbit);
+    };
     if (has('saga')) await consume('saga', wired.orchestrator, QUEUES.sagaOrderAccepted.name);
     if (has('notifier')) await consume('notifier', notifications(), QUEUES.notifications.name);
   } else {
@@ -195,6 +254,23 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
 
   if (has('sweeper')) {
     const { intervalMs, staleMs } = config.sweep;
+    let deadLetterCount = options.deadLetterCount;
+    if (!deadLetterCount) {
+      const broker = config.amqpUrl
+        ? { amqpUrl: config.amqpUrl, topology: topology({ prefix: config.amqpPrefix }) }
+        : undefined;
+      const counter = createDeadLetterCounter(db, broker);
+      parts.push({ name: 'dead-letter count', stop: () => counter.close() });
+      deadLetterCount = () => counter.count();
+    }
+    const evaluator = createAlertEvaluator({
+      alerts,
+      store: createAlertStore(db),
+      conditions: createAlertConditions(db),
+      deadLetterCount,
+      stuckAfterMs: config.alerts.stuckAfterMs,
+      logger,
+    });
     const reconciler = createReconciler({
       audit: wired.audit,
       venue,
@@ -211,6 +287,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         staleMs,
         reconciler,
         idempotencyKeys: wired.keys,
+        alerts: evaluator,
       }),
     );
     const keeper = keeperOf('dead-letter keeper');
@@ -250,6 +327,12 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
           adminKeeper ? { absorb: adminKeeper.absorb, republish: adminKeeper.republish, logger } : {},
         ),
       },
+      metrics,
+      metricsEndpoint: metrics,
+      readiness: createReadinessProbe({
+        db,
+        ...(config.amqpUrl ? { broker: () => brokerLinks } : {}),
+      }),
     });
     const server = await serveHttp(app.fetch, { host: config.host, port: config.port });
     url = `http://${config.host}:${server.port}`;
@@ -268,10 +351,12 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         'admin keeper',
         'sweeper',
         'dead-letter keeper',
+        'dead-letter count',
         'saga',
         'notifier',
         'in-process bus',
         'relay',
+        'notifier retries',
         'mail',
       ];
       const sorted = [...parts].sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));

@@ -10,6 +10,7 @@ import type { SagaSettings } from './app/sagaSteps.ts';
 import type { Currencies } from './domain/money.ts';
 import { createInProcessDelivery } from './infra/bus/inProcessDelivery.ts';
 import type { Database } from './app/ports/database.ts';
+import type { Metrics } from './app/ports/metrics.ts';
 import { createEventStore } from './infra/eventStore.ts';
 import { createIdempotencyKeys } from './infra/idempotencyKeys.ts';
 import { createInbox } from './infra/inbox.ts';
@@ -36,6 +37,8 @@ export interface OrdersOptions {
   readonly outboxEventTypes?: readonly string[] | undefined;
   /** Group commit of order intake (default: 4 lanes, 64 orders a statement). */
   readonly intakeBatching?: BatchingOptions;
+  /** What the process counts for `GET /metrics` (nothing when unset). */
+  readonly metrics?: Metrics;
 }
 
 /** The event types some consumer takes: all an outbox needs to carry to them. */
@@ -68,6 +71,7 @@ export function wireOrders(options: OrdersOptions) {
     newId,
     logger: options.logger,
     ...(options.inspect ? { inspect: options.inspect } : {}),
+    ...(options.metrics ? { metrics: options.metrics } : {}),
   });
   const orchestrator = sagaConsumer(createInbox(options.db), runner);
   const keys = createIdempotencyKeys(options.db);
@@ -79,6 +83,7 @@ export function wireOrders(options: OrdersOptions) {
     logger: options.logger,
     ...(options.idempotencyKeyTtlMs ? { keyTtlMs: options.idempotencyKeyTtlMs } : {}),
     ...(options.intakeBatching ? { batching: options.intakeBatching } : {}),
+    ...(options.metrics ? { metrics: options.metrics } : {}),
   });
   return { store, runner, orchestrator, orders, audit, keys };
 }
@@ -116,6 +121,7 @@ export function wireOrderFlow(options: OrderFlowOptions) {
     logger: options.logger,
     consumers: [orchestrator, ...(options.consumers ?? [])],
     ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+    ...(options.metrics ? { metrics: options.metrics } : {}),
   });
   wake = delivery.wake;
   return { ...wired, delivery };

@@ -23,6 +23,7 @@ describe('the layer rule', () => {
       ['src/machines/orderSaga.ts', "import { createEventStore } from '../infra/eventStore.ts';"],
       ['src/domain/order.ts', "import { createInbox } from '../infra/inbox.ts';"],
       ['src/domain/position.ts', "import type { Inbox } from '../app/inbox.ts';"],
+      ['src/app/sagaRunner.ts', "import { Counter } from 'prom-client';"],
     ])('refuses it in %s', async (filePath, code) => {
       const messages = await restrictedImports(filePath, `${code}\nexport {};\n`);
       expect(messages).toEqual([expect.stringMatching(/must not import/)]);

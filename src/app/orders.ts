@@ -14,6 +14,8 @@ import type { IdempotencyKeys, KeyClaim, RecordedResponse } from './ports/idempo
 import { batchedClaims, batchedOrderAppends } from './intakeBatcher.ts';
 import type { BatchingOptions, OrderAppend } from './intakeBatcher.ts';
 import type { Logger } from './ports/logger.ts';
+import { NO_METRICS } from './ports/metrics.ts';
+import type { Metrics } from './ports/metrics.ts';
 import { CURRENT_SAGA_VERSION } from '../machines/registry.ts';
 
 export const SCHEMA_VERSION = 1;
@@ -98,6 +100,8 @@ export interface OrderServiceDeps {
    * false for one statement per request (default: 4 lanes, 64 per statement).
    */
   readonly batching?: BatchingOptions | false;
+  /** Counts accepted orders (none when unset). */
+  readonly metrics?: Metrics;
 }
 
 export interface OrderService {
@@ -153,6 +157,7 @@ export function toOrderEvents(stored: readonly EventEnvelope[]): OrderEvent[] {
 
 export function createOrderService(deps: OrderServiceDeps): OrderService {
   const { store, now, newId, keys, logger } = deps;
+  const metrics = deps.metrics ?? NO_METRICS;
   const keyTtlMs = deps.keyTtlMs ?? DEFAULT_KEY_TTL_MS;
   const keyLeaseMs = deps.keyLeaseMs ?? DEFAULT_KEY_LEASE_MS;
   const batching = deps.batching ?? {};
@@ -198,6 +203,7 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
       ...(key ? { key } : {}),
     });
     if (result.status !== 'appended') throw new Error(`Order id ${orderId} collided with stored events`);
+    metrics.orderAccepted();
   }
 
   /**

@@ -9,6 +9,8 @@ import { decideAndAppend } from './decideAndAppend.ts';
 import { ConcurrencyError } from './ports/eventStore.ts';
 import type { EventStore, NewEvent, ProcessedRecord, StoredEvent, StreamAppend } from './ports/eventStore.ts';
 import type { Logger } from './ports/logger.ts';
+import { NO_METRICS } from './ports/metrics.ts';
+import type { Metrics } from './ports/metrics.ts';
 import { domainEvent } from './envelopes.ts';
 import type { EnvelopeOf, EventEnvelope } from './envelopes.ts';
 import { toNewEvents } from './orders.ts';
@@ -38,6 +40,8 @@ export interface SagaRunnerDeps extends StepDeps {
   readonly audit?: SwapAudit;
   /** Receives every saga actor's inspection events (e.g. the Stately inspector). */
   readonly inspect?: (event: InspectionEvent) => void;
+  /** Step durations, and the orders this process ended (none when unset). */
+  readonly metrics?: Metrics;
   /** Test hook: called before each command runs. */
   readonly beforeCommand?: (orderId: string, command: SagaCommand) => void | Promise<void>;
   /** Test hook: called for each command of a batch after it ran, before the batch's events are stored. */
@@ -201,6 +205,34 @@ export function planBatch(
  */
 export function createSagaRunner(deps: SagaRunnerDeps) {
   const active = new Map<string, Actor<OrderSagaMachine>>();
+  const metrics = deps.metrics ?? NO_METRICS;
+
+  /** Runs a step that calls the outside world, timed by step and outcome. */
+  async function timedStep(
+    step: SagaCommand,
+    context: SagaSnapshot['context'],
+    stepDeps: StepDeps,
+    resume: boolean,
+  ) {
+    const started = performance.now();
+    const took = (outcome: string) => metrics.sagaStep(step, outcome, performance.now() - started);
+    try {
+      const outcome = await runStep(step, context, stepDeps, resume);
+      took(outcome.kind === 'append' ? 'ok' : outcome.kind);
+      return outcome;
+    } catch (error) {
+      took('error');
+      throw error;
+    }
+  }
+
+  /** Counts the orders whose terminal event this process stored. */
+  function countEnded(stored: readonly StoredEvent[]): void {
+    for (const record of stored) {
+      if (record.event_type === 'OrderCompleted') metrics.orderCompleted();
+      else if (record.event_type === 'OrderFailed') metrics.orderFailed(record.event_data.reason);
+    }
+  }
 
   /** The deadline keeps a step from running when its declaration says so (see SAGA). */
   function deadlineFor(
@@ -314,7 +346,7 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
         const context = actor.getSnapshot().context;
         await deps.beforeCommand?.(orderId, step);
         const result =
-          deadlineFor(step, context, stepDeps) ?? (await runStep(step, context, stepDeps, resume));
+          deadlineFor(step, context, stepDeps) ?? (await timedStep(step, context, stepDeps, resume));
         resume = false;
         const plan = planBatch(machine, actor.getSnapshot(), { step, result }, (following, previewed) => {
           void deps.beforeCommand?.(orderId, following);
@@ -330,6 +362,7 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
         const stored = await commitBatch(orderId, plan, versions, causationId, processed);
         for (const s of plan.steps) await deps.afterAppend?.(orderId, s);
         alertAnomalies(orderId, stored);
+        countEnded(stored);
         let storedIndex = 0;
         for (const event of plan.sends) {
           if (event.type === 'StepFailed' || event.type === 'DeadlinePassed') {

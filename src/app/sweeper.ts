@@ -48,6 +48,8 @@ export interface SweeperOptions {
   readonly idempotencyKeys?: Pick<IdempotencyKeys, 'deleteExpired'>;
   /** The clock keys expire by (the one that set their expiry). */
   readonly now?: () => Date;
+  /** Raises and resolves the operator's alerts, once per sweep (see alerts.ts). */
+  readonly alerts?: { evaluateOnce(): Promise<unknown> };
 }
 
 /** Expired Idempotency-Keys deleted per statement. */
@@ -146,6 +148,11 @@ export function createSweeper(options: SweeperOptions) {
         { err: error },
         'deleting expired Idempotency-Keys failed; trying again after the interval',
       );
+    }
+    try {
+      if (!stopped) await options.alerts?.evaluateOnce();
+    } catch (error) {
+      logger.error({ err: error }, 'evaluating alerts failed; trying again after the interval');
     }
     if (!stopped) {
       timer = setTimeout(() => {

@@ -2,6 +2,8 @@ import { Hono } from 'hono';
 import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { requestId } from 'hono/request-id';
+import { matchedRoutes } from 'hono/route';
+import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { parse as parseLosslessJson } from 'lossless-json';
 import type { ChannelsService } from '../app/notifications/channels.ts';
@@ -12,13 +14,14 @@ import { ORDER_VIEW_STATUSES, POSITION_VIEW_STATUSES } from '../app/projections.
 import type { ReadModelQueries } from '../app/readModels.ts';
 import type { SagaViews } from '../app/sagaView.ts';
 import type { StoredEvent } from '../app/ports/eventStore.ts';
-import type { HealthProbe } from '../app/ports/health.ts';
+import type { HealthProbe, ReadinessProbe } from '../app/ports/health.ts';
 import type { LogContext, Logger } from '../app/ports/logger.ts';
+import type { Metrics } from '../app/ports/metrics.ts';
 import { NotFoundError, ValidationError } from '../domain/errors.ts';
 import type { Currencies } from '../domain/money.ts';
 import { mountAdmin } from './admin.ts';
 import type { AdminDeps } from './admin.ts';
-import { assertCanAccess, requireApiKey } from './auth.ts';
+import { assertCanAccess, principalOf, requireApiKey } from './auth.ts';
 import type { Authenticator } from './auth.ts';
 import { validateChannelsRequest, validateUserId } from './channelsRequest.ts';
 import { mountDocs } from './docs.ts';
@@ -51,6 +54,21 @@ export interface AppDeps {
   readonly orderRateLimit?: RateLimit | undefined;
   /** The admin API (`/admin/…`, src/http/admin.ts); the routes exist only with it. */
   readonly admin?: AdminDeps | undefined;
+  /** Counts every request by route pattern and status (none when unset). */
+  readonly metrics?: Metrics | undefined;
+  /** `GET /metrics`: the exposition text (the route exists only with it). */
+  readonly metricsEndpoint?: { readonly contentType: string; render(): Promise<string> } | undefined;
+  /** `GET /ready`: 200 when ready, 503 naming what is down; without it, ready when the database answers. */
+  readonly readiness?: ReadinessProbe | undefined;
+}
+
+/**
+ * The route a request matched, as registered (`/orders/:id`), so the metric's label set stays
+ * bounded whatever paths clients send; `unmatched` when only middleware matched (a 404).
+ */
+function routeOf(c: Context): string {
+  const last = matchedRoutes(c).at(-1);
+  return last === undefined || last.method === 'ALL' ? 'unmatched' : last.path;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -157,6 +175,14 @@ async function readJson(request: Request, what: string): Promise<unknown> {
 export function createApp(deps: AppDeps): Hono {
   const maxBodyBytes = deps.maxBodyBytes ?? 16 * 1024;
   const app = new Hono();
+  const { metrics } = deps;
+  if (metrics) {
+    app.use(async (c, next) => {
+      const started = performance.now();
+      await next();
+      metrics.httpRequest(c.req.method, routeOf(c), c.res.status, performance.now() - started);
+    });
+  }
   // X-Request-Id: the client's when it is 1-255 of [A-Za-z0-9_=-], else a new UUID; on every response.
   app.use(requestId());
   const { logContext } = deps;
@@ -293,6 +319,7 @@ export function createApp(deps: AppDeps): Hono {
       currencies: deps.currencies,
       channels: deps.channels !== undefined,
       admin: deps.admin !== undefined,
+      metrics: deps.metricsEndpoint !== undefined,
     }),
   );
   app.get('/openapi.json', (c) => c.body(document, 200, { 'content-type': 'application/json' }));
@@ -309,6 +336,35 @@ export function createApp(deps: AppDeps): Hono {
       return c.json({ status: 'unavailable', database: health.database }, 503);
     }
   });
+
+  app.get('/ready', async (c) => {
+    const report = deps.readiness
+      ? await deps.readiness.check()
+      : await deps.health.outboxBacklog().then(
+          () => ({ ready: true, checks: { database: { ok: true } } }),
+          (error: unknown) => ({
+            ready: false,
+            checks: { database: { ok: false, detail: `unreachable: ${(error as Error).message}` } },
+          }),
+        );
+    if (!report.ready) deps.logger.warn({ checks: report.checks }, 'not ready');
+    return c.json(
+      { status: report.ready ? 'ready' : 'not_ready', checks: report.checks },
+      report.ready ? 200 : 503,
+    );
+  });
+
+  const endpoint = deps.metricsEndpoint;
+  if (endpoint) {
+    // An operator's view of the whole service: an admin key once keys are configured.
+    app.get('/metrics', async (c) => {
+      const principal = principalOf(c);
+      if (principal.kind === 'user') {
+        throw new RequestProblem(403, 'forbidden', 'Forbidden', '/metrics needs an admin key');
+      }
+      return c.body(await endpoint.render(), 200, { 'content-type': endpoint.contentType });
+    });
+  }
 
   return app;
 }

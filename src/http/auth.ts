@@ -17,8 +17,8 @@ export interface Authenticator {
   authenticate(token: string): Principal | undefined;
 }
 
-/** Open whatever the keys: liveness, and the API's own documentation. */
-const OPEN_PATHS = new Set(['/health', '/openapi.json', '/docs']);
+/** Open whatever the keys: liveness, readiness, and the API's own documentation. */
+const OPEN_PATHS = new Set(['/health', '/ready', '/openapi.json', '/docs']);
 const isOpenPath = (path: string) => OPEN_PATHS.has(path) || path.startsWith('/docs/');
 
 /** `Bearer <token>` (RFC 6750); the token is a b64token, at most 512 characters. */
@@ -36,7 +36,7 @@ function unauthorized(c: Context, challenge: string, detail: string) {
 }
 
 /**
- * With any key configured, every route but /health, /openapi.json and /docs needs
+ * With any key configured, every route but /health, /ready, /openapi.json and /docs needs
  * `Authorization: Bearer <key>`: 401 without a valid one. Sets `principal` on every request
  * (`open` when no key is configured, or when `auth` is not given at all).
  */

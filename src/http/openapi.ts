@@ -28,6 +28,7 @@ import { orderRequestSchema } from './orderRequest.ts';
 import { PROBLEM_CONTENT_TYPE } from './problems.ts';
 import {
   healthSchema,
+  readinessSchema,
   idempotencyKeySchema,
   idText,
   orderAcceptedSchema,
@@ -57,6 +58,8 @@ export interface ApiDocumentOptions {
   readonly channels: boolean;
   /** Whether the admin routes are served (createApp's `admin`). */
   readonly admin?: boolean;
+  /** Whether `GET /metrics` is served (createApp's `metricsEndpoint`). */
+  readonly metrics?: boolean;
 }
 
 /** The original design's example order (its README's curl). */
@@ -73,7 +76,7 @@ const DESCRIPTION = `Market orders ("swap 1000 USDT into BTC") carried through a
 processing → completed or failed).
 
 **Access.** With API keys configured (\`API_KEYS\`, or \`npm run keys -- create\`), every route but \`/health\`,
-\`/openapi.json\` and \`/docs\` needs \`Authorization: Bearer <key>\`. A user's key reaches only that user's orders,
+\`/ready\`, \`/openapi.json\` and \`/docs\` needs \`Authorization: Bearer <key>\`. A user's key reaches only that user's orders,
 positions and channels (403 otherwise); an admin key reaches all. Without any key configured the API is open
 for local use.
 
@@ -512,6 +515,35 @@ export function apiDocument(options: ApiDocumentOptions) {
         },
       },
     },
+    '/ready': {
+      get: {
+        ...OPEN,
+        operationId: 'ready',
+        tags: ['operations'],
+        summary: 'Whether this process can work: database reachable, migrations applied, broker connected',
+        requestParams: { header: z.object(requestHeaders) },
+        responses: {
+          200: ok('Ready', readinessSchema),
+          503: ok('Not ready: the checks that failed say what is down', readinessSchema),
+        },
+      },
+    },
+    ...(options.metrics
+      ? {
+          '/metrics': {
+            get: {
+              operationId: 'metrics',
+              tags: ['operations'],
+              summary: 'Prometheus metrics of this process (an admin key once keys are configured)',
+              requestParams: { header: z.object(requestHeaders) },
+              responses: {
+                200: ok('The Prometheus text exposition format', z.string(), 'text/plain'),
+                ...problems(...GUARDED),
+              },
+            },
+          },
+        }
+      : {}),
     '/openapi.json': {
       get: {
         ...OPEN,

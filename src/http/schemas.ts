@@ -207,6 +207,26 @@ export const healthSchema = z
   })
   .meta({ id: 'Health' });
 
+/** `GET /ready`: each check by name, and what is down. */
+export const readinessSchema = z
+  .object({
+    status: z.enum(['ready', 'not_ready']),
+    checks: z
+      .record(
+        z.string(),
+        z.object({
+          ok: z.boolean(),
+          detail: z.string().optional().meta({ description: 'What is wrong, when it is' }),
+        }),
+      )
+      .meta({
+        description:
+          '`database` (answers), `migrations` (none pending), `broker` (with RabbitMQ: this ' +
+          "process's connections are up)",
+      }),
+  })
+  .meta({ id: 'Readiness' });
+
 /** An RFC 9457 problem (src/http/problems.ts). */
 export const problemSchema = z
   .object({

@@ -10,6 +10,8 @@ import { createUserChannelStore } from '../../src/infra/notify/userChannels.ts';
 import { createSagaAdmin } from '../../src/app/sagaAdmin.ts';
 import { createDeadLetters } from '../../src/infra/deadLetters.ts';
 import { createSagaRows } from '../../src/infra/sagaAdmin.ts';
+import { createServiceMetrics } from '../../src/infra/metrics.ts';
+import { silentLogger } from '../../src/infra/logger.ts';
 import { testApp } from '../helpers/app.ts';
 import { sagaWorld } from '../helpers/saga.ts';
 import { migratedPglite } from '../helpers/databases.ts';
@@ -79,8 +81,11 @@ describe('the OpenAPI document', () => {
 
   beforeAll(async () => {
     db = await migratedPglite();
+    const metrics = createServiceMetrics({ db, stuckAfterMs: 60_000, logger: silentLogger });
     app = testApp(db, {
       channels: createChannelsService(createUserChannelStore(db)),
+      metrics,
+      metricsEndpoint: metrics,
       admin: {
         sagas: createSagaAdmin({
           rows: createSagaRows(db),
@@ -189,13 +194,19 @@ describe('the OpenAPI document', () => {
   });
 
   describe('when it comes to access', () => {
-    it('declares the bearer scheme for every route but /health, /openapi.json and /docs', () => {
+    it('declares the bearer scheme for every route but /health, /ready, /openapi.json and /docs', () => {
       expect(doc.security).toEqual([{ bearer: [] }]);
       const open = [...documentedOperations(doc)].filter((op) => {
         const [method = '', path = ''] = op.split(' ');
         return doc.paths[path]?.[method.toLowerCase()]?.security?.length === 0;
       });
-      expect(open.sort()).toEqual(['GET /docs', 'GET /docs/{file}', 'GET /health', 'GET /openapi.json']);
+      expect(open.sort()).toEqual([
+        'GET /docs',
+        'GET /docs/{file}',
+        'GET /health',
+        'GET /openapi.json',
+        'GET /ready',
+      ]);
     });
 
     it('documents 401 and 403 problems on every guarded route', () => {
@@ -349,6 +360,8 @@ describe('the OpenAPI document', () => {
           }),
         ],
         ['GET /health', app.request('/health')],
+        ['GET /ready', app.request('/ready')],
+        ['GET /metrics', app.request('/metrics')],
         ['GET /openapi.json', app.request('/openapi.json')],
         ['GET /docs', app.request('/docs')],
         ['GET /docs/{file}', app.request('/docs/init.js')],
@@ -389,6 +402,8 @@ describe('the OpenAPI document', () => {
         'GET /users/{userId}/channels 422',
         'PUT /users/{userId}/channels 422',
         'GET /health 200',
+        'GET /ready 200',
+        'GET /metrics 200',
         'GET /openapi.json 200',
         'GET /docs 200',
         'GET /docs/{file} 200',

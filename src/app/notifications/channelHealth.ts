@@ -2,6 +2,15 @@ import type { Logger } from '../ports/logger.ts';
 import { ChannelMisconfiguredError } from './transport.ts';
 import type { Channel } from './transport.ts';
 
+/**
+ * Told when a channel's provider refuses the configuration and when the channel works again
+ * (src/app/alerts.ts raises and clears the operator's alert). Must not throw nor wait.
+ */
+export interface ChannelAlerts {
+  misconfigured(channel: Channel, reason: string): void;
+  working(channel: Channel): void;
+}
+
 /*
  * Consecutive transient failures after which a channel counts as failing. More than one, so that
  * one recipient's trouble (a mailbox greylisting us) does not stop the channel for everyone, and
@@ -38,8 +47,16 @@ interface State {
   since: Date | undefined;
 }
 
-export function channelHealth(logger: Logger, retryFor: string, now: () => Date): ChannelHealth {
+export function channelHealth(
+  logger: Logger,
+  retryFor: string,
+  now: () => Date,
+  alerts?: ChannelAlerts,
+): ChannelHealth {
   const states = new Map<Channel, State>();
+  // Channels seen working since this process started or since they were last misconfigured: the
+  // first success clears an alert another process (or this one before a restart) may have left.
+  const seenWorking = new Set<Channel>();
   const isFailing = (state: State | undefined) =>
     state !== undefined && (state.misconfigured || state.failures >= FAILING_AFTER);
 
@@ -63,6 +80,8 @@ export function channelHealth(logger: Logger, retryFor: string, now: () => Date)
       const context = { channel, reason: state.reason };
       if (error instanceof ChannelMisconfiguredError && !state.misconfigured) {
         state.misconfigured = true;
+        seenWorking.delete(channel);
+        alerts?.misconfigured(channel, state.reason);
         logger.error(
           context,
           `${NAMES[channel]} refuses this service's configuration (${state.reason}): check ${SETTINGS[channel]}. ` +
@@ -76,6 +95,10 @@ export function channelHealth(logger: Logger, retryFor: string, now: () => Date)
       }
     },
     worked(channel) {
+      if (!seenWorking.has(channel)) {
+        seenWorking.add(channel);
+        alerts?.working(channel);
+      }
       const state = states.get(channel);
       if (!state) return;
       states.delete(channel);

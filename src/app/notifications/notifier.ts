@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { domainEvent } from '../envelopes.ts';
 import type { Inbox } from '../inbox.ts';
 import type { Logger } from '../ports/logger.ts';
+import type { Metrics } from '../ports/metrics.ts';
+import type { ChannelAlerts } from './channelHealth.ts';
 import { PoisonMessageError, RetryLaterError } from '../messages.ts';
 import type { Consumer, EventMessage } from '../messages.ts';
 import { addressesOf } from './channels.ts';
@@ -64,6 +66,10 @@ export interface NotifierDeps {
    * the claim in place, as a crash at that moment would.
    */
   readonly afterSend?: (notification: HeldNotification) => Promise<void> | void;
+  /** Counts notifications by channel and outcome (none when unset). */
+  readonly metrics?: Metrics | undefined;
+  /** Raises and clears the alert of a channel that refuses this service's configuration. */
+  readonly channelAlerts?: ChannelAlerts | undefined;
 }
 
 export interface Notifier extends Consumer {
@@ -126,6 +132,8 @@ export function createNotifier(deps: NotifierDeps): Notifier {
     retryMinDelayMs: deps.retryMinDelayMs ?? 1_000,
     retryMaxDelayMs: deps.retryMaxDelayMs ?? 60_000,
     afterSend: deps.afterSend,
+    metrics: deps.metrics,
+    channelAlerts: deps.channelAlerts,
   });
   const { attempt, health, counts } = sender;
 
@@ -180,6 +188,7 @@ export function createNotifier(deps: NotifierDeps): Notifier {
         return sender.logSkipped(draft, draft.skipped ?? 'nothing to send');
       case 'waiting':
         counts.retrying += 1;
+        deps.metrics?.notification(draft.channel, 'retrying');
         logger.debug({ ...logContext(draft), reason: failing }, 'notification left to the retry loop');
         return;
       case 'busy':

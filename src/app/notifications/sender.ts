@@ -1,6 +1,9 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../ports/logger.ts';
+import { NO_METRICS } from '../ports/metrics.ts';
+import type { Metrics } from '../ports/metrics.ts';
 import { channelHealth } from './channelHealth.ts';
+import type { ChannelAlerts } from './channelHealth.ts';
 import { durationHistogram } from './metrics.ts';
 import type { DurationHistogram } from './metrics.ts';
 import { givenUpReason } from './notificationStore.ts';
@@ -45,6 +48,10 @@ export interface SenderOptions {
   /** Wait before a notification's next attempt: doubles with each attempt, from min to max. */
   readonly retryMinDelayMs: number;
   readonly retryMaxDelayMs: number;
+  /** Counts every attempt's outcome by channel (none when unset). */
+  readonly metrics?: Metrics | undefined;
+  /** Raises and clears the alert of a channel that refuses this service's configuration. */
+  readonly channelAlerts?: ChannelAlerts | undefined;
   /** See NotifierDeps.afterSend. */
   readonly afterSend?: ((notification: HeldNotification) => Promise<void> | void) | undefined;
 }
@@ -81,7 +88,8 @@ export function formatDuration(ms: number): string {
 export function createSender(options: SenderOptions) {
   const { notifications, logger, transports, now, retryForMs } = options;
   const retryFor = formatDuration(retryForMs);
-  const health = channelHealth(logger, retryFor, now);
+  const health = channelHealth(logger, retryFor, now, options.channelAlerts);
+  const metrics = options.metrics ?? NO_METRICS;
   const counts = {
     sent: 0,
     failed: 0,
@@ -97,6 +105,7 @@ export function createSender(options: SenderOptions) {
 
   function logSkipped(notification: NotificationDraft | HeldNotification, reason: string) {
     counts.skipped += 1;
+    metrics.notification(notification.channel, 'skipped');
     // Routine (a user without an email address: every order), and its row records the reason:
     // at info it was a log line an order.
     logger.debug({ ...logContext(notification), reason, text: notification.text }, 'notification not sent');
@@ -108,6 +117,7 @@ export function createSender(options: SenderOptions) {
   ) {
     counts.failed += 1;
     counts.gaveUp += 1;
+    metrics.notification(notification.channel, 'failed');
     const { event_id, order_id, channel } = notification;
     logger.warn({ event_id, order_id, channel, reason }, 'notification given up');
   }
@@ -117,6 +127,7 @@ export function createSender(options: SenderOptions) {
     if (error instanceof PermanentDeliveryError) {
       await notifications.record(held, { status: 'failed', reason });
       counts.failed += 1;
+      metrics.notification(held.channel, 'failed');
       logger.warn({ ...logContext(held), reason }, 'notification refused for good');
       return;
     }
@@ -133,6 +144,7 @@ export function createSender(options: SenderOptions) {
     const next = new Date(Math.min(horizon, at + backoff));
     await notifications.scheduleRetry(held, reason, next);
     counts.retrying += 1;
+    metrics.notification(held.channel, 'retrying');
     // While the channel fails, its outage was logged once; each notification's retry is detail.
     logger[health.failing(held.channel) === undefined ? 'info' : 'debug'](
       { ...logContext(held), reason, attempts: held.attempts, next_attempt_at: next.toISOString() },
@@ -164,6 +176,7 @@ export function createSender(options: SenderOptions) {
     window.observe(windowMs);
     lag.observe(windowMs - sentMs);
     counts.sent += 1;
+    metrics.notification(held.channel, 'sent');
     if (!heldLease) counts.leaseLost += 1;
     health.worked(held.channel);
     logger[heldLease ? 'info' : 'warn'](

@@ -1,4 +1,6 @@
 import type { Consumer } from '../../app/messages.ts';
+import { NO_METRICS } from '../../app/ports/metrics.ts';
+import type { Metrics } from '../../app/ports/metrics.ts';
 import type { OutboxRow } from './outboxRow.ts';
 import { isDatabaseUnavailable } from '../db/port.ts';
 import type { Database } from '../../app/ports/database.ts';
@@ -29,6 +31,8 @@ export interface InProcessDeliveryOptions {
    * dead-lettered (default 5, the broker queues' limit). RetryLaterError does not count.
    */
   readonly deliveryLimit?: number;
+  /** Counts deliveries, redeliveries and dead letters (none when unset). */
+  readonly metrics?: Metrics;
 }
 
 /** Where a row's delivery stands while it is retried (kept in memory: a restart starts afresh). */
@@ -71,6 +75,7 @@ export function createInProcessDelivery(options: InProcessDeliveryOptions) {
     options.databaseRetryMaxDelayMs ?? 2_000,
   );
   const outage = createDatabaseOutage(logger);
+  const metrics = options.metrics ?? NO_METRICS;
 
   /**
    * Rows being handled or waiting for a retry: never claimed twice. Emptied by stop(), so that
@@ -149,6 +154,7 @@ export function createInProcessDelivery(options: InProcessDeliveryOptions) {
       verdict.error,
       attempts,
     ]);
+    metrics.deadLettered(consumer.name);
     logger.error(
       { consumer: consumer.name, event_id: row.event_id, event_type: row.event_type, ...verdict, attempts },
       'message dead-lettered',
@@ -160,6 +166,7 @@ export function createInProcessDelivery(options: InProcessDeliveryOptions) {
     const attempt = (p.failures.get(consumer.name) ?? 0) + 1;
     try {
       const { id: _id, ...raw } = row;
+      metrics.delivered(consumer.name, p.retries > 0);
       await consumer.handle(admit(consumer, raw), { redelivered: p.retries > 0 });
       outage.succeeded();
       return true;

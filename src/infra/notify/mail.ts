@@ -1,5 +1,9 @@
 import { createTransport } from 'nodemailer';
-import { PermanentDeliveryError, TransientDeliveryError } from '../../app/notifications/transport.ts';
+import {
+  ChannelMisconfiguredError,
+  PermanentDeliveryError,
+  TransientDeliveryError,
+} from '../../app/notifications/transport.ts';
 import type { NotificationTransport } from '../../app/notifications/transport.ts';
 
 export interface MailOptions {
@@ -20,6 +24,17 @@ export interface Mailer extends NotificationTransport {
 function smtpCode(error: unknown): number | undefined {
   const code = (error as { responseCode?: unknown } | null)?.responseCode;
   return typeof code === 'number' ? code : undefined;
+}
+
+/**
+ * The server refused this service's credentials (nodemailer's EAUTH, or an AUTH reply 530/534/535):
+ * every message would be refused alike until SMTP_URL is fixed, so it is the channel's
+ * misconfiguration, not the recipient's refusal (kept for a retry, reported once, alerted).
+ */
+function isAuthFailure(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  const reply = smtpCode(error);
+  return code === 'EAUTH' || code === 'ENOAUTH' || reply === 530 || reply === 534 || reply === 535;
 }
 
 /**
@@ -58,6 +73,7 @@ export function createMailer(options: MailOptions): Mailer {
       } catch (error) {
         const code = smtpCode(error);
         const reason = `SMTP ${code ?? 'error'}: ${(error as Error).message}`;
+        if (isAuthFailure(error)) throw new ChannelMisconfiguredError(reason, { cause: error });
         if (code !== undefined && code >= 500) throw new PermanentDeliveryError(reason, { cause: error });
         throw new TransientDeliveryError(reason, { cause: error });
       }

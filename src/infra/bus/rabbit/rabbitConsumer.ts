@@ -4,6 +4,8 @@ import { connectBroker } from './connection.ts';
 import type { ChannelModel, ConfirmChannel, ConsumeMessage, Message } from 'amqplib';
 import pRetry from 'p-retry';
 import type { Consumer } from '../../../app/messages.ts';
+import { NO_METRICS } from '../../../app/ports/metrics.ts';
+import type { Metrics } from '../../../app/ports/metrics.ts';
 import { parseJsonBody } from '../../../app/messageSchema.ts';
 import { isDatabaseUnavailable } from '../../db/port.ts';
 import type { Logger } from '../../logger.ts';
@@ -36,6 +38,8 @@ export interface RabbitConsumerOptions {
   readonly confirmTimeoutMs?: number;
   /** `connection_name` client property: names the connection in the management UI and rabbitmqctl. */
   readonly connectionName?: string;
+  /** Counts deliveries, redeliveries and dead letters (none when unset). */
+  readonly metrics?: Metrics;
 }
 
 /** What the consumer has done since it was created (for tests, benches and metrics). */
@@ -93,6 +97,7 @@ export function createRabbitConsumer(options: RabbitConsumerOptions) {
   const confirmTimeoutMs = options.confirmTimeoutMs ?? 5_000;
   const log = logger.child({ consumer: consumer.name, queue });
   const outage = createDatabaseOutage(log);
+  const metrics = options.metrics ?? NO_METRICS;
 
   const counters: RabbitConsumerCounters = {
     handled: 0,
@@ -196,6 +201,7 @@ export function createRabbitConsumer(options: RabbitConsumerOptions) {
       // A copy republished for a retry carries a count; one the broker redelivers, its flag.
       const redelivered =
         message.fields.redelivered || attempt > 1 || headerCount(message, HEADERS.retryLater) > 0;
+      metrics.delivered(consumer.name, redelivered);
       await consumer.handle(admit(consumer, parseJsonBody(message.content)), { redelivered });
     } catch (error) {
       return onFailure(from, message, error, attempt);
@@ -258,6 +264,7 @@ export function createRabbitConsumer(options: RabbitConsumerOptions) {
     await publishCopy(from, to, message, why, confirmTimeoutMs);
     settle(from, message, 'ack');
     counters.deadLettered += 1;
+    metrics.deadLettered(consumer.name);
   }
 
   /** Waits a retry backoff, cut short by stop() so draining does not wait on timers, or by `until`. */
