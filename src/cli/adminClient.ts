@@ -100,9 +100,10 @@ interface Problem {
   readonly errors?: readonly { readonly field?: string; readonly message?: string }[];
 }
 
-/** What a problem+json answer says, in one line. */
+/** What a problem+json answer says, in one line, with its code (the end of its type URN). */
 function problemText(problem: Problem, status: number): string {
-  const parts = [problem.title ?? `HTTP ${status}`];
+  const code = problem.code ?? /[:/]([\w-]+)$/.exec(problem.type ?? '')?.[1];
+  const parts = [`${problem.title ?? `HTTP ${status}`}${code ? ` (${code})` : ''}`];
   if (problem.detail) parts.push(problem.detail);
   for (const e of problem.errors ?? []) parts.push(`${e.field ?? '?'}: ${e.message ?? '?'}`);
   return parts.join(': ');
@@ -128,8 +129,30 @@ function refusedText(status: number, key: string | undefined): string {
     : 'the service refused the key (401): it is not valid or was revoked';
 }
 
+/**
+ * The service's base URL, checked: http or https, and no user name or password (the key goes in
+ * the Authorization header). The refusal never quotes the URL, which may hold a password.
+ * @throws CliError (usage)
+ */
+function baseUrlOf(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new CliError(EXIT.usage, 'error: --url must be a URL such as http://127.0.0.1:8080');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new CliError(EXIT.usage, 'error: --url must be an http:// or https:// URL');
+  if (url.username !== '' || url.password !== '')
+    throw new CliError(
+      EXIT.usage,
+      'error: --url must not hold a user name or password; give the admin key with MOS_API_KEY',
+    );
+  return text.replace(/\/+$/, '');
+}
+
 export function createAdminClient(options: AdminClientOptions) {
-  const base = options.url.replace(/\/+$/, '');
+  const base = baseUrlOf(options.url);
   const send = options.fetch ?? ((request: Request) => fetch(request));
   const timeoutMs = options.timeoutMs ?? 60_000;
 

@@ -24,20 +24,19 @@ const CLIENT_EXIT_CODES =
 
 /** --url, --key, --timeout and --json, on every client command. */
 function clientOptions(command: Command): Command {
-  return command
-    .addOption(
-      new Option(
-        '--url <url>',
-        "the service's URL (default http://127.0.0.1:$PORT, PORT defaulting to 8080)",
-      ).argParser(parse.serviceUrl),
-    )
-    .addOption(new Option('--key <key>', 'admin API key').env('MOS_API_KEY'))
-    .addOption(
-      new Option('--timeout <ms>', 'give up on an answer after this long')
-        .argParser(parse.integer(1, 3_600_000))
-        .default(60_000),
-    )
-    .option('--json', 'print JSON instead of a table');
+  return (
+    command
+      // Checked when the command runs, not by a parser: commander's refusal would quote the value,
+      // which may hold a password.
+      .option('--url <url>', "the service's URL (default http://127.0.0.1:$PORT, PORT defaulting to 8080)")
+      .addOption(new Option('--key <key>', 'admin API key').env('MOS_API_KEY'))
+      .addOption(
+        new Option('--timeout <ms>', 'give up on an answer after this long')
+          .argParser(parse.integer(1, 3_600_000))
+          .default(60_000),
+      )
+      .option('--json', 'print JSON instead of a table')
+  );
 }
 
 /** Adds `sagas …`, `dlq …` and `redrive` (= `dlq replay`): clients of the service's admin API. */

@@ -68,19 +68,6 @@ export const reason = refusing((value) => {
   return text;
 });
 
-/** A URL of the service: http or https. */
-export const serviceUrl = refusing((value) => {
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new Error('must be a URL such as http://127.0.0.1:8080');
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:')
-    throw new Error('must be an http:// or https:// URL');
-  return value;
-});
-
 /**
  * The service's URL when `--url` is not given: 127.0.0.1 on PORT (8080 when unset), where `start`
  * listens with the same environment.
