@@ -107,10 +107,12 @@ const EnvSchema = z.object({
     .regex(/^\d+(kB|MB|GB)$/, 'must be a size such as 16MB (kB, MB or GB)')
     .default(DEFAULT_PGLITE_SETTINGS.shared_buffers ?? '16MB'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  LOG_FORMAT: z
-    .enum(['pretty', 'json'], { error: 'must be pretty or json (unset: pretty on a terminal, else json)' })
-    .optional()
-    .or(z.literal('').transform(() => undefined)),
+  LOG_FORMAT: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z
+      .enum(['pretty', 'json'], { error: 'must be pretty or json (unset: pretty on a terminal, else json)' })
+      .optional(),
+  ),
   CURRENCIES: z.string().optional(),
   MAX_ORDER_AMOUNT: z
     .string()
