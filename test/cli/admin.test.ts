@@ -396,3 +396,19 @@ describe('when the service cannot be reached', () => {
     expect(result.stderr).toContain('PORT: must be a port number');
   });
 });
+
+describe('on Deno (deno task cli)', () => {
+  /** `deno task cli <args>` as a user runs it, against the stub (served by this process: no spawnSync). */
+  const deno = (...args: string[]) =>
+    cli([...args, '--url', url], asAdmin, ['node_modules/.bin/deno', 'task', '--quiet', 'cli']);
+
+  it('answers as on Node, with the same exit codes', async () => {
+    const listed = await deno('sagas', 'list', '--json');
+    expect(listed.code).toBe(0);
+    expect(jsonOf(listed)).toEqual({ sagas: [stuck, done], next_cursor: null });
+    const missing = await deno('sagas', 'show', unknownId);
+    expect(missing.code).toBe(4);
+    expect(missing.stderr).toContain(`no saga ${unknownId}`);
+    expect((await deno('sagas', 'retry', finishedId)).code).toBe(5);
+  }, 120_000);
+});

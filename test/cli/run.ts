@@ -11,11 +11,16 @@ export interface CliRun {
  * Runs `market-order-saga <args>` as an operator does, as a process (`node --import tsx src/cli.ts`,
  * what the package's bin runs), with `env` over this process's. DATABASE_URL and AMQP_URL are
  * cleared unless given (the embedded database, the in-process bus), so that CI's servers serve
- * only the tests that ask for them.
+ * only the tests that ask for them. `command` runs it otherwise (e.g. `deno task cli`).
  */
-export function cli(args: readonly string[], env: Record<string, string | undefined> = {}): Promise<CliRun> {
+export function cli(
+  args: readonly string[],
+  env: Record<string, string | undefined> = {},
+  command: readonly string[] = [process.execPath, '--import', 'tsx', 'src/cli.ts'],
+): Promise<CliRun> {
+  const [bin = process.execPath, ...start] = command;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+    const child = spawn(bin, [...start, ...args], {
       env: { ...process.env, LOG_LEVEL: 'warn', DATABASE_URL: '', AMQP_URL: '', MOS_API_KEY: '', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
