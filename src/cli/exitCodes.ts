@@ -14,7 +14,10 @@ export const EXIT = {
   problems: 1,
   /** Usage: unknown command or option, bad argument, or bad configuration (an environment variable). */
   usage: 2,
-  /** Cannot reach the service, the database (or its data directory is held by the running service) or the broker. */
+  /**
+   * Cannot reach the service, the database (or its data directory is held by the running
+   * service), the broker or the venue.
+   */
   unreachable: 3,
   /** Not found: unknown order id, key id. */
   notFound: 4,
@@ -33,8 +36,8 @@ export const EXIT_CODES_HELP = `Exit codes:
      the one asked for (sagas retry: failed or suspended; sagas cancel: the order completed);
      also any other failure
   2  usage: unknown command or option, bad argument, bad configuration (names the variable)
-  3  cannot reach the service, the database or the broker (or the embedded database is held by
-     the running service)
+  3  cannot reach the service, the database, the broker or the venue (or the embedded database
+     is held by the running service)
   4  not found (unknown order id or key id)
   5  refused as a conflict (saga already finished, swap outcome unknown)
   6  the service refused the key (none or not valid, or not an admin key)`;
