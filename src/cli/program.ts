@@ -14,8 +14,8 @@ import type { Output } from './output.ts';
 /**
  * `market-order-saga`: every command of the service, parsed by commander. Commands that work on
  * the database (migrate, check, keys, …) open it themselves; `sagas` and `dlq` are clients of the
- * running service's admin API. Modules are loaded when a command runs, so `--help` and the HTTP
- * clients start quickly.
+ * running service's admin API. The database drivers and the service are loaded only by the
+ * commands that use them, so `--help` and the HTTP clients start quickly.
  */
 
 export interface CliDeps {
