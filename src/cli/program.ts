@@ -273,8 +273,10 @@ to its URL. GET /simulation shows its ledger. Exit codes: 2 configuration.`,
 /** An error as the operator reads it: the message, and for a connection, what could not be reached. */
 function errorText(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
-  if (error instanceof CliError || !isUnreachable(error)) return message;
-  return `Cannot reach the database, the broker or the venue (or the data directory is held by the running service): ${message}`;
+  // A held data directory says so itself ("… is in use by another process (pid …)").
+  if (error instanceof CliError || !isUnreachable(error) || /in use by another process/.test(message))
+    return message;
+  return `Cannot reach the database, the broker or the venue: ${message}`;
 }
 
 /**
