@@ -71,6 +71,14 @@ describe('market-order-saga --help', () => {
     );
   });
 
+  it('runs as npx market-order-saga, the package bin (through tsx), with the exit codes passed on', async () => {
+    const help = await cli(['--help'], {}, ['npx', 'market-order-saga']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^Usage: market-order-saga \[options\] \[command\]/);
+    const wrong = await cli(['sagas', 'show', 'x'], {}, ['npx', 'market-order-saga']);
+    expect(wrong.code).toBe(2);
+  });
+
   it('help <command> is --help of that command', async () => {
     const run = await cli(['help', 'migrate']);
     expect(run.code).toBe(0);
