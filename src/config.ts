@@ -36,6 +36,8 @@ export interface Config {
   /** PGlite's `shared_buffers` (a PostgreSQL size, e.g. 16MB): most of its resident memory. */
   readonly pgliteSharedBuffers: string;
   readonly logLevel: string;
+  /** LOG_FORMAT: `pretty` or `json` lines; unset: pretty on a terminal, JSON otherwise. */
+  readonly logFormat: 'pretty' | 'json' | undefined;
   readonly currencies: Currencies;
   readonly maxBodyBytes: number;
   readonly databasePoolSize: number;
@@ -115,6 +117,12 @@ const EnvSchema = z.object({
     .regex(/^\d+(kB|MB|GB)$/, 'must be a size such as 16MB (kB, MB or GB)')
     .default(DEFAULT_PGLITE_SETTINGS.shared_buffers ?? '16MB'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_FORMAT: z.preprocess(
+    (value) => (value === '' ? undefined : value),
+    z
+      .enum(['pretty', 'json'], { error: 'must be pretty or json (unset: pretty on a terminal, else json)' })
+      .optional(),
+  ),
   CURRENCIES: z.string().optional(),
   MAX_ORDER_AMOUNT: z
     .string()
@@ -240,6 +248,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     dataDir: e.DATA_DIR,
     pgliteSharedBuffers: e.PGLITE_SHARED_BUFFERS,
     logLevel: e.LOG_LEVEL,
+    logFormat: e.LOG_FORMAT,
     currencies: currencies(list),
     maxBodyBytes: e.MAX_BODY_BYTES,
     databasePoolSize: e.DATABASE_POOL_SIZE,

@@ -211,7 +211,7 @@ export function createKeyRing(options: KeyRingOptions): KeyRing {
       if (isOpen()) {
         logger.warn(
           {},
-          'No API key is configured: the API is OPEN to anyone who can reach it. Set API_KEYS or create a key with "npm run keys -- create --user <id>" (or --admin)',
+          'No API key is configured: the API is OPEN to anyone who can reach it. Set API_KEYS or create a key with "npx market-order-saga keys create --user <id>" (or --admin)',
         );
       } else {
         logger.info({ configured: configured.length, stored: stored.size }, 'API keys required');

@@ -75,7 +75,7 @@ const DESCRIPTION = `Market orders ("swap 1000 USDT into BTC") carried through a
 \`POST /orders\` records the order and answers 202 at once; follow it with \`GET /orders/{id}\` (pending →
 processing → completed or failed).
 
-**Access.** With API keys configured (\`API_KEYS\`, or \`npm run keys -- create\`), every route but \`/health\`,
+**Access.** With API keys configured (\`API_KEYS\`, or \`market-order-saga keys create\`), every route but \`/health\`,
 \`/ready\`, \`/openapi.json\` and \`/docs\` needs \`Authorization: Bearer <key>\`. A user's key reaches only that user's orders,
 positions and channels (403 otherwise); an admin key reaches all. Without any key configured the API is open
 for local use.

@@ -4,8 +4,8 @@ import { NOTIFIER_CONSUMER } from '../app/notifications/notifier.ts';
 import { SAGA_CONSUMER } from '../app/sagaConsumer.ts';
 import { deadLetterQueueOf, topology } from '../infra/bus/rabbit/topology.ts';
 import type { Queryable } from '../app/ports/database.ts';
-import { checkGuarantees, formatReport } from './guarantees.ts';
-import type { GuaranteeSources, QueueDepth } from './guarantees.ts';
+import { checkGuarantees } from './guarantees.ts';
+import type { GuaranteeResult, GuaranteeSources, QueueDepth } from './guarantees.ts';
 
 /** Ready messages and consumers of every consumer queue and its dead-letter queue. */
 export async function queueStates(
@@ -44,15 +44,11 @@ async function venueLedger(tradeWorkerUrl: string | undefined): Promise<Guarante
 /**
  * `check`: checks every guarantee of ARCHITECTURE.md against the database (and the broker's queues
  * and the venue's ledger when AMQP_URL / TRADE_WORKER_URL are set). Run it after the system has
- * drained. Resolves true when nothing is violated.
+ * drained. Resolves with every guarantee's result (`formatReport` prints them).
  */
-export async function runCheck(
-  config: Config,
-  db: Queryable,
-  print: (text: string) => void,
-): Promise<boolean> {
+export async function runCheck(config: Config, db: Queryable): Promise<GuaranteeResult[]> {
   const ledger = await venueLedger(config.tradeWorkerUrl);
-  const results = await checkGuarantees({
+  return checkGuarantees({
     db,
     ...(config.amqpUrl ? { queues: await queueStates(config.amqpUrl, config.amqpPrefix) } : {}),
     ...(ledger ? { ledger } : {}),
@@ -61,6 +57,4 @@ export async function runCheck(
       { name: NOTIFIER_CONSUMER, eventTypes: ['OrderCompleted', 'OrderFailed'] },
     ],
   });
-  print(formatReport(results));
-  return results.every((r) => r.status !== 'violated');
 }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { hashSecret, issueKey, keyIdOf, parseApiKeyList } from '../../src/app/apiKeys.ts';
 import type { ApiKeyStore } from '../../src/app/apiKeys.ts';
 import { loadConfig } from '../../src/config.ts';
-import { runKeysCommand } from '../../src/ops/keysCommand.ts';
+import { runKeysCommand } from '../../src/cli/keys.ts';
 
 const noRule = () => undefined;
 
@@ -70,19 +70,26 @@ describe('the keys command, misused', () => {
   const run = (...args: string[]) => runKeysCommand(args, untouched, { out: () => {}, err: () => {} });
 
   it.each([
-    [[], 'Name an action'],
-    [['rotate'], 'Unknown action "rotate"'],
-    [['create'], 'Give either --user <user id> or --admin'],
-    [['create', '--user', 'u1', '--admin'], 'Give either --user <user id> or --admin'],
-    [['create', '--user', ' '], '--user must not be empty'],
-    [['create', '--user', 'u1', '--label', 'x'.repeat(201)], '--label must be at most 200 characters'],
-    [['create', '--user', 'u1', '--colour', 'red'], "Unknown option '--colour'"],
-    [['revoke'], 'Give exactly one key id'],
+    [[], 'Usage: market-order-saga keys'],
+    [['rotate'], "unknown command 'rotate'"],
+    [['create'], 'give either --user <user id> or --admin'],
+    [['create', '--user', 'u1', '--admin'], "option '--user <user id>' cannot be used with option '--admin'"],
+    [['create', '--user', ' '], 'must not be empty'],
+    [['create', '--user', 'u1', '--label', 'x'.repeat(201)], 'must be at most 200 characters'],
+    [['create', '--user', 'u1', '--colour', 'red'], "unknown option '--colour'"],
+    [['revoke'], "missing required argument 'key id'"],
     [['revoke', 'mos_0123456789abcdef_x'], 'not a key id (16 hex digits'],
-    [['list', 'everything'], 'list takes only --user'],
-  ])('keys %j → "%s", with the usage', async (args, message) => {
+    [['list', 'everything'], "too many arguments for 'list'"],
+  ])('keys %j → "%s", a usage error', async (args, message) => {
     const failure = run(...args);
     await expect(failure).rejects.toThrow(message);
-    await expect(failure).rejects.toThrow('Usage:');
+    await expect(failure).rejects.toMatchObject({ exitCode: 2 });
+  });
+
+  it('never quotes a key pasted in place of a key id', async () => {
+    const error = await run('revoke', 'mos_0123456789abcdef_secretpart').catch((e: unknown) => e);
+    expect(error).toMatchObject({ exitCode: 2 });
+    expect((error as Error).message).toContain('not a key id');
+    expect((error as Error).message).not.toContain('secretpart');
   });
 });

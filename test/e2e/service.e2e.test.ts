@@ -266,7 +266,8 @@ describe('two services on one embedded data directory', () => {
       const second = await startService(NODE, { DATA_DIR: dataDir, DATABASE_URL: '' }).catch(
         (e: unknown) => e,
       );
-      expect(String(second)).toMatch(/service exited with 1/);
+      // Exit code 3: the database cannot be had (README "The command line").
+      expect(String(second)).toMatch(/service exited with 3/);
       expect(String(second)).toContain(`The data directory ${dataDir} is in use by another process`);
       await placeOrder(first.url);
       expect(await first.stop()).toBe(0);

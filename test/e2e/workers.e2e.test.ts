@@ -60,7 +60,8 @@ describe('WORKERS > 1 without a broker or a server database', () => {
       },
       encoding: 'utf8',
     });
-    expect(run.status).toBe(1);
+    // Exit code 2: a configuration that cannot run (README "The command line").
+    expect(run.status).toBe(2);
     expect(run.stderr).toContain('WORKERS > 1 needs DATABASE_URL and AMQP_URL');
   });
 
@@ -69,7 +70,7 @@ describe('WORKERS > 1 without a broker or a server database', () => {
       env: { ...process.env, WORKERS: 'many' },
       encoding: 'utf8',
     });
-    expect(run.status).toBe(1);
+    expect(run.status).toBe(2);
     expect(run.stderr).toMatch(/WORKERS: must be a number from 1 to 64, or auto/);
   });
 });

@@ -9,7 +9,7 @@ import { createApiKeyStore } from '../../src/infra/apiKeys.ts';
 import { createEventStore } from '../../src/infra/eventStore.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import { createUserChannelStore } from '../../src/infra/notify/userChannels.ts';
-import { runKeysCommand } from '../../src/ops/keysCommand.ts';
+import { runKeysCommand } from '../../src/cli/keys.ts';
 import { testApp } from '../helpers/app.ts';
 import { anEvent } from '../helpers/events.ts';
 
