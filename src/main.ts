@@ -6,7 +6,8 @@ import { lockDataDir } from './infra/db/dataDirLock.ts';
 import { pgliteDatabase } from './infra/db/pglite.ts';
 import type { Database } from './app/ports/database.ts';
 import { postgresDatabase } from './infra/db/postgres.ts';
-import { createLogger } from './infra/logger.ts';
+import { createLogger, scrubSecrets, secretList, secretsFromEnv } from './infra/logger.ts';
+import { activeTraceIds, startTracing } from './infra/tracing.ts';
 import type { Logger } from './infra/logger.ts';
 import { migrate } from './infra/migrations.ts';
 import { startStatelyInspector } from './infra/inspector.ts';
@@ -76,7 +77,11 @@ async function main(args: readonly string[]): Promise<void> {
   const command = args[0] ?? 'serve';
   const config = loadConfig(process.env);
   // `keys` prints the key it creates on stdout, alone: its logs go to stderr.
-  const created = createLogger(config.logLevel, command === 'keys' ? process.stderr : undefined);
+  const created = createLogger(config.logLevel, {
+    ...(command === 'keys' ? { destination: process.stderr } : {}),
+    secrets: secretsFromEnv(process.env),
+    ...(config.tracing ? { traceIds: activeTraceIds } : {}),
+  });
   // A worker of `serve` with WORKERS > 1 names its slot on every line.
   const slot = process.env.WORKER_SLOT;
   const logger = slot === undefined ? created : created.child({ worker: Number(slot) });
@@ -93,7 +98,7 @@ async function main(args: readonly string[]): Promise<void> {
   if (command === 'serve' && config.workers === 1) {
     for (const signal of ['SIGINT', 'SIGTERM'] as const) {
       process.on(signal, () => {
-        if (stopService) return void stopService(signal);
+        if (stopService) return stopService(signal);
         // Still starting (it may be waiting for the database or the broker): a second signal
         // does not wait for that.
         if (stopRequested) process.exit(1);
@@ -160,20 +165,41 @@ async function main(args: readonly string[]): Promise<void> {
     : undefined;
   if (inspector) logger.info({ url: inspector.url }, 'Stately inspector bridge: open this URL in a browser');
 
+  const tracing = await startTracing(process.env, logger);
   const service = await startService({ config, logger, db, inspector });
 
   let stopping = false;
-  stopService = async (signal: string) => {
-    if (stopping) return;
+  stopService = (signal: string) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now, without finishing the stop');
+      process.exit(1);
+    }
     stopping = true;
-    logger.info({ signal }, 'shutting down');
-    await service.stop();
-    inspector?.stop();
-    await opened.close();
-    logger.info('stopped');
-    process.exit(0);
+    logger.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down; signal again to exit now');
+    // Past the bound, exit anyway: what was left undone is redone after a restart (unacked
+    // messages come again, stale sagas are swept), so nothing accepted is lost.
+    setTimeout(() => {
+      logger.error(
+        { timeoutMs: config.shutdownTimeoutMs },
+        'shutdown did not finish within SHUTDOWN_TIMEOUT_MS; exiting anyway (unfinished work resumes after a restart)',
+      );
+      process.exit(1);
+    }, config.shutdownTimeoutMs).unref();
+    void (async () => {
+      await service.stop();
+      inspector?.stop();
+      await opened.close();
+      await tracing
+        ?.shutdown()
+        .catch((error: unknown) => logger.warn({ err: error }, 'flushing spans failed'));
+      logger.info('stopped');
+      process.exit(0);
+    })().catch((error: unknown) => {
+      logger.error({ err: error }, 'shutdown failed');
+      process.exit(1);
+    });
   };
-  if (stopRequested) await stopService(stopRequested);
+  if (stopRequested) stopService(stopRequested);
 }
 
 /**
@@ -181,10 +207,12 @@ async function main(args: readonly string[]): Promise<void> {
  * supervisor stops as it comes up): it is remembered and acted on once the service has started;
  * a second one during start-up exits at once.
  */
-let stopService: ((signal: string) => Promise<void>) | undefined;
+let stopService: ((signal: string) => void) | undefined;
 let stopRequested: string | undefined;
 
 main(process.argv.slice(2)).catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
+  // A driver's error may quote a URL with its password: scrubbed like every log line.
+  const text = error instanceof Error ? error.message : String(error);
+  console.error(scrubSecrets(text, secretList(secretsFromEnv(process.env))));
   process.exit(1);
 });

@@ -16,6 +16,7 @@ import { createInbox } from './infra/inbox.ts';
 import { createNotificationStore } from './infra/notify/notificationStore.ts';
 import { createUserChannelStore } from './infra/notify/userChannels.ts';
 import { createSwapAudit } from './infra/swapAudit.ts';
+import { logContext } from './infra/logger.ts';
 import type { Logger } from './infra/logger.ts';
 
 export interface OrdersOptions {
@@ -67,6 +68,7 @@ export function wireOrders(options: OrdersOptions) {
     now,
     newId,
     logger: options.logger,
+    logContext,
     ...(options.inspect ? { inspect: options.inspect } : {}),
   });
   const orchestrator = sagaConsumer(createInbox(options.db), runner);

@@ -15,6 +15,7 @@ import { batchedClaims, batchedOrderAppends } from './intakeBatcher.ts';
 import type { BatchingOptions, OrderAppend } from './intakeBatcher.ts';
 import type { Logger } from './ports/logger.ts';
 import { CURRENT_SAGA_VERSION } from '../machines/registry.ts';
+import { traceCarrier } from './tracing.ts';
 
 export const SCHEMA_VERSION = 1;
 
@@ -121,11 +122,15 @@ export interface OrderService {
   get(orderId: string): Promise<{ state: OrderState; version: number }>;
 }
 
-/** Wraps domain events for the store; the correlation id ties every event of one saga together. */
+/**
+ * Wraps domain events for the store; the correlation id ties every event of one saga together,
+ * and the active trace context (when tracing is on) ties the work they cause to the order's trace.
+ */
 export function toNewEvents(
   events: readonly DomainEvent[],
   context: { correlationId: string; causationId: string | null; now: string; newId: () => string },
 ): NewEvent[] {
+  const trace = traceCarrier();
   return events.map((event) =>
     newEvent(event, {
       event_id: context.newId(),
@@ -134,6 +139,7 @@ export function toNewEvents(
         causation_id: context.causationId,
         occurred_at: context.now,
         schema_version: SCHEMA_VERSION,
+        ...trace,
       },
     }),
   );

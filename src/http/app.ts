@@ -1,3 +1,4 @@
+import { httpInstrumentationMiddleware } from '@hono/otel';
 import { Hono } from 'hono';
 import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -26,6 +27,7 @@ import { readListQuery } from './listQuery.ts';
 import { validateOrderRequest } from './orderRequest.ts';
 import { errorHandler, problemResponse, RequestProblem } from './problems.ts';
 import { perUserRateLimit } from './rateLimit.ts';
+import type { IntakeGate } from './intakeGate.ts';
 import type { RateLimit } from './rateLimit.ts';
 
 export interface AppDeps {
@@ -47,6 +49,10 @@ export interface AppDeps {
   readonly logContext?: LogContext;
   /** Per-user limit on POST /orders, per process; none when unset. */
   readonly orderRateLimit?: RateLimit | undefined;
+  /** Closed on a graceful stop: new requests get 503 while those in flight finish. */
+  readonly intake?: IntakeGate | undefined;
+  /** OpenTelemetry: a SERVER span per request (@hono/otel); only when tracing is on. */
+  readonly tracing?: boolean;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -155,6 +161,9 @@ export function createApp(deps: AppDeps): Hono {
   const app = new Hono();
   // X-Request-Id: the client's when it is 1-255 of [A-Za-z0-9_=-], else a new UUID; on every response.
   app.use(requestId());
+  if (deps.intake) app.use(deps.intake.middleware);
+  // Off, not even the middleware runs: tracing costs nothing per request.
+  if (deps.tracing) app.use(httpInstrumentationMiddleware({ captureActiveRequests: false }));
   const { logContext } = deps;
   if (logContext) app.use((c, next) => logContext({ request_id: c.get('requestId') }, next));
   app.use(requireApiKey(deps.auth));
