@@ -1,4 +1,5 @@
 import { context, trace } from '@opentelemetry/api';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { Logger } from './logger.ts';
 
 /**
@@ -15,9 +16,7 @@ export function tracingRequested(env: Record<string, string | undefined>): boole
 }
 
 /** What the SDK's span exporters have in common, for tests that pass their own (InMemorySpanExporter). */
-export type SpanExporterLike = ConstructorParameters<
-  typeof import('@opentelemetry/sdk-trace-base').SimpleSpanProcessor
->[0];
+export type SpanExporterLike = SpanExporter;
 
 export interface RunningTracing {
   /** Exports the spans still buffered (bounded by the exporter's timeout) and stops the SDK. */
@@ -35,7 +34,9 @@ async function exporterFrom(env: Record<string, string | undefined>): Promise<Sp
     .map((n) => n.trim().toLowerCase())
     .filter((n) => n.length > 0 && n !== 'none');
   if (names.length !== 1)
-    throw new Error(`OTEL_TRACES_EXPORTER: name one exporter, ${SUPPORTED} (got "${env.OTEL_TRACES_EXPORTER}")`);
+    throw new Error(
+      `OTEL_TRACES_EXPORTER: name one exporter, ${SUPPORTED} (got "${env.OTEL_TRACES_EXPORTER}")`,
+    );
   const [name] = names;
   if (name === 'console') {
     const { ConsoleSpanExporter } = await import('@opentelemetry/sdk-trace-base');
@@ -78,21 +79,18 @@ export async function startTracing(
 ): Promise<RunningTracing | undefined> {
   if (!options.exporter && !tracingRequested(env)) return undefined;
   const exporter = options.exporter ?? (await exporterFrom(env));
-  const [{ NodeTracerProvider }, { BatchSpanProcessor, SimpleSpanProcessor }, resources] =
-    await Promise.all([
-      import('@opentelemetry/sdk-trace-node'),
-      import('@opentelemetry/sdk-trace-base'),
-      import('@opentelemetry/resources'),
-    ]);
+  const [{ NodeTracerProvider }, { BatchSpanProcessor, SimpleSpanProcessor }, resources] = await Promise.all([
+    import('@opentelemetry/sdk-trace-node'),
+    import('@opentelemetry/sdk-trace-base'),
+    import('@opentelemetry/resources'),
+  ]);
   const resource = resources
     .resourceFromAttributes({ 'service.name': 'market-order-saga' })
     .merge(resources.detectResources({ detectors: [resources.envDetector] }));
   const provider = new NodeTracerProvider({
     resource,
     // A test's exporter sees each span as it ends; a real one gets them in batches.
-    spanProcessors: [
-      options.exporter ? new SimpleSpanProcessor(exporter) : new BatchSpanProcessor(exporter),
-    ],
+    spanProcessors: [options.exporter ? new SimpleSpanProcessor(exporter) : new BatchSpanProcessor(exporter)],
   });
   provider.register();
   logger.info(
