@@ -263,7 +263,7 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
           created_at: clock,
           expires_at: new Date(clock.getTime() + keyTtlMs),
         });
-        logger?.debug({ orderId, idempotent: true }, 'order accepted');
+        logger?.debug({ order_id: orderId, idempotent: true }, 'order accepted');
         return { order_id: orderId, replayed: false, response };
       } catch (error) {
         if (error instanceof ConcurrencyError && attempt === 1) {
@@ -331,7 +331,7 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
       if (idempotency) return acceptWithKey(order, idempotency, causationId);
       const orderId = newId();
       await place(order, orderId, now().toISOString(), causationId);
-      logger?.debug({ orderId }, 'order accepted');
+      logger?.debug({ order_id: orderId }, 'order accepted');
       return { order_id: orderId, replayed: false };
     },
 
