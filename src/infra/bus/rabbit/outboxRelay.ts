@@ -204,8 +204,9 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
     const attempt = (backoffs.get(row.id)?.attempt ?? 0) + 1;
     const delay = backoffDelay(attempt, retryMin, retryMax);
     backoffs.set(row.id, { attempt, retryAt: Date.now() + delay });
+    const orderId = (row.metadata as { correlation_id?: unknown } | null)?.correlation_id;
     logger.warn(
-      { event_id: row.event_id, event_type: row.event_type, reason, attempt, delay },
+      { order_id: orderId, event_id: row.event_id, event_type: row.event_type, reason, attempt, delay },
       'relay: broker refused an event; will retry',
     );
   }
