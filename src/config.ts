@@ -10,6 +10,7 @@ import { parseApiKeyList } from './app/apiKeys.ts';
 import type { VerifiableKey } from './app/apiKeys.ts';
 import { userIdText } from './http/fields.ts';
 import { DEFAULT_PGLITE_SETTINGS } from './infra/db/pglite.ts';
+import { tracingRequested } from './infra/tracing.ts';
 
 /** What a process does; a process runs one or more roles (all of them by default). */
 export const ROLES = ['api', 'relay', 'saga', 'notifier', 'sweeper'] as const;
@@ -96,6 +97,10 @@ export interface Config {
   readonly intakeBatching: { readonly lanes: number; readonly maxBatch: number };
   /** Per-user limit on POST /orders in each API process; undefined: no limit. */
   readonly orderRateLimit: { readonly perSecond: number; readonly burst: number } | undefined;
+  /** Longest graceful stop (SIGTERM/SIGINT) before the process exits anyway, non-zero. */
+  readonly shutdownTimeoutMs: number;
+  /** OpenTelemetry tracing asked for by the OTEL_* variables (src/infra/tracing.ts). */
+  readonly tracing: boolean;
 }
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
@@ -202,6 +207,7 @@ const EnvSchema = z.object({
   INTAKE_MAX_BATCH: z.coerce.number().int().positive().max(1000).default(64),
   ORDER_RATE_LIMIT_PER_SECOND: z.coerce.number().int().min(0).default(0),
   ORDER_RATE_LIMIT_BURST: z.coerce.number().int().min(0).default(0),
+  SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().max(3_600_000).default(10_000),
 });
 
 /** Why a user id of API_KEYS is refused, by the API's own rules; undefined when it is fine. */
@@ -293,5 +299,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       e.ORDER_RATE_LIMIT_PER_SECOND > 0
         ? { perSecond: e.ORDER_RATE_LIMIT_PER_SECOND, burst: e.ORDER_RATE_LIMIT_BURST }
         : undefined,
+    shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
+    tracing: tracingRequested(env),
   };
 }

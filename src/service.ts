@@ -47,6 +47,8 @@ import { createOpenSagas } from './infra/openSagas.ts';
 import { createReadModels } from './infra/readModels.ts';
 import { createUserChannelStore } from './infra/notify/userChannels.ts';
 import { consumedEventTypes, notifierPorts, wireOrderFlow, wireOrders } from './wiring.ts';
+import { tracedOutsideWorld } from './app/tracing.ts';
+import { createIntakeGate } from './http/intakeGate.ts';
 
 /** Something a role started; stopped in reverse order of starting. */
 interface Part {
@@ -57,7 +59,11 @@ interface Part {
 export interface RunningService {
   /** `http://host:port` when this process runs the `api` role. */
   readonly url: string | undefined;
-  /** Stops the roles: HTTP first, then consumers (draining), then the relay. */
+  /**
+   * Stops the roles gracefully: intake first (new requests get 503, those in flight finish), then
+   * the sweeper and the consumers drain (the saga steps in flight finish; unacked messages go back
+   * to the broker), then the relay publishes what they wrote, then the HTTP server closes.
+   */
   stop(): Promise<void>;
 }
 
@@ -74,7 +80,7 @@ function outsideWorld(config: Config, logger: Logger): { prices: PriceService; v
     { prices: config.priceServiceUrl ?? 'simulated', venue: config.tradeWorkerUrl ?? 'simulated' },
     'outside world',
   );
-  return { prices, venue };
+  return config.tracing ? tracedOutsideWorld({ prices, venue }) : { prices, venue };
 }
 
 export interface ServiceOptions {
@@ -295,6 +301,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   }
 
   let url: string | undefined;
+  const intake = createIntakeGate();
   if (has('api')) {
     const keys = createKeyRing({ store: createApiKeyStore(db), configured: config.apiKeys, logger });
     await start('api keys', keys);
@@ -333,6 +340,8 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         db,
         ...(config.amqpUrl ? { broker: () => brokerLinks } : {}),
       }),
+      intake,
+      tracing: config.tracing,
     });
     const server = await serveHttp(app.fetch, { host: config.host, port: config.port });
     url = `http://${config.host}:${server.port}`;
@@ -343,10 +352,14 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   return {
     url,
     async stop() {
-      // HTTP first (no new orders), then the sweeper and consumers drain, then the relay publishes
-      // what they wrote.
+      // Intake first: new requests get 503 and the ones in flight finish (an order they place is
+      // stored, so it is carried out by whoever runs its saga).
+      intake.close();
+      if (intake.inFlight > 0) logger.info({ requests: intake.inFlight }, 'waiting for requests in flight');
+      await intake.drained();
+      // Then the sweeper and the consumers drain (saga steps in flight finish), then the relay
+      // publishes what they wrote; the HTTP server answers 503 until then, and closes last.
       const order = [
-        'api',
         'api keys',
         'admin keeper',
         'sweeper',
@@ -357,10 +370,12 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         'in-process bus',
         'relay',
         'notifier retries',
+        'api',
         'mail',
       ];
       const sorted = [...parts].sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
       for (const part of sorted) {
+        logger.debug({ part: part.name }, 'stopping');
         await part
           .stop()
           .catch((error: unknown) => logger.error({ err: error, part: part.name }, 'stop failed'));

@@ -17,6 +17,7 @@ import { createInbox } from './infra/inbox.ts';
 import { createNotificationStore } from './infra/notify/notificationStore.ts';
 import { createUserChannelStore } from './infra/notify/userChannels.ts';
 import { createSwapAudit } from './infra/swapAudit.ts';
+import { logContext } from './infra/logger.ts';
 import type { Logger } from './infra/logger.ts';
 
 export interface OrdersOptions {
@@ -70,6 +71,7 @@ export function wireOrders(options: OrdersOptions) {
     now,
     newId,
     logger: options.logger,
+    logContext,
     ...(options.inspect ? { inspect: options.inspect } : {}),
     ...(options.metrics ? { metrics: options.metrics } : {}),
   });

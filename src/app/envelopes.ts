@@ -17,6 +17,12 @@ export interface EventMetadata {
   readonly schema_version: number;
   /** On OrderAccepted: the saga machine version the order's saga runs on (absent: version 1). */
   readonly saga_version?: number;
+  /**
+   * W3C trace context of the work that stored the event, when tracing is on: the relay and the
+   * consumers continue the order's trace from it (src/app/tracing.ts).
+   */
+  readonly traceparent?: string;
+  readonly tracestate?: string;
 }
 
 /** Each event type's data, by type. */

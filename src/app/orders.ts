@@ -17,6 +17,7 @@ import type { Logger } from './ports/logger.ts';
 import { NO_METRICS } from './ports/metrics.ts';
 import type { Metrics } from './ports/metrics.ts';
 import { CURRENT_SAGA_VERSION } from '../machines/registry.ts';
+import { traceCarrier } from './tracing.ts';
 
 export const SCHEMA_VERSION = 1;
 
@@ -125,11 +126,15 @@ export interface OrderService {
   get(orderId: string): Promise<{ state: OrderState; version: number }>;
 }
 
-/** Wraps domain events for the store; the correlation id ties every event of one saga together. */
+/**
+ * Wraps domain events for the store; the correlation id ties every event of one saga together,
+ * and the active trace context (when tracing is on) ties the work they cause to the order's trace.
+ */
 export function toNewEvents(
   events: readonly DomainEvent[],
   context: { correlationId: string; causationId: string | null; now: string; newId: () => string },
 ): NewEvent[] {
+  const trace = traceCarrier();
   return events.map((event) =>
     newEvent(event, {
       event_id: context.newId(),
@@ -138,6 +143,7 @@ export function toNewEvents(
         causation_id: context.causationId,
         occurred_at: context.now,
         schema_version: SCHEMA_VERSION,
+        ...trace,
       },
     }),
   );
@@ -263,7 +269,7 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
           created_at: clock,
           expires_at: new Date(clock.getTime() + keyTtlMs),
         });
-        logger?.debug({ orderId, idempotent: true }, 'order accepted');
+        logger?.debug({ order_id: orderId, idempotent: true }, 'order accepted');
         return { order_id: orderId, replayed: false, response };
       } catch (error) {
         if (error instanceof ConcurrencyError && attempt === 1) {
@@ -331,7 +337,7 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
       if (idempotency) return acceptWithKey(order, idempotency, causationId);
       const orderId = newId();
       await place(order, orderId, now().toISOString(), causationId);
-      logger?.debug({ orderId }, 'order accepted');
+      logger?.debug({ order_id: orderId }, 'order accepted');
       return { order_id: orderId, replayed: false };
     },
 

@@ -17,6 +17,9 @@ import { toNewEvents } from './orders.ts';
 import { decideStep, pastDeadline, runStep } from './sagaSteps.ts';
 import type { StepDeps, StepOutcome } from './sagaSteps.ts';
 import { alertExecutedSwapOfFailedOrder } from './swapAudit.ts';
+import { inSpan, recordStep, traceParent } from './tracing.ts';
+import type { StepSpan } from './tracing.ts';
+import type { LogContext } from './ports/logger.ts';
 import type { SwapAudit } from './swapAudit.ts';
 
 export type SagaSnapshot = SnapshotFrom<OrderSagaMachine>;
@@ -42,6 +45,8 @@ export interface SagaRunnerDeps extends StepDeps {
   readonly inspect?: (event: InspectionEvent) => void;
   /** Step durations, and the orders this process ended (none when unset). */
   readonly metrics?: Metrics;
+  /** Puts `order_id` on every line logged while an order's saga runs (src/infra/logger.ts). */
+  readonly logContext?: LogContext;
   /** Test hook: called before each command runs. */
   readonly beforeCommand?: (orderId: string, command: SagaCommand) => void | Promise<void>;
   /** Test hook: called for each command of a batch after it ran, before the batch's events are stored. */
@@ -196,6 +201,17 @@ export function planBatch(
   }
 }
 
+/** A step's outcome as span attributes: what it came to, and why when it failed. */
+function outcomeOf(result: StepResult): Record<string, string> {
+  if (result.kind === 'failed') return { 'saga.step.outcome': 'failed', 'saga.step.reason': result.reason };
+  if (result.kind === 'deadline') return { 'saga.step.outcome': 'deadline', 'saga.step.reason': 'deadline' };
+  return { 'saga.step.outcome': result.kind === 'append' ? 'done' : 'suspended' };
+}
+
+function markOutcome(span: StepSpan, result: StepResult): void {
+  span.setAttributes(outcomeOf(result));
+}
+
 /**
  * Drives order sagas: rebuilds each from its stored events, runs the pending step through the
  * ports, stores the step's events (with outbox rows) at the expected versions, and only then
@@ -332,50 +348,26 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
     const versions = { order: 0, position: 0 };
     for (const e of loaded) versions[e.aggregate_id === orderId ? 'order' : 'position'] += 1;
     let causationId = loaded.at(-1)?.event_id ?? null;
+    let resume = true;
 
     // The live actor is for inspection only (the Stately inspector, GET …/saga in process): it is
     // moved by the stored events, never asked what to do.
     const actor = createActor(machine, { snapshot, ...(deps.inspect ? { inspect: deps.inspect } : {}) });
     active.set(orderId, actor);
     actor.start();
+    // A run of its own (the sweeper's, a restart's) continues the order's trace from its events.
+    const parent = traceParent(loaded.at(-1)?.metadata);
     try {
       let next: SagaCommand | null = pending;
-      let resume = true;
       while (next) {
         const step: SagaCommand = next;
-        const context = actor.getSnapshot().context;
-        await deps.beforeCommand?.(orderId, step);
-        const result =
-          deadlineFor(step, context, stepDeps) ?? (await timedStep(step, context, stepDeps, resume));
-        resume = false;
-        const plan = planBatch(machine, actor.getSnapshot(), { step, result }, (following, previewed) => {
-          void deps.beforeCommand?.(orderId, following);
-          const pure = deadlineFor(following, previewed, stepDeps);
-          if (pure) return pure;
-          return decideStep(following, previewed, stepDeps);
-        });
-        if (plan.suspended !== undefined) {
-          deps.logger.warn({ orderId, step, detail: plan.suspended }, 'saga suspended');
-          return { status: 'suspended', orderId, detail: plan.suspended };
-        }
-        for (const s of plan.steps) await deps.beforeAppend?.(orderId, s);
-        const stored = await commitBatch(orderId, plan, versions, causationId, processed);
-        for (const s of plan.steps) await deps.afterAppend?.(orderId, s);
-        alertAnomalies(orderId, stored);
-        countEnded(stored);
-        let storedIndex = 0;
-        for (const event of plan.sends) {
-          if (event.type === 'StepFailed' || event.type === 'DeadlinePassed') {
-            actor.send(event);
-            continue;
-          }
-          const record = stored[storedIndex++];
-          if (!record) throw new Error(`Saga ${orderId}: ${event.type} was decided but not stored`);
-          versions[record.aggregate_id === orderId ? 'order' : 'position'] = record.version;
-          causationId = record.event_id;
-          actor.send(toSagaEvent(record));
-        }
-        next = plan.next;
+        const batch = await inSpan(
+          `saga ${step}`,
+          { parent, attributes: { 'saga.step': step, 'order.id': orderId } },
+          (span) => runBatch(step, span),
+        );
+        if ('suspended' in batch) return batch.suspended;
+        next = batch.next;
       }
       const final = actor.getSnapshot();
       if (final.status !== 'done')
@@ -384,6 +376,56 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
     } finally {
       actor.stop();
       active.delete(orderId);
+    }
+
+    /**
+     * One batch, in the span of its first step (the one that calls the outside world): its
+     * events are stored with that span's trace context. The pure steps that follow it get a span
+     * each, within it.
+     */
+    async function runBatch(
+      step: SagaCommand,
+      span: StepSpan,
+    ): Promise<{ next: SagaCommand | null } | { suspended: SagaRunResult }> {
+      const context = actor.getSnapshot().context;
+      await deps.beforeCommand?.(orderId, step);
+      const result =
+        deadlineFor(step, context, stepDeps) ?? (await timedStep(step, context, stepDeps, resume));
+      resume = false;
+      markOutcome(span, result);
+      const plan = planBatch(machine, actor.getSnapshot(), { step, result }, (following, previewed) => {
+        void deps.beforeCommand?.(orderId, following);
+        const decided =
+          deadlineFor(following, previewed, stepDeps) ?? decideStep(following, previewed, stepDeps);
+        recordStep(`saga ${following}`, {
+          'saga.step': following,
+          'order.id': orderId,
+          ...outcomeOf(decided),
+        });
+        return decided;
+      });
+      if (plan.suspended !== undefined) {
+        deps.logger.warn({ orderId, step, detail: plan.suspended }, 'saga suspended');
+        return { suspended: { status: 'suspended', orderId, detail: plan.suspended } };
+      }
+      for (const s of plan.steps) await deps.beforeAppend?.(orderId, s);
+      const stored = await commitBatch(orderId, plan, versions, causationId, processed);
+      for (const s of plan.steps) await deps.afterAppend?.(orderId, s);
+      alertAnomalies(orderId, stored);
+      countEnded(stored);
+      let storedIndex = 0;
+      for (const event of plan.sends) {
+        if (event.type === 'StepFailed' || event.type === 'DeadlinePassed') {
+          actor.send(event);
+          continue;
+        }
+        const record = stored[storedIndex++];
+        if (!record) throw new Error(`Saga ${orderId}: ${event.type} was decided but not stored`);
+        versions[record.aggregate_id === orderId ? 'order' : 'position'] = record.version;
+        causationId = record.event_id;
+        actor.send(toSagaEvent(record));
+      }
+      return { next: plan.next };
     }
   }
 
@@ -444,17 +486,10 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
      * process, runs of one order take turns (a redelivery racing the sweeper waits, then finds the
      * work done) rather than race each other through the database.
      */
-    async run(orderId: string, options: RunOptions = {}): Promise<SagaRunResult> {
-      const before = running.get(orderId);
-      const mine = before
-        ? before.catch(() => undefined).then(() => runAlone(orderId, options, false))
-        : runAlone(orderId, options, true);
-      running.set(orderId, mine);
-      try {
-        return await mine;
-      } finally {
-        if (running.get(orderId) === mine) running.delete(orderId);
-      }
+    run(orderId: string, options: RunOptions = {}): Promise<SagaRunResult> {
+      return deps.logContext
+        ? deps.logContext({ order_id: orderId }, () => run(orderId, options))
+        : run(orderId, options);
     },
 
     /** True while a run of the order is in progress (or waiting its turn) in this process. */
@@ -466,6 +501,19 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
       return active.size;
     },
   };
+
+  async function run(orderId: string, options: RunOptions): Promise<SagaRunResult> {
+    const before = running.get(orderId);
+    const mine = before
+      ? before.catch(() => undefined).then(() => runAlone(orderId, options, false))
+      : runAlone(orderId, options, true);
+    running.set(orderId, mine);
+    try {
+      return await mine;
+    } finally {
+      if (running.get(orderId) === mine) running.delete(orderId);
+    }
+  }
 }
 
 export type SagaRunner = ReturnType<typeof createSagaRunner>;

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import type { Database } from '../app/ports/database.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../infra/logger.ts';
+import { scrubSecrets, secretList, secretsFromEnv } from '../infra/logger.ts';
 import { addAdminCommands } from './adminProgram.ts';
 import * as parse from './arguments.ts';
 import { CliError, EXIT, EXIT_CODES_HELP, exitCodeOf, isUnreachable } from './exitCodes.ts';
@@ -32,9 +33,10 @@ A bad variable is named, with why, and exits 2.`;
 
 /** Commands whose result is on stdout: their logs go to stderr. `start` and `market` log on stdout. */
 async function setUp(deps: CliDeps, logTo: 'stdout' | 'stderr'): Promise<{ config: Config; logger: Logger }> {
-  const [{ loadConfig }, { createLogger }] = await Promise.all([
+  const [{ loadConfig }, { createLogger, secretsFromEnv }, { activeTraceIds }] = await Promise.all([
     import('../config.ts'),
     import('../infra/logger.ts'),
+    import('../infra/tracing.ts'),
   ]);
   let config: Config;
   try {
@@ -42,11 +44,13 @@ async function setUp(deps: CliDeps, logTo: 'stdout' | 'stderr'): Promise<{ confi
   } catch (error) {
     throw new CliError(EXIT.usage, (error as Error).message, { cause: error });
   }
-  const created = createLogger(
-    config.logLevel,
-    logTo === 'stderr' ? process.stderr : undefined,
-    config.logFormat,
-  );
+  const created = createLogger(config.logLevel, {
+    ...(logTo === 'stderr' ? { destination: process.stderr } : {}),
+    format: config.logFormat,
+    // No secret reaches a line: configured ones (keys, tokens, passwords) are scrubbed.
+    secrets: secretsFromEnv(deps.env),
+    ...(config.tracing ? { traceIds: activeTraceIds } : {}),
+  });
   // A worker of `start` with WORKERS > 1 names its slot on every line.
   const slot = deps.env.WORKER_SLOT;
   return { config, logger: slot === undefined ? created : created.child({ worker: Number(slot) }) };
@@ -271,8 +275,12 @@ to its URL. GET /simulation shows its ledger. Exit codes: 2 configuration.`,
 }
 
 /** An error as the operator reads it: the message, and for a connection, what could not be reached. */
-function errorText(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
+function errorText(error: unknown, env: CliDeps['env']): string {
+  // A driver's error may quote a URL with its password: scrubbed like every log line.
+  const message = scrubSecrets(
+    error instanceof Error ? error.message : String(error),
+    secretList(secretsFromEnv(env)),
+  );
   // A held data directory says so itself ("… is in use by another process (pid …)").
   if (error instanceof CliError || !isUnreachable(error) || /in use by another process/.test(message))
     return message;
@@ -292,7 +300,7 @@ export async function runCli(argv: readonly string[], deps: CliDeps): Promise<Ex
   } catch (error) {
     // commander's own: help shown (0), or a usage error it has already printed.
     if (error instanceof CommanderError) return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
-    deps.output.err(errorText(error));
+    deps.output.err(errorText(error, deps.env));
     return exitCodeOf(error);
   }
 }

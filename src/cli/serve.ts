@@ -4,6 +4,7 @@ import type { Config } from '../config.ts';
 import type { Logger } from '../infra/logger.ts';
 import { migrate } from '../infra/migrations.ts';
 import { startStatelyInspector } from '../infra/inspector.ts';
+import { startTracing } from '../infra/tracing.ts';
 import { assertCanSupervise, superviseWorkers } from '../infra/supervisor.ts';
 import { serveSimulatedMarket } from '../infra/venues/simulatedHttpServer.ts';
 import { startService } from '../service.ts';
@@ -65,18 +66,39 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     : undefined;
   if (inspector) logger.info({ url: inspector.url }, 'Stately inspector bridge: open this URL in a browser');
 
+  const tracing = await startTracing(process.env, logger);
   const service = await startService({ config, logger, db: opened.db, inspector });
 
   let stopping = false;
-  running.stop = async (signal: string) => {
-    if (stopping) return;
+  running.stop = (signal: string) => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: exiting now, without finishing the stop');
+      process.exit(1);
+    }
     stopping = true;
-    logger.info({ signal }, 'shutting down');
-    await service.stop();
-    inspector?.stop();
-    await opened.close();
-    logger.info('stopped');
-    process.exit(0);
+    logger.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down; signal again to exit now');
+    // Past the bound, exit anyway: what was left undone is redone after a restart (unacked
+    // messages come again, stale sagas are swept), so nothing accepted is lost.
+    setTimeout(() => {
+      logger.error(
+        { timeoutMs: config.shutdownTimeoutMs },
+        'shutdown did not finish within SHUTDOWN_TIMEOUT_MS; exiting anyway (unfinished work resumes after a restart)',
+      );
+      process.exit(1);
+    }, config.shutdownTimeoutMs).unref();
+    return (async () => {
+      await service.stop();
+      inspector?.stop();
+      await opened.close();
+      await tracing
+        ?.shutdown()
+        .catch((error: unknown) => logger.warn({ err: error }, 'flushing spans failed'));
+      logger.info('stopped');
+      process.exit(0);
+    })().catch((error: unknown) => {
+      logger.error({ err: error }, 'shutdown failed');
+      process.exit(1);
+    });
   };
   if (stopRequested) await running.stop(stopRequested);
 }

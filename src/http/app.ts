@@ -1,3 +1,4 @@
+import { httpInstrumentationMiddleware } from '@hono/otel';
 import { Hono } from 'hono';
 import type { MiddlewareHandler } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -31,6 +32,7 @@ import { readListQuery } from './listQuery.ts';
 import { validateOrderRequest } from './orderRequest.ts';
 import { errorHandler, problemResponse, RequestProblem } from './problems.ts';
 import { perUserRateLimit } from './rateLimit.ts';
+import type { IntakeGate } from './intakeGate.ts';
 import type { RateLimit } from './rateLimit.ts';
 
 export interface AppDeps {
@@ -60,6 +62,10 @@ export interface AppDeps {
   readonly metricsEndpoint?: { readonly contentType: string; render(): Promise<string> } | undefined;
   /** `GET /ready`: 200 when ready, 503 naming what is down; without it, ready when the database answers. */
   readonly readiness?: ReadinessProbe | undefined;
+  /** Closed on a graceful stop: new requests get 503 while those in flight finish. */
+  readonly intake?: IntakeGate | undefined;
+  /** OpenTelemetry: a SERVER span per request (@hono/otel); only when tracing is on. */
+  readonly tracing?: boolean;
 }
 
 /**
@@ -185,6 +191,9 @@ export function createApp(deps: AppDeps): Hono {
   }
   // X-Request-Id: the client's when it is 1-255 of [A-Za-z0-9_=-], else a new UUID; on every response.
   app.use(requestId());
+  if (deps.intake) app.use(deps.intake.middleware);
+  // Off, not even the middleware runs: tracing costs nothing per request.
+  if (deps.tracing) app.use(httpInstrumentationMiddleware({ captureActiveRequests: false }));
   const { logContext } = deps;
   if (logContext) app.use((c, next) => logContext({ request_id: c.get('requestId') }, next));
   app.use(requireApiKey(deps.auth));

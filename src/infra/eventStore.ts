@@ -138,13 +138,27 @@ export interface EventStoreOptions {
   readonly outboxEventTypes?: readonly string[] | undefined;
 }
 
+/**
+ * The orders an append is about, for its log lines: `order_id` when one (a saga's batch), else
+ * `order_ids` (an intake batch of several orders). Every event's correlation id is its order's id.
+ */
+function ordersOf(streams: readonly StreamAppend[]): { order_id?: string; order_ids?: string[] } {
+  const ids = new Set<string>();
+  for (const stream of streams) for (const event of stream.events) ids.add(event.metadata.correlation_id);
+  const [only] = ids;
+  return ids.size === 1 && only !== undefined ? { order_id: only } : { order_ids: [...ids] };
+}
+
 export function createEventStore(db: Database, options: EventStoreOptions = {}): EventStore {
   const { logger } = options;
   const sql = appendStatements(options.outboxEventTypes);
   async function diagnose(q: Queryable, streams: readonly StreamAppend[]): Promise<AppendResult> {
     try {
       const result = await whyNotAppended(q, streams);
-      logger?.debug({ streams: streams.map((s) => s.aggregate_id) }, 'append was a duplicate');
+      logger?.debug(
+        { ...ordersOf(streams), streams: streams.map((s) => s.aggregate_id) },
+        'append was a duplicate',
+      );
       return result;
     } catch (error) {
       logger?.debug({ err: error }, 'append conflict');
@@ -227,7 +241,10 @@ export function createEventStore(db: Database, options: EventStoreOptions = {}):
       }
       if (rows.length === 0) return diagnose(db, streams);
       options.onAppended?.();
-      logger?.debug({ streams: streams.map((s) => s.aggregate_id), events: rows.length }, 'events appended');
+      logger?.debug(
+        { ...ordersOf(streams), streams: streams.map((s) => s.aggregate_id), events: rows.length },
+        'events appended',
+      );
       // The events are the typed ones given (NewEvent), placed where the store put them: nothing
       // read back needs parsing.
       const given = new Map(input.map((envelope) => [envelope.event_id.toLowerCase(), envelope]));

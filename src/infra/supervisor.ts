@@ -9,6 +9,8 @@ import type { ServedSimulatedMarket } from './venues/simulatedHttpServer.ts';
 const STEADY_MS = 30_000;
 const RESTART_MIN_MS = 500;
 const RESTART_MAX_MS = 30_000;
+/** How long past SHUTDOWN_TIMEOUT_MS the supervisor waits for its workers' own timers. */
+const GRACE_MS = 2_000;
 
 export interface Supervision {
   /** Resolves with the exit code once every worker has stopped. */
@@ -40,8 +42,9 @@ export function assertCanSupervise(config: Config): void {
  * - A worker that exits unexpectedly is started again, after a delay that doubles while workers
  *   keep dying young (0.5 s up to 30 s). What it held is redelivered (unacked messages) or
  *   swept (its sagas), as after any crash.
- * - SIGTERM or SIGINT stops every worker gracefully (each drains as a single process does) and
- *   exits 0 once all have; a second signal kills them at once and exits 1.
+ * - SIGTERM or SIGINT stops every worker gracefully (each drains as a single process does, within
+ *   SHUTDOWN_TIMEOUT_MS) and exits 0 once all have; a second signal, or workers still running 2 s
+ *   past SHUTDOWN_TIMEOUT_MS, kills them at once and exits 1.
  *
  * Node only: Deno does not implement node:cluster's fork.
  */
@@ -110,6 +113,16 @@ export async function superviseWorkers(config: Config, logger: Logger): Promise<
     logger.info({ signal, workers: live.size }, 'supervisor: stopping the workers');
     if (live.size === 0) void closeMarket().then(() => finish(0));
     for (const { worker } of live.values()) worker.process.kill('SIGTERM');
+    // Each worker bounds its own stop by SHUTDOWN_TIMEOUT_MS; one that still runs a little after
+    // that is stuck beyond its own timer: killed, as a second signal would.
+    setTimeout(() => {
+      logger.error(
+        { workers: live.size, timeoutMs: config.shutdownTimeoutMs },
+        'supervisor: workers still running past SHUTDOWN_TIMEOUT_MS; killing them',
+      );
+      for (const { worker } of live.values()) worker.process.kill('SIGKILL');
+      process.exit(1);
+    }, config.shutdownTimeoutMs + GRACE_MS).unref();
   };
   for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => stop(signal));
 

@@ -8,6 +8,7 @@ import type { Logger } from '../logger.ts';
 import { createBackoff, createDatabaseOutage } from './outage.ts';
 import { admit, backoffDelay, DEFAULT_DELIVERY_LIMIT, failureVerdict } from './deliveryPolicy.ts';
 import type { DeadLetterReason } from './deliveryPolicy.ts';
+import { aboutOrder, handleTraced } from './messageTracing.ts';
 
 export interface InProcessDeliveryOptions {
   readonly db: Database;
@@ -162,12 +163,20 @@ export function createInProcessDelivery(options: InProcessDeliveryOptions) {
   }
 
   /** Hands the row to one consumer; resolves to true once that consumer is done with it. */
-  async function deliverTo(consumer: Consumer, row: OutboxRow, p: Progress): Promise<boolean> {
+  function deliverTo(consumer: Consumer, row: OutboxRow, p: Progress): Promise<boolean> {
+    const correlation = (row.metadata as { correlation_id?: unknown } | null)?.correlation_id;
+    return aboutOrder(correlation, row.event_id, () => deliverOnce(consumer, row, p));
+  }
+
+  async function deliverOnce(consumer: Consumer, row: OutboxRow, p: Progress): Promise<boolean> {
     const attempt = (p.failures.get(consumer.name) ?? 0) + 1;
     try {
       const { id: _id, ...raw } = row;
       metrics.delivered(consumer.name, p.retries > 0);
-      await consumer.handle(admit(consumer, raw), { redelivered: p.retries > 0 });
+      const admitted = admit(consumer, raw);
+      await handleTraced(admitted, consumer.name, undefined, () =>
+        consumer.handle(admitted, { redelivered: p.retries > 0 }),
+      );
       outage.succeeded();
       return true;
     } catch (error) {

@@ -9,6 +9,7 @@ import { OUTBOX_CHANNEL } from '../outboxNotifier.ts';
 import { createBackoff } from '../outage.ts';
 import { backoffDelay, errorText } from '../deliveryPolicy.ts';
 import { declareTopology, TOPOLOGY } from './topology.ts';
+import { publishSpan } from '../messageTracing.ts';
 import type { Topology, TopologyOptions } from './topology.ts';
 
 export interface OutboxRelayOptions {
@@ -203,8 +204,9 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
     const attempt = (backoffs.get(row.id)?.attempt ?? 0) + 1;
     const delay = backoffDelay(attempt, retryMin, retryMax);
     backoffs.set(row.id, { attempt, retryAt: Date.now() + delay });
+    const orderId = (row.metadata as { correlation_id?: unknown } | null)?.correlation_id;
     logger.warn(
-      { event_id: row.event_id, event_type: row.event_type, reason, attempt, delay },
+      { order_id: orderId, event_id: row.event_id, event_type: row.event_type, reason, attempt, delay },
       'relay: broker refused an event; will retry',
     );
   }
@@ -223,25 +225,23 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
   /** Publishes the batch and waits for every confirm; resolves to the rows the broker took. */
   async function publishAll(ch: ConfirmChannel, rows: readonly OutboxRow[]): Promise<OutboxRow[]> {
     returns.clear();
-    const outcomes = rows.map(
-      (row) =>
-        new Promise<boolean>((resolve, reject) => {
-          // publish() returning false only means the socket buffer is full; a batch is bounded,
-          // so it is left to drain rather than awaited.
-          ch.publish(
-            topo.exchange,
-            row.event_type,
-            messageBody(row),
-            publishOptions(row, mandatory(row.event_type)),
-            (err) => {
-              if (err == null) resolve(true);
-              // A nack refuses this row only; any other error (the channel closed) fails the batch.
-              else if ((err as Error).message === 'message nacked') resolve(false);
-              else reject(err as Error);
-            },
-          );
-        }),
-    );
+    const outcomes = rows.map((row) => {
+      const publishing = publishSpan(row, topo.exchange);
+      return new Promise<boolean>((resolve, reject) => {
+        const options = publishOptions(row, mandatory(row.event_type));
+        // The publish span's context rides the message headers: the consumer continues from it.
+        Object.assign(options.headers ?? {}, publishing.headers);
+        // publish() returning false only means the socket buffer is full; a batch is bounded,
+        // so it is left to drain rather than awaited.
+        ch.publish(topo.exchange, row.event_type, messageBody(row), options, (err) => {
+          publishing.end(err == null ? undefined : (err as Error).message);
+          if (err == null) resolve(true);
+          // A nack refuses this row only; any other error (the channel closed) fails the batch.
+          else if ((err as Error).message === 'message nacked') resolve(false);
+          else reject(err as Error);
+        });
+      });
+    });
     let timer: ReturnType<typeof setTimeout> | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(

@@ -14,6 +14,7 @@ import type { DeadLetterReason } from '../deliveryPolicy.ts';
 import { createDatabaseOutage } from '../outage.ts';
 import { DELIVERY_COUNT, HEADERS, headerCount, publishCopy } from './messageCopies.ts';
 import { deadLetterQueueOf, declareTopology, TOPOLOGY } from './topology.ts';
+import { aboutOrder, handleTraced } from '../messageTracing.ts';
 import type { Topology, TopologyOptions } from './topology.ts';
 
 export interface RabbitConsumerOptions {
@@ -184,7 +185,10 @@ export function createRabbitConsumer(options: RabbitConsumerOptions) {
     // Draining (stop() was called): leave it unacked; the broker requeues it when the channel
     // closes, and no handler saw it.
     if (stopped) return;
-    const task = handleDelivery(from, message)
+    const headers = message.properties.headers;
+    const task = aboutOrder(headers?.correlation_id, message.properties.messageId, () =>
+      handleDelivery(from, message),
+    )
       .catch((err: unknown) => {
         // The original stays unacked; a fresh channel gets it again.
         log.error({ err, event_id: message.properties.messageId }, 'settling a message failed; reconnecting');
@@ -202,7 +206,10 @@ export function createRabbitConsumer(options: RabbitConsumerOptions) {
       const redelivered =
         message.fields.redelivered || attempt > 1 || headerCount(message, HEADERS.retryLater) > 0;
       metrics.delivered(consumer.name, redelivered);
-      await consumer.handle(admit(consumer, parseJsonBody(message.content)), { redelivered });
+      const admitted = admit(consumer, parseJsonBody(message.content));
+      await handleTraced(admitted, queue, message.properties.headers, () =>
+        consumer.handle(admitted, { redelivered }),
+      );
     } catch (error) {
       return onFailure(from, message, error, attempt);
     }
