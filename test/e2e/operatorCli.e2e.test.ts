@@ -57,11 +57,12 @@ function keys() {
   return { user, userSecret, adminSecret, API_KEYS: `${user}:${userSecret},*:${adminSecret}` };
 }
 
-function client(service: ServiceProcess, secret: string) {
+/** The public API at `url`, as the user whose key is `secret`. */
+function client(url: string, secret: string) {
   const headers = { authorization: `Bearer ${secret}` };
   return {
     async place(user: string): Promise<string> {
-      const res = await fetch(`${service.url}/orders`, {
+      const res = await fetch(`${url}/orders`, {
         method: 'POST',
         headers: { ...headers, 'content-type': 'application/json' },
         body: JSON.stringify({
@@ -76,16 +77,16 @@ function client(service: ServiceProcess, secret: string) {
       return ((await res.json()) as { order_id: string }).order_id;
     },
     async order(orderId: string): Promise<Order> {
-      const res = await fetch(`${service.url}/orders/${orderId}`, { headers });
+      const res = await fetch(`${url}/orders/${orderId}`, { headers });
       expect(res.status).toBe(200);
       return (await res.json()) as Order;
     },
   };
 }
 
-/** `market-order-saga <args> --url <service>` with `key` as MOS_API_KEY. */
-function operator(service: ServiceProcess, key: string | undefined) {
-  return (...args: string[]): Promise<CliRun> => cli([...args, '--url', service.url], { MOS_API_KEY: key });
+/** `market-order-saga <args> --url <url>` with `key` as MOS_API_KEY. */
+function operator(url: string, key: string | undefined) {
+  return (...args: string[]): Promise<CliRun> => cli([...args, '--url', url], { MOS_API_KEY: key });
 }
 
 /** What the command did, for a failing assertion's message. */
@@ -98,10 +99,10 @@ describe('the operator command line against the embedded service', () => {
     try {
       const service = await startService(NODE, { DATA_DIR: dataDir, DATABASE_URL: '', API_KEYS });
       try {
-        const orders = client(service, userSecret);
+        const orders = client(service.url, userSecret);
         const orderId = await orders.place(user);
         await until(async () => (await orders.order(orderId)).status === 'completed', 'the order completed');
-        const admin = operator(service, adminSecret);
+        const admin = operator(service.url, adminSecret);
 
         const listed = await admin('sagas', 'list', '--user', user, '--json');
         expect(listed.code, shown(listed)).toBe(0);
@@ -138,10 +139,10 @@ describe('the operator command line against the embedded service', () => {
         expect(unknown.code, shown(unknown)).toBe(4);
         expect(unknown.stdout).toBe('');
 
-        const asUser = await operator(service, userSecret)('sagas', 'list', '--json');
+        const asUser = await operator(service.url, userSecret)('sagas', 'list', '--json');
         expect(asUser.code, shown(asUser)).toBe(6);
         expect(asUser.stdout).toBe('');
-        const anonymous = await operator(service, undefined)('dlq', 'list', '--json');
+        const anonymous = await operator(service.url, undefined)('dlq', 'list', '--json');
         expect(anonymous.code, shown(anonymous)).toBe(6);
 
         const dlq = await admin('dlq', 'list', '--json');
@@ -237,8 +238,8 @@ describe.runIf(DATABASE_URL && AMQP_URL)(
       );
 
     it('cancels a saga whose swap never reached the venue, and completes one the venue executed', async () => {
-      const orders = client(service, userSecret);
-      const admin = operator(service, adminSecret);
+      const orders = client(service.url, userSecret);
+      const admin = operator(service.url, adminSecret);
 
       operatorLink.cut('reset');
       // The venue executes this one, but its answers are lost: the service cannot know.
@@ -297,8 +298,8 @@ describe.runIf(DATABASE_URL && AMQP_URL)(
     }, 120_000);
 
     it('retries a stuck saga once the venue is back: the swap executes once and the order completes', async () => {
-      const orders = client(service, userSecret);
-      const admin = operator(service, adminSecret);
+      const orders = client(service.url, userSecret);
+      const admin = operator(service.url, adminSecret);
       workerLink.cut('reset');
       operatorLink.cut('reset');
       const orderId = await orders.place(user);
@@ -322,3 +323,62 @@ describe.runIf(DATABASE_URL && AMQP_URL)(
     }, 120_000);
   },
 );
+
+/*
+ * A dead letter on RabbitMQ, made as one is made in production: the orchestrator's handler fails
+ * on every delivery (here the database refuses the saga's first event: a trigger an operator
+ * "forgot"), so the message is dead-lettered at the delivery limit. Once the cause is gone, the
+ * operator replays it and the order goes through.
+ */
+describe.runIf(DATABASE_URL && AMQP_URL)('the operator command line on a dead letter', () => {
+  const { user, userSecret, adminSecret, API_KEYS } = keys();
+  let cluster: Cluster;
+
+  beforeAll(async () => {
+    cluster = await startCluster({
+      databaseUrl: DATABASE_URL ?? '',
+      amqpUrl: AMQP_URL ?? '',
+      processes: [[]],
+      env: { API_KEYS },
+    });
+  });
+  afterAll(async () => {
+    await cluster?.close();
+  });
+
+  it('lists the dead-lettered OrderAccepted, replays it once the cause is fixed, and the order completes', async () => {
+    const orders = client(cluster.apiUrl, userSecret);
+    const admin = operator(cluster.apiUrl, adminSecret);
+    await cluster.db.exec(`
+      CREATE FUNCTION refuse_quotes() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN RAISE EXCEPTION 'PriceQuoted refused by a test trigger'; END $$;
+      CREATE TRIGGER refuse_quotes BEFORE INSERT ON events
+        FOR EACH ROW WHEN (NEW.event_type = 'PriceQuoted') EXECUTE FUNCTION refuse_quotes();`);
+    const orderId = await orders.place(user);
+
+    interface Listed {
+      messages: { id: string; event_type: string; order_id: string; reason: string; error: string }[];
+    }
+    let listed: Listed = { messages: [] };
+    await until(async () => {
+      const run = await admin('dlq', 'list', '--json');
+      expect(run.code, shown(run)).toBe(0);
+      listed = jsonOf<Listed>(run);
+      return listed.messages.length > 0;
+    }, 'the dead letter listed');
+    expect(listed.messages).toEqual([
+      expect.objectContaining({ event_type: 'OrderAccepted', order_id: orderId, reason: 'delivery-limit' }),
+    ]);
+    expect(listed.messages[0]?.error).toContain('refused by a test trigger');
+    expect((await orders.order(orderId)).status).toBe('pending');
+
+    await cluster.db.exec('DROP TRIGGER refuse_quotes ON events; DROP FUNCTION refuse_quotes();');
+    const replayed = await admin('dlq', 'replay', '--json');
+    expect(replayed.code, shown(replayed)).toBe(0);
+    expect(jsonOf(replayed)).toEqual({ replayed: 1 });
+    await until(async () => (await orders.order(orderId)).status === 'completed', 'the order completed');
+    const after = await admin('dlq', 'list', '--json');
+    expect(after.code, shown(after)).toBe(0);
+    expect(jsonOf(after)).toEqual({ messages: [] });
+  }, 120_000);
+});
