@@ -10,9 +10,11 @@ export interface TcpProxy {
    * The network fails: every open connection is cut and new ones are refused until restore().
    * `close` (default) ends them quietly, and a driver may wait in silence for the server to come
    * back; `reset` answers with a TCP reset, as the host of a stopped server does, so every
-   * connection attempt fails at once.
+   * connection attempt fails at once. `answers`: requests still reach the server, but each
+   * connection is cut as soon as the server starts to answer, so the client never learns what its
+   * request did (a network failing after the request left).
    */
-  cut(how?: 'close' | 'reset'): void;
+  cut(how?: 'close' | 'reset' | 'answers'): void;
   restore(): void;
   close(): Promise<void>;
 }
@@ -24,16 +26,34 @@ export interface TcpProxy {
  */
 export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
   const open = new Set<Socket>();
-  let down: 'close' | 'reset' | undefined;
+  let down: 'close' | 'reset' | 'answers' | undefined;
   let connections = 0;
   const drop = (socket: Socket) => (down === 'reset' ? socket.resetAndDestroy() : socket.destroy());
   const server = createServer((client) => {
     connections += 1;
-    if (down) {
+    if (down === 'close' || down === 'reset') {
       drop(client);
       return;
     }
     const upstream = connect(target.port, target.host);
+    if (down === 'answers') {
+      open.add(client).add(upstream);
+      client.pipe(upstream);
+      // The first byte of the answer ends both sides: the request did reach the server.
+      upstream.once('data', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+      for (const socket of [client, upstream]) {
+        socket.on('error', () => socket.destroy());
+        socket.on('close', () => {
+          open.delete(socket);
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      return;
+    }
     for (const [socket, other] of [
       [client, upstream],
       [upstream, client],
