@@ -163,6 +163,18 @@ export function toOrderEvents(stored: readonly EventEnvelope[]): OrderEvent[] {
 
 export function createOrderService(deps: OrderServiceDeps): OrderService {
   const { store, now, newId, keys, logger } = deps;
+
+  /** One line an order, so that an operator can follow it in the logs (LOG_LEVEL=warn mutes it). */
+  const acceptedLine = (orderId: string, order: PlaceOrder) =>
+    logger?.info(
+      {
+        order_id: orderId,
+        user_id: order.user_id,
+        from: `${order.from_amount} ${order.from_currency}`,
+        to: order.to_currency,
+      },
+      'order accepted',
+    );
   const metrics = deps.metrics ?? NO_METRICS;
   const keyTtlMs = deps.keyTtlMs ?? DEFAULT_KEY_TTL_MS;
   const keyLeaseMs = deps.keyLeaseMs ?? DEFAULT_KEY_LEASE_MS;
@@ -269,7 +281,7 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
           created_at: clock,
           expires_at: new Date(clock.getTime() + keyTtlMs),
         });
-        logger?.debug({ order_id: orderId, idempotent: true }, 'order accepted');
+        acceptedLine(orderId, order);
         return { order_id: orderId, replayed: false, response };
       } catch (error) {
         if (error instanceof ConcurrencyError && attempt === 1) {
@@ -337,7 +349,7 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
       if (idempotency) return acceptWithKey(order, idempotency, causationId);
       const orderId = newId();
       await place(order, orderId, now().toISOString(), causationId);
-      logger?.debug({ order_id: orderId }, 'order accepted');
+      acceptedLine(orderId, order);
       return { order_id: orderId, replayed: false };
     },
 

@@ -242,11 +242,17 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
     }
   }
 
-  /** Counts the orders whose terminal event this process stored. */
+  /** Counts and logs (one info line each) the orders whose terminal event this process stored. */
   function countEnded(stored: readonly StoredEvent[]): void {
     for (const record of stored) {
-      if (record.event_type === 'OrderCompleted') metrics.orderCompleted();
-      else if (record.event_type === 'OrderFailed') metrics.orderFailed(record.event_data.reason);
+      if (record.event_type === 'OrderCompleted') {
+        metrics.orderCompleted();
+        deps.logger.info({ order_id: record.aggregate_id }, 'order completed');
+      } else if (record.event_type === 'OrderFailed') {
+        const { reason, failed_step, detail } = record.event_data;
+        metrics.orderFailed(reason);
+        deps.logger.info({ order_id: record.aggregate_id, reason, failed_step, detail }, 'order failed');
+      }
     }
   }
 

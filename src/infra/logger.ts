@@ -125,13 +125,9 @@ export function createLogger(
     level,
     base: { service: 'market-order-saga' },
     redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
-    mixin: traceIds
-      ? () => {
-          const ids = traceIds();
-          const fields = context.getStore();
-          return ids ? { ...fields, ...ids } : (fields ?? {});
-        }
-      : () => context.getStore() ?? {},
+    // Always a new object: pino merges the line's own fields into the one the mixin returns, so
+    // returning the context itself leaked one line's fields into every later line of the context.
+    mixin: traceIds ? () => ({ ...context.getStore(), ...traceIds() }) : () => ({ ...context.getStore() }),
     hooks: { streamWrite: (line) => scrubSecrets(line, secrets) },
   };
   const target: Destination = options.destination ?? process.stdout;

@@ -74,4 +74,17 @@ describe('when lines are logged inside nested contexts', () => {
     expect(lines[0]).toMatchObject({ request_id: 'r-1', order_id: 'o-1', msg: 'inside' });
     expect(lines[1]).not.toHaveProperty('order_id');
   });
+
+  it("keeps one line's own fields off the later lines of the same context", async () => {
+    const { logger, lines } = captured();
+    await logContext({ order_id: 'o-2' }, async () => {
+      logger.info({ user_id: 'u-1', from: '1000 USDT' }, 'order accepted');
+      await Promise.resolve();
+      logger.info({}, 'order completed');
+    });
+    expect(lines[0]).toMatchObject({ order_id: 'o-2', user_id: 'u-1', msg: 'order accepted' });
+    expect(lines[1]).toMatchObject({ order_id: 'o-2', msg: 'order completed' });
+    expect(lines[1]).not.toHaveProperty('user_id');
+    expect(lines[1]).not.toHaveProperty('from');
+  });
 });
