@@ -339,14 +339,28 @@ describe.runIf(DATABASE_URL && AMQP_URL)('the operator command line on a dead le
       databaseUrl: DATABASE_URL ?? '',
       amqpUrl: AMQP_URL ?? '',
       processes: [[]],
-      env: { API_KEYS },
+      // The sweeper looks for alerts every half second.
+      env: { API_KEYS, SWEEP_INTERVAL_MS: '500' },
     });
   });
   afterAll(async () => {
     await cluster?.close();
   });
 
-  it('lists the dead-lettered OrderAccepted, replays it once the cause is fixed, and the order completes', async () => {
+  /** The dead-letter alert as /metrics shows it: active (0 or 1) and raised so far. */
+  async function deadLetterAlert(): Promise<{ active: number; raised: number }> {
+    const res = await fetch(`${cluster.apiUrl}/metrics`, {
+      headers: { authorization: `Bearer ${adminSecret}` },
+    });
+    const text = await res.text();
+    const value = (metric: string) =>
+      Number(
+        new RegExp(`^market_order_saga_${metric}\\{kind="dead_letter"\\} (\\d+)$`, 'm').exec(text)?.[1] ?? 0,
+      );
+    return { active: value('alerts_active'), raised: value('alerts_raised_total') };
+  }
+
+  it('lists the dead-lettered OrderAccepted, alerts once, replays it once the cause is fixed: the order completes and the alert clears', async () => {
     const orders = client(cluster.apiUrl, userSecret);
     const admin = operator(cluster.apiUrl, adminSecret);
     await cluster.db.exec(`
@@ -371,6 +385,7 @@ describe.runIf(DATABASE_URL && AMQP_URL)('the operator command line on a dead le
     ]);
     expect(listed.messages[0]?.error).toContain('refused by a test trigger');
     expect((await orders.order(orderId)).status).toBe('pending');
+    await until(async () => (await deadLetterAlert()).active === 1, 'the dead-letter alert raised');
 
     await cluster.db.exec('DROP TRIGGER refuse_quotes ON events; DROP FUNCTION refuse_quotes();');
     const replayed = await admin('dlq', 'replay', '--json');
@@ -380,5 +395,8 @@ describe.runIf(DATABASE_URL && AMQP_URL)('the operator command line on a dead le
     const after = await admin('dlq', 'list', '--json');
     expect(after.code, shown(after)).toBe(0);
     expect(jsonOf(after)).toEqual({ messages: [] });
+    await until(async () => (await deadLetterAlert()).active === 0, 'the dead-letter alert cleared');
+    // Raised once for the whole time the message lay dead, not once per sweep.
+    expect((await deadLetterAlert()).raised).toBe(1);
   }, 120_000);
 });
