@@ -19,7 +19,7 @@ const anOrder = (userId: string) => ({
 interface LogLine {
   readonly msg: string;
   readonly request_id?: string;
-  readonly orderId?: string;
+  readonly order_id?: string;
 }
 
 describe('request ids and the per-user rate limit', () => {
@@ -67,7 +67,7 @@ describe('request ids and the per-user rate limit', () => {
       expect(lines.map((line) => line.msg)).toEqual(
         expect.arrayContaining(['events appended', 'order accepted']),
       );
-      expect(lines.find((line) => line.msg === 'order accepted')?.orderId).toBe(order_id);
+      expect(lines.find((line) => line.msg === 'order accepted')?.order_id).toBe(order_id);
       for (const line of lines) expect(line.request_id).toBe(requestId);
     });
 
@@ -86,7 +86,7 @@ describe('request ids and the per-user rate limit', () => {
       }
       const accepted = lines.filter((line) => line.msg === 'order accepted');
       expect(accepted).toHaveLength(10);
-      for (const line of accepted) expect(line.orderId).toBe(orderOf.get(line.request_id ?? ''));
+      for (const line of accepted) expect(line.order_id).toBe(orderOf.get(line.request_id ?? ''));
       for (const line of lines) expect(sent).toContain(line.request_id);
     });
 
