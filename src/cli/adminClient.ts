@@ -1,4 +1,9 @@
+import type { DeadLetter } from '../app/ports/deadLetters.ts';
+import type { CancelOutcome, RetryOutcome, SagaDetail, SagaSummary } from '../app/sagaAdmin.ts';
 import { CliError, EXIT } from './exitCodes.ts';
+
+// The admin API's answers are the service's own types, sent as JSON.
+export type { DeadLetter, SagaDetail, SagaSummary };
 
 /**
  * A client of the running service's admin API (`/admin`, see README "The command line"). `sagas`
@@ -6,59 +11,10 @@ import { CliError, EXIT } from './exitCodes.ts';
  * running service, and a saga's retry or cancel must run where its venue and runner are.
  */
 
-export interface SagaSummary {
-  readonly order_id: string;
-  readonly user_id: string;
-  readonly status: string;
-  readonly state: string;
-  readonly pending_step: string | null;
-  readonly machine_version: number;
-  readonly created_at: string;
-  readonly updated_at: string;
-  readonly age_ms: number;
-  readonly stuck: boolean;
-  readonly failure_reason: string | null;
-}
-
-export interface SagaEvent {
-  readonly stream: string;
-  readonly version: number;
-  readonly event_type: string;
-  readonly occurred_at: string;
-  readonly payload: unknown;
-}
-
-export interface SagaDetail extends SagaSummary {
-  readonly deadline: string | null;
-  readonly history: readonly SagaEvent[];
-}
-
+/** A page of `GET /admin/sagas`. */
 export interface SagaPage {
   readonly sagas: readonly SagaSummary[];
   readonly next_cursor: string | null;
-}
-
-export interface RetryResult {
-  readonly order_id: string;
-  readonly outcome: 'completed' | 'failed' | 'suspended';
-  readonly detail?: string;
-}
-
-export interface CancelResult {
-  readonly order_id: string;
-  readonly outcome: 'cancelled' | 'completed';
-  readonly detail: string;
-}
-
-export interface DeadLetter {
-  readonly id: string;
-  readonly queue: string;
-  readonly event_type: string;
-  readonly event_id: string;
-  readonly order_id: string | null;
-  readonly reason: string | null;
-  readonly dead_at: string;
-  readonly deaths: number;
 }
 
 export interface SagaFilter {
@@ -219,8 +175,8 @@ export function createAdminClient(options: AdminClientOptions) {
       return call('GET', `/admin/sagas${search}`);
     },
     showSaga: (orderId: string): Promise<SagaDetail> => call('GET', path(orderId)),
-    retrySaga: (orderId: string): Promise<RetryResult> => call('POST', `${path(orderId)}/retry`, {}),
-    cancelSaga: (orderId: string, reason: string): Promise<CancelResult> =>
+    retrySaga: (orderId: string): Promise<RetryOutcome> => call('POST', `${path(orderId)}/retry`, {}),
+    cancelSaga: (orderId: string, reason: string): Promise<CancelOutcome> =>
       call('POST', `${path(orderId)}/cancel`, { reason }),
     listDeadLetters: (limit?: number): Promise<{ messages: DeadLetter[] }> =>
       call('GET', `/admin/dlq${limit === undefined ? '' : `?limit=${limit}`}`),

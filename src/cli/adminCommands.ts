@@ -126,7 +126,7 @@ function deadLetterRows(messages: readonly DeadLetter[]): string {
     messages.map((m) => [
       m.id,
       m.queue,
-      m.event_type,
+      dash(m.event_type),
       dash(m.order_id),
       String(m.deaths),
       m.dead_at,
