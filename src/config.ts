@@ -51,6 +51,8 @@ export interface Config {
   /** `stately`: attach every saga actor to the Stately inspector. */
   readonly sagaInspect: 'stately' | undefined;
   readonly inspectPort: number;
+  /** Where the inspector bridge listens: loopback unless told otherwise. */
+  readonly inspectHost: string;
   /** Port of the `market` command (the simulated market served on its own). */
   readonly marketPort: number;
   /** RabbitMQ; when absent, events travel on the in-process bus. */
@@ -151,6 +153,7 @@ const EnvSchema = z.object({
   SIMULATION_SEED: z.coerce.number().int().default(1),
   SAGA_INSPECT: z.enum(['stately']).optional(),
   INSPECT_PORT: port(8081),
+  INSPECT_HOST: z.string().min(1).default('127.0.0.1'),
   MARKET_PORT: port(8090),
   AMQP_URL: optionalUrl(/^amqps?:\/\//, 'must be an amqp:// URL'),
   ROLES: z
@@ -270,6 +273,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
     simulationSeed: e.SIMULATION_SEED,
     sagaInspect: e.SAGA_INSPECT,
     inspectPort: e.INSPECT_PORT,
+    inspectHost: e.INSPECT_HOST,
     marketPort: e.MARKET_PORT,
     amqpUrl: e.AMQP_URL,
     roles: new Set(e.ROLES),

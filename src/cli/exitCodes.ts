@@ -8,8 +8,9 @@ export const EXIT = {
   /**
    * The command ran and found problems or did not get the outcome asked for: `check` found a
    * guarantee violated, `replay-check` a saga at risk, `reconcile` an executed swap of a failed
-   * order, `sagas retry` left the saga failed or still suspended, `sagas cancel` found the swap had
-   * executed (the order completed instead). Also any failure not listed below.
+   * order, `machine export --check` a stale export, `sagas retry` left the saga failed or still
+   * suspended, `sagas cancel` found the swap had executed (the order completed instead). Also any
+   * failure not listed below.
    */
   problems: 1,
   /** Usage: unknown command or option, bad argument, or bad configuration (an environment variable). */
@@ -32,8 +33,8 @@ export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
 /** The text `--help` shows under "Exit codes". */
 export const EXIT_CODES_HELP = `Exit codes:
   0  success
-  1  the command ran and found problems (check, replay-check, reconcile), or its outcome was not
-     the one asked for (sagas retry: failed or suspended; sagas cancel: the order completed);
+  1  the command ran and found problems (check, replay-check, reconcile, machine export --check),
+     or its outcome was not the one asked for (sagas retry: failed or suspended; sagas cancel: the order completed);
      also any other failure
   2  usage: unknown command or option, bad argument, bad configuration (names the variable)
   3  cannot reach the service, the database, the broker or the venue (or the embedded database

@@ -1,4 +1,5 @@
 import process from 'node:process';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import type { Database } from '../app/ports/database.ts';
 import type { Config } from '../config.ts';
@@ -254,6 +255,32 @@ operator must settle it), 2 configuration, 3 database or venue unreachable.`,
   );
 
   addAdminCommands(program, deps, done);
+
+  const machine = program
+    .command('machine')
+    .description('the saga machine as documents: JSON and a Mermaid diagram under docs/');
+  machine
+    .command('export')
+    .description(
+      'write every registered machine version to docs/saga-machine.json, the current one to docs/saga-machine.mmd (and README.md), older ones to docs/saga-machine-v<n>.mmd',
+    )
+    .option('--check', 'write nothing: exit 1 if the committed export differs from the machine')
+    .option('--root <dir>', 'the repository to write into (default: the one this program runs from)')
+    .addHelpText('after', '\nExit codes: 0 written (or up to date with --check), 1 stale (--check).')
+    .action(async (options: { check?: boolean; root?: string }) => {
+      const { staleMachineExport, writeMachineExport } = await import('../ops/machineExport.ts');
+      const root = options.root ?? fileURLToPath(new URL('../..', import.meta.url));
+      if (options.check) {
+        const stale = await staleMachineExport(root);
+        for (const file of stale) output.out(`${file.path}: ${file.problem}`);
+        if (stale.length > 0) output.err('The machine export is stale: run `npm run machine:export`.');
+        done(stale.length > 0 ? EXIT.problems : EXIT.ok);
+        return;
+      }
+      const changed = await writeMachineExport(root);
+      output.out(changed.length > 0 ? `updated: ${changed.join(', ')}` : 'machine export already up to date');
+      done(EXIT.ok);
+    });
 
   program
     .command('market')

@@ -61,8 +61,10 @@ export async function serve(config: Config, logger: Logger): Promise<void> {
     process.exit(await supervision.done);
   }
 
-  const inspector = config.sagaInspect
-    ? await startStatelyInspector(config.inspectPort, config.host)
+  // One bridge per port: under WORKERS, the first worker's sagas are the ones shown.
+  const inspectHere = config.sagaInspect !== undefined && (process.env.WORKER_SLOT ?? '0') === '0';
+  const inspector = inspectHere
+    ? await startStatelyInspector({ port: config.inspectPort, host: config.inspectHost })
     : undefined;
   if (inspector) logger.info({ url: inspector.url }, 'Stately inspector bridge: open this URL in a browser');
 

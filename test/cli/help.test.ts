@@ -24,6 +24,8 @@ const COMMANDS = [
   'dlq drop',
   'redrive',
   'market',
+  'machine',
+  'machine export',
 ];
 
 /** The options that print a table (or a report) and so take --json. */
@@ -67,7 +69,7 @@ describe('market-order-saga --help', () => {
     if (JSON_COMMANDS.includes(command)) expect(run.stdout).toContain('--json');
     // A command that runs says what its exit codes mean; a group lists its commands.
     expect(run.stdout).toMatch(
-      command === 'keys' || command === 'sagas' || command === 'dlq' ? /Commands:/ : /Exit codes/,
+      ['keys', 'sagas', 'dlq', 'machine'].includes(command) ? /Commands:/ : /Exit codes/,
     );
   });
 
