@@ -194,7 +194,7 @@ describe('the OpenAPI document', () => {
   });
 
   describe('when it comes to access', () => {
-    it('declares the bearer scheme for every route but /health, /ready, /openapi.json and /docs', () => {
+    it('declares the bearer scheme for every route but /health, /ready, /openapi.json, /docs and /ui', () => {
       expect(doc.security).toEqual([{ bearer: [] }]);
       const open = [...documentedOperations(doc)].filter((op) => {
         const [method = '', path = ''] = op.split(' ');
@@ -206,6 +206,9 @@ describe('the OpenAPI document', () => {
         'GET /health',
         'GET /openapi.json',
         'GET /ready',
+        'GET /ui/assets/{file}',
+        'GET /ui/orders/{id}',
+        'GET /ui/vendor/{file}',
       ]);
     });
 
@@ -332,6 +335,12 @@ describe('the OpenAPI document', () => {
       const answers: Array<[string, Response | Promise<Response>]> = [
         ['GET /orders/{id}', app.request(`/orders/${order_id}`)],
         ['GET /orders/{id}/events', app.request(`/orders/${order_id}/events`)],
+        ['GET /orders/{id}/notifications', app.request(`/orders/${order_id}/notifications`)],
+        ['GET /orders/{id}/notifications', app.request(`/orders/${randomUUID()}/notifications`)],
+        ['GET /ui/orders/{id}', app.request(`/ui/orders/${order_id}`)],
+        ['GET /ui/assets/{file}', app.request('/ui/assets/order.js')],
+        ['GET /ui/assets/{file}', app.request('/ui/assets/no-such-file.js')],
+        ['GET /ui/vendor/{file}', app.request('/ui/vendor/elk.bundled.js')],
         ['GET /positions/{id}/events', app.request(`/positions/${position_id}/events`)],
         ['GET /positions/{id}', app.request(`/positions/${position_id}`)],
         ['GET /positions/{id}', app.request(`/positions/${randomUUID()}`)],
@@ -388,6 +397,12 @@ describe('the OpenAPI document', () => {
       expect(statuses).toEqual([
         'GET /orders/{id} 200',
         'GET /orders/{id}/events 200',
+        'GET /orders/{id}/notifications 200',
+        'GET /orders/{id}/notifications 404',
+        'GET /ui/orders/{id} 200',
+        'GET /ui/assets/{file} 200',
+        'GET /ui/assets/{file} 404',
+        'GET /ui/vendor/{file} 200',
         'GET /positions/{id}/events 200',
         'GET /positions/{id} 200',
         'GET /positions/{id} 404',
