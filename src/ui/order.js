@@ -85,7 +85,10 @@ function renderSummary() {
       'Swap',
       `${order.from_amount} ${order.from_currency} → ${order.to_amount ?? order.quoted_to_amount ?? '?'} ${order.to_currency}`,
     ],
-    ['Price', order.executed_price ?? order.quoted_price ?? '—'],
+    [
+      `Price (${order.to_currency} per ${order.from_currency})`,
+      order.executed_price ?? order.quoted_price ?? '—',
+    ],
     ['Saga state', element('span', { id: 'saga-state' }, leafName(view.state))],
     [
       'Pending step',
@@ -197,14 +200,13 @@ async function loadEvents(view) {
 
 function showProblem(error) {
   const problem = $('load-problem');
-  if (error instanceof ApiProblem && error.status === 401) {
-    $('key-form').hidden = false;
-    $('key-problem').hidden = !currentKey();
-    $('key-problem').textContent = currentKey() ? error.message : '';
-    problem.hidden = true;
-    return;
-  }
-  problem.hidden = false;
+  const refused = error instanceof ApiProblem && (error.status === 401 || error.status === 403);
+  // Without a key, or with one that may not see this order: ask for (another) key.
+  $('key-form').hidden = !refused;
+  $('key-problem').hidden = !(refused && currentKey());
+  $('key-problem').textContent = refused && currentKey() ? error.message : '';
+  problem.hidden = refused;
+  if (refused) return;
   problem.textContent =
     error instanceof ApiProblem && error.status === 404
       ? `There is no order with id ${orderId}.`
@@ -288,7 +290,6 @@ function openConfirm(name) {
   $('confirm-title').textContent = action.title;
   $('confirm-consequence').textContent = action.consequence();
   $('reason-field').hidden = !action.reason;
-  $('cancel-reason').required = action.reason;
   $('cancel-reason').value = '';
   $('confirm-go').textContent = action.go;
   $('confirm-problem').hidden = true;
@@ -355,6 +356,8 @@ function start() {
   $('cancel').addEventListener('click', () => openConfirm('cancel'));
   $('confirm-back').addEventListener('click', () => $('confirm').close());
   $('confirm-form').addEventListener('submit', (event) => void runAction(event));
+  // On a narrow screen the chart is shrunk to fit; a click shows it at its own size (scrolling).
+  $('statechart').addEventListener('click', () => $('statechart').classList.toggle('zoomed'));
   poll();
 }
 
