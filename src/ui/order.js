@@ -72,6 +72,8 @@ const state = {
   /** Whether the key reaches the admin API: undefined until asked, after the first load. */
   admin: undefined,
   timer: undefined,
+  /** Counts poll() calls: only the latest one schedules the next poll. */
+  generation: 0,
 };
 
 // ---- the summary ----
@@ -182,7 +184,15 @@ async function renderChart() {
   const walked = walkHistory(view.machine, view.events, failed?.data.reason);
   const current = new Set(leafIds(view.machine.id, view.state));
   $('machine-version').textContent = `machine v${view.saga_version}`;
-  await drawStatechart($('statechart'), view.machine, { ...walked, current });
+  try {
+    await drawStatechart($('statechart'), view.machine, { ...walked, current });
+  } catch (error) {
+    console.error(error);
+    // The rest of the page stands without the chart.
+    $('statechart').replaceChildren(
+      element('p', { class: 'problem' }, `The statechart could not be drawn: ${error.message}`),
+    );
+  }
 }
 
 // ---- loading and polling ----
@@ -245,17 +255,22 @@ async function refresh() {
   return done;
 }
 
+/** Loads now and goes on every POLL_MS until the end; a newer call takes over from an older one. */
 function poll() {
   clearTimeout(state.timer);
+  const generation = ++state.generation;
+  const next = () => {
+    if (generation === state.generation) state.timer = setTimeout(poll, POLL_MS);
+  };
   refresh().then(
     (done) => {
       if (state.admin === undefined) void detectAdmin();
-      if (!done) state.timer = setTimeout(poll, POLL_MS);
+      if (!done) next();
     },
     (error) => {
       showProblem(error);
       // A dropped connection or a restart: keep trying; a missing key or order waits for the user.
-      if (!(error instanceof ApiProblem) || error.status >= 500) state.timer = setTimeout(poll, POLL_MS);
+      if (!(error instanceof ApiProblem) || error.status >= 500) next();
     },
   );
 }

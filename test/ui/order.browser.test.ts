@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -5,7 +7,10 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import type { Browser, Locator, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startService } from '../helpers/server.ts';
+import { freePort, startService } from '../helpers/server.ts';
+import { startTcpProxy } from '../helpers/tcpProxy.ts';
+import type { TcpProxy } from '../helpers/tcpProxy.ts';
+import { until } from '../helpers/wait.ts';
 import type { ServiceProcess } from '../helpers/server.ts';
 
 /** Debian's Chromium (`apt-get install chromium`); without it this file is skipped. */
@@ -312,5 +317,95 @@ describe.skipIf(!existsSync(CHROMIUM))('the order page in a browser', () => {
       expect(elsewhere).toEqual([]);
       await page.close();
     }, 60_000);
+  });
+
+  describe('when the venue cannot be reached for a while', () => {
+    let market: ChildProcess;
+    let link: TcpProxy;
+    let cut: ServiceProcess;
+    let cutDir: string;
+
+    beforeAll(async () => {
+      // The simulated market in a process of its own, reached through a link the test can cut.
+      const port = await freePort();
+      market = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', 'market'], {
+        env: { ...process.env, MARKET_PORT: String(port), LOG_LEVEL: 'warn' },
+        stdio: 'ignore',
+      });
+      const marketUrl = `http://127.0.0.1:${port}`;
+      await until(
+        () =>
+          fetch(`${marketUrl}/health`).then(
+            (res) => res.ok,
+            () => false,
+          ),
+        'the simulated market to answer',
+        60_000,
+      );
+      link = await startTcpProxy({ host: '127.0.0.1', port });
+      cutDir = await mkdtemp(join(tmpdir(), 'mos-ui-order-venue-'));
+      cut = await startService([process.execPath, '--import', 'tsx', 'src/cli.ts', 'start'], {
+        DATA_DIR: cutDir,
+        DATABASE_URL: '',
+        PRICE_SERVICE_URL: marketUrl,
+        TRADE_WORKER_URL: `http://127.0.0.1:${link.port}`,
+        // Far enough for the test to act before the deadline.
+        SAGA_DEADLINE_MS: '120000',
+        // A saga waiting on the venue is resumed 2 s after its last event, once it can be reached.
+        SWEEP_INTERVAL_MS: '500',
+        SWEEP_STALE_MS: '2000',
+        CALL_TIMEOUT_MS: '1000',
+      });
+    }, 120_000);
+    afterAll(async () => {
+      await cut?.stop();
+      await link?.close();
+      if (market && market.exitCode === null) {
+        const exited = new Promise((resolve) => market.once('exit', resolve));
+        market.kill('SIGTERM');
+        await exited;
+      }
+      await rm(cutDir, { recursive: true, force: true });
+    });
+
+    it('shows the saga waiting at its pending step, refuses a blind cancel, and moves live to completed once the venue is back', async () => {
+      link.cut('reset');
+      const orderId = await placeOrder('100', { url: cut.url });
+      const { page, errors, elsewhere } = await openPage(VIEWPORTS.desktop);
+      await page.goto(`${cut.url}/ui/orders/${orderId}`);
+
+      const waiting = page.locator('.state[data-state="awaitingOutcome"]');
+      await expect.poll(() => waiting.getAttribute('class'), { timeout: 20_000 }).toContain('current');
+      expect(await page.locator('#pending-step').textContent()).toBe('awaitingOutcome');
+      expect(await page.locator('#deadline').textContent()).toMatch(/\(in \d+ s\)$/);
+      expect(await page.locator('#live').textContent()).toMatch(/^live/);
+      expect(await typesOf(page, 'order')).toEqual(['OrderAccepted', 'PriceQuoted', 'SwapExecuting']);
+      await page.screenshot({ path: join(SCREENSHOTS, 'order-waiting-desktop.png'), fullPage: true });
+
+      // The venue cannot say whether the swap went through: cancelling now would be a guess.
+      await page.locator('#cancel').click();
+      await page.locator('#cancel-reason').fill('customer request');
+      await page.locator('#confirm-go').click();
+      // The service tries the venue (with its call timeout) before it answers.
+      await expect
+        .poll(() => page.locator('#admin-result').textContent(), { timeout: 30_000 })
+        .toMatch(/^cancel refused: The swap outcome is unknown/);
+      expect(await waiting.getAttribute('class')).toContain('current');
+
+      // The venue is back: the sweeper resumes the saga, and the page follows on its own (no reload).
+      link.restore();
+      const completed = page.locator('.state[data-state="completed"]');
+      await expect.poll(() => completed.getAttribute('class'), { timeout: 30_000 }).toContain('current');
+      await expect
+        .poll(() => typesOf(page, 'order'))
+        .toEqual(['OrderAccepted', 'PriceQuoted', 'SwapExecuting', 'SwapExecuted', 'OrderCompleted']);
+      expect(await page.locator('#status').textContent()).toBe('completed');
+
+      expect(errors.filter((text) => !text.includes('the server responded with a status of 409'))).toEqual(
+        [],
+      );
+      expect(elsewhere).toEqual([]);
+      await page.close();
+    }, 90_000);
   });
 });
