@@ -1,5 +1,6 @@
 // @ts-check
 import js from '@eslint/js';
+import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 /**
@@ -63,5 +64,10 @@ export default tseslint.config(
   {
     files: ['**/*.js'],
     ...tseslint.configs.disableTypeChecked,
+  },
+  // The built-in pages' scripts run in the browser.
+  {
+    files: ['src/ui/**/*.js'],
+    languageOptions: { globals: globals.browser },
   },
 );

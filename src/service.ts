@@ -311,7 +311,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     const app = createApp({
       orders: wired.orders,
       positions: createPositionService(wired.store),
-      sagas: createSagaViews(wired.store),
+      sagas: createSagaViews(wired.store, config.saga.deadlineMs),
       readModels: createReadModelQueries(createReadModels(db)),
       health: createHealthProbe(db),
       currencies: config.currencies,

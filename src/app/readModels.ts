@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer';
 import { NotFoundError } from '../domain/errors.ts';
 import type { OrderView, OrderViewStatus, PositionView, PositionViewStatus } from './projections.ts';
-import type { ReadModels, ViewCursor, ViewListQuery } from './ports/readModels.ts';
+import type { OrderNotification, ReadModels, ViewCursor, ViewListQuery } from './ports/readModels.ts';
 
 /** Rows per page unless the client asks otherwise, and the most it may ask for. */
 export const DEFAULT_PAGE_SIZE = 50;
@@ -27,6 +27,8 @@ export interface ReadModelQueries {
   position(positionId: string): Promise<PositionView>;
   ordersOf(userId: string, request: ListRequest<OrderViewStatus>): Promise<Page<OrderView>>;
   positionsOf(userId: string, request: ListRequest<PositionViewStatus>): Promise<Page<PositionView>>;
+  /** The order's notifications, oldest first (none yet while it runs). */
+  notificationsOf(orderId: string): Promise<OrderNotification[]>;
 }
 
 /**
@@ -111,5 +113,6 @@ export function createReadModelQueries(readModels: ReadModels): ReadModelQueries
         userId,
         request,
       ),
+    notificationsOf: (orderId) => readModels.notificationsOf(orderId),
   };
 }

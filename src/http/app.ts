@@ -26,6 +26,7 @@ import { assertCanAccess, principalOf, requireApiKey } from './auth.ts';
 import type { Authenticator } from './auth.ts';
 import { validateChannelsRequest, validateUserId } from './channelsRequest.ts';
 import { mountDocs } from './docs.ts';
+import { mountUi } from './ui.ts';
 import { strictPathParam } from './fields.ts';
 import { apiDocument } from './openapi.ts';
 import { readListQuery } from './listQuery.ts';
@@ -306,6 +307,12 @@ export function createApp(deps: AppDeps): Hono {
     return c.json(await deps.sagas.view(id));
   });
 
+  app.get('/orders/:id/notifications', async (c) => {
+    const id = orderId(c.req.param('id'));
+    assertCanAccess(c, await orderOwner(id));
+    return c.json({ order_id: id, notifications: await deps.readModels.notificationsOf(id) });
+  });
+
   const channels = deps.channels;
   if (channels) {
     app.put('/users/:userId/channels', limitBody, async (c) => {
@@ -333,6 +340,7 @@ export function createApp(deps: AppDeps): Hono {
   );
   app.get('/openapi.json', (c) => c.body(document, 200, { 'content-type': 'application/json' }));
   mountDocs(app);
+  mountUi(app);
 
   app.get('/health', async (c) => {
     const { health } = deps;

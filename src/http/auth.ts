@@ -17,9 +17,13 @@ export interface Authenticator {
   authenticate(token: string): Principal | undefined;
 }
 
-/** Open whatever the keys: liveness, readiness, and the API's own documentation. */
+/**
+ * Open whatever the keys: liveness, readiness, the API's own documentation, and the built-in
+ * pages (static files: the data they show comes from calls that carry a key).
+ */
 const OPEN_PATHS = new Set(['/health', '/ready', '/openapi.json', '/docs']);
-const isOpenPath = (path: string) => OPEN_PATHS.has(path) || path.startsWith('/docs/');
+const isOpenPath = (path: string) =>
+  OPEN_PATHS.has(path) || path.startsWith('/docs/') || path.startsWith('/ui/');
 
 /** `Bearer <token>` (RFC 6750); the token is a b64token, at most 512 characters. */
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]{1,512}=*) *$/i;

@@ -23,6 +23,7 @@ import {
 } from './adminSchemas.ts';
 import { channelsRequestSchema } from './channelsRequest.ts';
 import { DOCS_ASSETS } from './docs.ts';
+import { UI_VENDOR_FILES } from './ui.ts';
 import { userIdText } from './fields.ts';
 import { orderRequestSchema } from './orderRequest.ts';
 import { PROBLEM_CONTENT_TYPE } from './problems.ts';
@@ -43,6 +44,7 @@ import {
   problemSchema,
   requestIdSchema,
   sagaViewSchema,
+  orderNotificationsSchema,
   userChannelsSchema,
 } from './schemas.ts';
 
@@ -430,6 +432,16 @@ export function apiDocument(options: ApiDocumentOptions) {
         [404],
       ),
     },
+    '/orders/{id}/notifications': {
+      get: get(
+        'getOrderNotifications',
+        'orders',
+        'The notifications sent about an order',
+        orderId,
+        orderNotificationsSchema,
+        [404],
+      ),
+    },
     '/users/{userId}/orders': {
       get: get(
         'listUserOrders',
@@ -578,6 +590,60 @@ export function apiDocument(options: ApiDocumentOptions) {
               'text/javascript': { schema: z.string() },
               'image/png': { schema: z.string().meta({ contentMediaType: 'image/png' }) },
             },
+          },
+          304: { description: 'Not modified (If-None-Match)', headers: headers() },
+          ...problems(404),
+        },
+      },
+    },
+    '/ui/orders/{id}': {
+      get: {
+        ...OPEN,
+        operationId: 'orderPage',
+        tags: ['documentation'],
+        summary: "An order's page: its saga as a live statechart, its events and notifications",
+        description: 'A static HTML page (no key needed); its data calls carry the key typed into it.',
+        requestParams: { path: z.object({ id: z.string() }) },
+        responses: {
+          200: ok('An HTML page', z.string(), 'text/html'),
+          304: { description: 'Not modified (If-None-Match)', headers: headers() },
+        },
+      },
+    },
+    '/ui/assets/{file}': {
+      get: {
+        ...OPEN,
+        operationId: 'uiAsset',
+        tags: ['documentation'],
+        summary: "The built-in pages' scripts and styles (the files of src/ui/)",
+        requestParams: { path: z.object({ file: z.string() }) },
+        responses: {
+          200: {
+            description: 'The file',
+            headers: headers(),
+            content: {
+              'text/html': { schema: z.string() },
+              'text/css': { schema: z.string() },
+              'text/javascript': { schema: z.string() },
+            },
+          },
+          304: { description: 'Not modified (If-None-Match)', headers: headers() },
+          ...problems(404),
+        },
+      },
+    },
+    '/ui/vendor/{file}': {
+      get: {
+        ...OPEN,
+        operationId: 'uiVendorFile',
+        tags: ['documentation'],
+        summary: 'Third-party browser code the pages load (elkjs), served from node_modules',
+        requestParams: { path: z.object({ file: z.enum(UI_VENDOR_FILES as [string, ...string[]]) }) },
+        responses: {
+          200: {
+            description: 'The file',
+            headers: headers(),
+            content: { 'text/javascript': { schema: z.string() } },
           },
           304: { description: 'Not modified (If-None-Match)', headers: headers() },
           ...problems(404),

@@ -172,6 +172,12 @@ export const sagaViewSchema = z
     status: z.enum(['running', 'finished']),
     saga_version: z.int().min(1).meta({ description: 'The machine version the saga runs on' }),
     pending_step: z.string().nullable().meta({ description: 'The step it waits on; null when finished' }),
+    accepted_at: time.meta({ description: 'When the order was accepted' }),
+    deadline: time.meta({
+      description:
+        'accepted_at + SAGA_DEADLINE_MS: past it no step that can compensate runs and a swap in doubt is voided; ' +
+        'given also once the saga has ended',
+    }),
     context: z.record(z.string(), z.unknown()),
     events: z.array(
       z.object({
@@ -181,9 +187,45 @@ export const sagaViewSchema = z
         recorded_at: time,
       }),
     ),
-    machine: z.record(z.string(), z.unknown()).meta({ description: "The machine's graph (nodes and edges)" }),
+    machine: z.record(z.string(), z.unknown()).meta({
+      description:
+        'The graph of the machine version the saga runs on (saga_version): its root state, each state ' +
+        "{ id, key, type (atomic, compound, final, …), initial (a compound state's initial child id, else null), " +
+        'children (the same shape), edges ([{ source, target, label: { text: the event } }]) }',
+    }),
   })
   .meta({ id: 'SagaView' });
+
+/** `GET /orders/{id}/notifications`: what the user was told about the order, per channel. */
+export const orderNotificationsSchema = z
+  .object({
+    order_id: idText,
+    notifications: z.array(
+      z.object({
+        event_id: idText.meta({
+          description: 'The terminal event it tells of (OrderCompleted or OrderFailed)',
+        }),
+        channel: z.enum(['telegram', 'email']),
+        status: z.enum(['sending', 'sent', 'failed', 'skipped']).meta({
+          description:
+            'sending: in hand or waiting for a retry; skipped: nothing to send (no address, channel off)',
+        }),
+        recipient: z
+          .string()
+          .nullable()
+          .meta({ description: 'The chat id or email address; null when none' }),
+        text: z.string(),
+        error: z
+          .string()
+          .nullable()
+          .meta({ description: 'Why it failed or was skipped; the last error while retried' }),
+        attempts: z.int().min(0),
+        created_at: time,
+        sent_at: time.nullable(),
+      }),
+    ),
+  })
+  .meta({ id: 'OrderNotifications', description: 'Oldest first; none until the order has ended' });
 
 /** `GET` and `PUT /users/{userId}/channels`: null where none is set. */
 export const userChannelsSchema = z

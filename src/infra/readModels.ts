@@ -1,5 +1,5 @@
 import type { Queryable } from '../app/ports/database.ts';
-import type { ReadModels, ViewListQuery } from '../app/ports/readModels.ts';
+import type { OrderNotification, ReadModels, ViewListQuery } from '../app/ports/readModels.ts';
 import type { OrderView, OrderViewStatus, PositionView, PositionViewStatus } from '../app/projections.ts';
 
 /*
@@ -53,6 +53,15 @@ function listSql(table: string, columns: string, id: string, query: ViewListQuer
   return { text, params };
 }
 
+/** An order's notifications: the index notifications_order serves it (a handful of rows). */
+const NOTIFICATIONS_SQL = `SELECT event_id::text AS event_id, channel, status, recipient, text, error, attempts,
+  created_at, sent_at FROM notifications WHERE order_id = $1 ORDER BY created_at, channel`;
+
+type NotificationRow = Omit<OrderNotification, 'created_at' | 'sent_at'> & {
+  readonly created_at: Date | string;
+  readonly sent_at: Date | string | null;
+};
+
 /** ReadModels on `orders_view` and `positions_view`, for PostgreSQL and PGlite alike. */
 export function createReadModels(db: Queryable): ReadModels {
   return {
@@ -77,6 +86,14 @@ export function createReadModels(db: Queryable): ReadModels {
     async positionsOf(query: ViewListQuery<PositionViewStatus>) {
       const { text, params } = listSql('positions_view', POSITION_VIEW_COLUMNS, 'position_id', query);
       return (await db.query<Row<PositionView>>(text, params)).map(toPositionView);
+    },
+    async notificationsOf(orderId) {
+      const rows = await db.query<NotificationRow>(NOTIFICATIONS_SQL, [orderId]);
+      return rows.map((row) => ({
+        ...row,
+        created_at: iso(row.created_at),
+        sent_at: row.sent_at === null ? null : iso(row.sent_at),
+      }));
     },
   };
 }

@@ -92,6 +92,11 @@ const ROUTES: readonly Route[] = [
     send: (app, f, h) => app.request(`/orders/${f.orderId}/saga`, { headers: h }),
   },
   {
+    name: 'GET /orders/:id/notifications',
+    ok: 200,
+    send: (app, f, h) => app.request(`/orders/${f.orderId}/notifications`, { headers: h }),
+  },
+  {
     name: 'GET /positions/:id/events',
     ok: 200,
     send: (app, f, h) => app.request(`/positions/${f.positionId}/events`, { headers: h }),

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChannelsService } from '../../src/app/notifications/channels.ts';
 import type { Database } from '../../src/app/ports/database.ts';
 import { createEventStore } from '../../src/infra/eventStore.ts';
+import { createNotificationStore } from '../../src/infra/notify/notificationStore.ts';
 import { createUserChannelStore } from '../../src/infra/notify/userChannels.ts';
 import { createSagaAdmin } from '../../src/app/sagaAdmin.ts';
 import { createDeadLetters } from '../../src/infra/deadLetters.ts';
@@ -194,7 +195,7 @@ describe('the OpenAPI document', () => {
   });
 
   describe('when it comes to access', () => {
-    it('declares the bearer scheme for every route but /health, /ready, /openapi.json and /docs', () => {
+    it('declares the bearer scheme for every route but /health, /ready, /openapi.json, /docs and /ui', () => {
       expect(doc.security).toEqual([{ bearer: [] }]);
       const open = [...documentedOperations(doc)].filter((op) => {
         const [method = '', path = ''] = op.split(' ');
@@ -206,6 +207,9 @@ describe('the OpenAPI document', () => {
         'GET /health',
         'GET /openapi.json',
         'GET /ready',
+        'GET /ui/assets/{file}',
+        'GET /ui/orders/{id}',
+        'GET /ui/vendor/{file}',
       ]);
     });
 
@@ -329,9 +333,40 @@ describe('the OpenAPI document', () => {
         },
       ]);
 
+      // What the notifier records once the order has ended: one row sent, one skipped.
+      const now = new Date();
+      const notification = {
+        event_id: randomUUID(),
+        order_id,
+        user_id: user,
+        subject: 'Order completed',
+        text: 'Order completed: 10 USDT → 0.0001 BTC',
+      };
+      await createNotificationStore(db).createAll(
+        [
+          { draft: { ...notification, channel: 'telegram', recipient: '123456789' }, waitReason: undefined },
+          {
+            draft: {
+              ...notification,
+              channel: 'email',
+              recipient: null,
+              skipped: 'the user has no email address',
+            },
+            waitReason: undefined,
+          },
+        ],
+        { token: randomUUID(), now, until: new Date(now.getTime() + 30_000) },
+      );
+
       const answers: Array<[string, Response | Promise<Response>]> = [
         ['GET /orders/{id}', app.request(`/orders/${order_id}`)],
         ['GET /orders/{id}/events', app.request(`/orders/${order_id}/events`)],
+        ['GET /orders/{id}/notifications', app.request(`/orders/${order_id}/notifications`)],
+        ['GET /orders/{id}/notifications', app.request(`/orders/${randomUUID()}/notifications`)],
+        ['GET /ui/orders/{id}', app.request(`/ui/orders/${order_id}`)],
+        ['GET /ui/assets/{file}', app.request('/ui/assets/order.js')],
+        ['GET /ui/assets/{file}', app.request('/ui/assets/no-such-file.js')],
+        ['GET /ui/vendor/{file}', app.request('/ui/vendor/elk.bundled.js')],
         ['GET /positions/{id}/events', app.request(`/positions/${position_id}/events`)],
         ['GET /positions/{id}', app.request(`/positions/${position_id}`)],
         ['GET /positions/{id}', app.request(`/positions/${randomUUID()}`)],
@@ -384,10 +419,35 @@ describe('the OpenAPI document', () => {
         statuses.push(`${operation} ${res.status}`);
         await expectDocumented(res, operation);
       }
+      const listed = (await (await app.request(`/orders/${order_id}/notifications`)).json()) as {
+        notifications: Array<{
+          channel: string;
+          status: string;
+          recipient: string | null;
+          error: string | null;
+        }>;
+      };
+      expect(
+        listed.notifications.map(({ channel, status, recipient, error }) => ({
+          channel,
+          status,
+          recipient,
+          error,
+        })),
+      ).toEqual([
+        { channel: 'email', status: 'skipped', recipient: null, error: 'the user has no email address' },
+        { channel: 'telegram', status: 'sending', recipient: '123456789', error: null },
+      ]);
       // Each kind of answer was reached: a route that changed its statuses would show here.
       expect(statuses).toEqual([
         'GET /orders/{id} 200',
         'GET /orders/{id}/events 200',
+        'GET /orders/{id}/notifications 200',
+        'GET /orders/{id}/notifications 404',
+        'GET /ui/orders/{id} 200',
+        'GET /ui/assets/{file} 200',
+        'GET /ui/assets/{file} 404',
+        'GET /ui/vendor/{file} 200',
         'GET /positions/{id}/events 200',
         'GET /positions/{id} 200',
         'GET /positions/{id} 404',

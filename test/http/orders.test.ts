@@ -333,7 +333,13 @@ describe('the orders API', () => {
         status: string;
         pending_step: string;
         events: Array<{ event_type: string; stream: string; version: number }>;
-        machine: { id: string; children: Array<{ id: string }> };
+        accepted_at: string;
+        deadline: string;
+        machine: {
+          id: string;
+          initial: string;
+          children: Array<{ id: string; key: string; type: string; initial: string | null }>;
+        };
       };
       expect(view).toMatchObject({ state: 'quotingPrice', status: 'running', pending_step: 'quotingPrice' });
       expect(view.events).toMatchObject([{ event_type: 'OrderAccepted', stream: 'order', version: 1 }]);
@@ -341,6 +347,17 @@ describe('the orders API', () => {
       expect(view.machine.children.map((c) => c.id)).toEqual(
         expect.arrayContaining(['orderSaga.quotingPrice', 'orderSaga.completed', 'orderSaga.compensating']),
       );
+      // What a statechart needs: each state's kind, where a compound state starts, the deadline.
+      expect(view.machine.initial).toBe('orderSaga.awaitingOrder');
+      const byKey = new Map(view.machine.children.map((c) => [c.key, c]));
+      expect(byKey.get('executingSwap')).toMatchObject({
+        type: 'compound',
+        initial: 'orderSaga.executingSwap.sendingSwap',
+      });
+      expect(byKey.get('completed')).toMatchObject({ type: 'final', initial: null });
+      expect(byKey.get('quotingPrice')).toMatchObject({ type: 'atomic' });
+      // The default SAGA_DEADLINE_MS (30 s) after acceptance.
+      expect(Date.parse(view.deadline) - Date.parse(view.accepted_at)).toBe(30_000);
     });
   });
 

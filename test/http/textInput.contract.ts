@@ -287,6 +287,7 @@ export function textInputContract(database: string, open: () => Promise<Database
         ['/orders/%00'],
         ['/orders/%ED%A0%80/events'],
         ['/orders/%00/saga'],
+        ['/orders/%00/notifications'],
         ['/positions/%C0%80/events'],
       ])('answers 404 to %s (ids are UUIDs, checked before any query)', async (path) => {
         await expectProblem(await app.request(path), 404);

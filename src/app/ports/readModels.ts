@@ -29,4 +29,24 @@ export interface ReadModels {
   ordersOf(query: ViewListQuery<OrderViewStatus>): Promise<OrderView[]>;
   /** A user's positions, newest first. */
   positionsOf(query: ViewListQuery<PositionViewStatus>): Promise<PositionView[]>;
+  /** The notifications sent (or being sent, failed, skipped) about an order, oldest first. */
+  notificationsOf(orderId: string): Promise<OrderNotification[]>;
+}
+
+/**
+ * One row of the `notifications` table as a user may see it: one per terminal event and channel.
+ * The lease columns stay inside: they are the notifiers' business.
+ */
+export interface OrderNotification {
+  readonly event_id: string;
+  readonly channel: 'telegram' | 'email';
+  readonly status: 'sending' | 'sent' | 'failed' | 'skipped';
+  /** The chat id or email address it went to; null when the user had none for the channel. */
+  readonly recipient: string | null;
+  readonly text: string;
+  /** Why it failed or was skipped; while sending, the last transient error, if any. */
+  readonly error: string | null;
+  readonly attempts: number;
+  readonly created_at: string;
+  readonly sent_at: string | null;
 }
