@@ -26,6 +26,9 @@ import { assertCanAccess, principalOf, requireApiKey } from './auth.ts';
 import type { Authenticator } from './auth.ts';
 import { validateChannelsRequest, validateUserId } from './channelsRequest.ts';
 import { mountDocs } from './docs.ts';
+import { mountDashboardApi, mountWhoami } from './dashboardApi.ts';
+import type { DashboardDeps } from './dashboardApi.ts';
+import { mountUiPages } from './ui.ts';
 import { strictPathParam } from './fields.ts';
 import { apiDocument } from './openapi.ts';
 import { readListQuery } from './listQuery.ts';
@@ -66,6 +69,8 @@ export interface AppDeps {
   readonly intake?: IntakeGate | undefined;
   /** OpenTelemetry: a SERVER span per request (@hono/otel); only when tracing is on. */
   readonly tracing?: boolean;
+  /** The dashboard's data: `GET /admin/orders` and the live feed `/ui/stream/orders` (only with it). */
+  readonly dashboard?: DashboardDeps | undefined;
 }
 
 /**
@@ -321,6 +326,8 @@ export function createApp(deps: AppDeps): Hono {
   }
 
   if (deps.admin) mountAdmin(app, deps.admin);
+  mountWhoami(app);
+  if (deps.dashboard) mountDashboardApi(app, deps.dashboard);
 
   // Documentation, open whatever the keys: the document is built once, from the zod schemas.
   const document = JSON.stringify(
@@ -329,10 +336,12 @@ export function createApp(deps: AppDeps): Hono {
       channels: deps.channels !== undefined,
       admin: deps.admin !== undefined,
       metrics: deps.metricsEndpoint !== undefined,
+      dashboard: deps.dashboard !== undefined,
     }),
   );
   app.get('/openapi.json', (c) => c.body(document, 200, { 'content-type': 'application/json' }));
   mountDocs(app);
+  mountUiPages(app);
 
   app.get('/health', async (c) => {
     const { health } = deps;

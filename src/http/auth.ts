@@ -1,6 +1,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import type { Principal } from '../app/apiKeys.ts';
 import { problemResponse, RequestProblem } from './problems.ts';
+import { isUiPagePath } from './ui.ts';
 
 declare module 'hono' {
   interface ContextVariableMap {
@@ -17,9 +18,12 @@ export interface Authenticator {
   authenticate(token: string): Principal | undefined;
 }
 
-/** Open whatever the keys: liveness, readiness, and the API's own documentation. */
+/**
+ * Open whatever the keys: liveness, readiness, the API's own documentation, and the UI's static
+ * pages and files (the data they show is asked for with the key the page prompts for).
+ */
 const OPEN_PATHS = new Set(['/health', '/ready', '/openapi.json', '/docs']);
-const isOpenPath = (path: string) => OPEN_PATHS.has(path) || path.startsWith('/docs/');
+const isOpenPath = (path: string) => OPEN_PATHS.has(path) || path.startsWith('/docs/') || isUiPagePath(path);
 
 /** `Bearer <token>` (RFC 6750); the token is a b64token, at most 512 characters. */
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]{1,512}=*) *$/i;
@@ -36,7 +40,7 @@ function unauthorized(c: Context, challenge: string, detail: string) {
 }
 
 /**
- * With any key configured, every route but /health, /ready, /openapi.json and /docs needs
+ * With any key configured, every route but /health, /ready, /openapi.json, /docs and the UI's pages needs
  * `Authorization: Bearer <key>`: 401 without a valid one. Sets `principal` on every request
  * (`open` when no key is configured, or when `auth` is not given at all).
  */
