@@ -1,5 +1,6 @@
 import type { Context, Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
+import type { Principal } from '../app/apiKeys.ts';
 import type { FeedBatch, OrderFeed } from '../app/orderFeed.ts';
 import type { OrderFeedRows } from '../app/ports/orderFeed.ts';
 import { ORDER_VIEW_STATUSES } from '../app/projections.ts';
@@ -31,14 +32,20 @@ function forbidden(detail: string): never {
   throw new RequestProblem(403, 'forbidden', 'Forbidden', detail);
 }
 
-/** `GET /whoami`: what the key may see, so a page can show just that. */
+/**
+ * `GET /whoami`: what the key may see, so a page shows just that. Open (auth.ts): without a valid
+ * key it answers `authenticated: false` rather than 401, so a page learns that it must ask for a
+ * key (or that the one it holds was refused) without an error.
+ */
 export function mountWhoami(app: Hono): void {
   app.get('/whoami', (c) => {
-    const principal = principalOf(c);
+    // Unset: keys are configured and this request holds no valid one (requireApiKey lets it by).
+    const principal = c.get('principal') as Principal | undefined;
     return c.json({
-      user_id: principal.kind === 'user' ? principal.userId : null,
-      admin: principal.kind !== 'user',
-      keys_required: principal.kind !== 'open',
+      authenticated: principal !== undefined,
+      user_id: principal?.kind === 'user' ? principal.userId : null,
+      admin: principal !== undefined && principal.kind !== 'user',
+      keys_required: principal?.kind !== 'open',
     });
   });
 }

@@ -5,6 +5,9 @@ import { orderListQuerySchema, orderViewSchema } from './schemas.ts';
 
 export const whoamiSchema = z
   .object({
+    authenticated: z
+      .boolean()
+      .meta({ description: 'false: keys are configured and the request holds no valid one (ask for it)' }),
     user_id: z
       .string()
       .nullable()

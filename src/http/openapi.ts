@@ -84,7 +84,7 @@ const DESCRIPTION = `Market orders ("swap 1000 USDT into BTC") carried through a
 processing → completed or failed).
 
 **Access.** With API keys configured (\`API_KEYS\`, or \`market-order-saga keys create\`), every route but \`/health\`,
-\`/ready\`, \`/openapi.json\`, \`/docs\` and the pages under \`/ui\` needs \`Authorization: Bearer <key>\`. A user's key reaches only that user's orders,
+\`/ready\`, \`/openapi.json\`, \`/docs\`, \`/whoami\` and the pages under \`/ui\` needs \`Authorization: Bearer <key>\`. A user's key reaches only that user's orders,
 positions and channels (403 otherwise); an admin key reaches all. Without any key configured the API is open
 for local use.
 
@@ -456,11 +456,15 @@ function uiPaths(dashboard: boolean): ZodOpenApiPathsObject {
     '/ui/vendor/{file}': { get: file('uiVendorFile', 'Third-party browser code, from node_modules') },
     '/whoami': {
       get: {
+        ...OPEN,
         operationId: 'whoami',
         tags: ['ui'],
         summary: 'Who the key is: its user (a user key) or admin, so a page shows only what it may',
+        description:
+          'Open: without a valid key it answers `authenticated: false` (not 401), so a page learns ' +
+          'that it must ask for a key. Send the key as on any other route.',
         requestParams: { header: z.object(requestHeaders) },
-        responses: { 200: ok('The caller', whoamiSchema), ...problems(...GUARDED) },
+        responses: { 200: ok('The caller', whoamiSchema), ...problems(500) },
       },
     },
     ...(dashboard

@@ -43,16 +43,12 @@ export async function api(path, init = {}) {
 }
 
 /**
- * Who the key is ({ user_id, admin, keys_required }); null when keys are configured and no valid
- * key is held (the page then asks for one).
+ * Who the key is ({ authenticated, user_id, admin, keys_required }); null when keys are configured
+ * and no valid key is held (the page then asks for one). /whoami answers that without a 401.
  */
 export async function whoami() {
-  try {
-    return await api('/whoami');
-  } catch (error) {
-    if (error instanceof ApiError && error.status === 401) return null;
-    throw error;
-  }
+  const who = await api('/whoami');
+  return who.authenticated ? who : null;
 }
 
 /**

@@ -161,13 +161,32 @@ function scheduleRender() {
   requestAnimationFrame(render);
 }
 
-const amount = (value, currency) => (value === null || value === undefined ? '–' : `${value} ${currency}`);
+/**
+ * A decimal string cut to 8 significant digits for the table (the full value is the cell's
+ * title): string work only, no float stands between the API's digits and the page.
+ */
+function short(value) {
+  if (value === null || value === undefined) return '–';
+  const [whole, fraction = ''] = value.split('.');
+  if (fraction === '') return whole;
+  const significant = whole.replace(/^0+/, '').length;
+  const zeros = significant > 0 ? 0 : fraction.length - fraction.replace(/^0+/, '').length;
+  const kept = fraction.slice(0, Math.max(0, zeros + 8 - significant)).replace(/0+$/, '');
+  return kept ? `${whole}.${kept}` : whole;
+}
+
+const amount = (value, currency) =>
+  value === null || value === undefined ? '–' : `${short(value)} ${currency}`;
 
 function rowElement(row, now) {
   const tr = el('tr');
   tr.dataset.orderId = row.order_id;
   tr.dataset.status = row.status;
-  const cell = (text, className) => tr.appendChild(el('td', className, text));
+  const cell = (text, className, title) => {
+    const td = tr.appendChild(el('td', className, text));
+    if (title) td.title = title;
+    return td;
+  };
   cell(age(row.created_at, now), 'age');
   const idCell = tr.appendChild(el('td', 'id'));
   const link = el('a', null, row.order_id.slice(0, 8));
@@ -177,9 +196,11 @@ function rowElement(row, now) {
   cell(row.user_id, 'user');
   const statusCell = tr.appendChild(el('td'));
   statusCell.appendChild(el('span', `status status-${row.status}`, row.status));
-  cell(amount(row.from_amount, row.from_currency), 'num');
-  cell(amount(row.to_amount ?? row.quoted_to_amount, row.to_currency), 'num');
-  cell(row.executed_price ?? row.quoted_price ?? '–', 'num');
+  const to = row.to_amount ?? row.quoted_to_amount;
+  const price = row.executed_price ?? row.quoted_price;
+  cell(amount(row.from_amount, row.from_currency), 'num', row.from_amount);
+  cell(amount(to, row.to_currency), 'num', to);
+  cell(short(price), 'num', price && `${price} ${row.to_currency}/${row.from_currency}`);
   cell(row.failure_reason ? `${row.failure_reason} (${row.failed_step})` : '', 'failure');
   return tr;
 }

@@ -198,7 +198,7 @@ describe('the OpenAPI document', () => {
   });
 
   describe('when it comes to access', () => {
-    it('declares the bearer scheme for every route but /health, /ready, /openapi.json, /docs and the UI pages', () => {
+    it('declares the bearer scheme for every route but /health, /ready, /openapi.json, /docs, /whoami and the UI pages', () => {
       expect(doc.security).toEqual([{ bearer: [] }]);
       const open = [...documentedOperations(doc)].filter((op) => {
         const [method = '', path = ''] = op.split(' ');
@@ -214,6 +214,7 @@ describe('the OpenAPI document', () => {
         'GET /ui/assets/{file}',
         'GET /ui/orders/{id}',
         'GET /ui/vendor/{file}',
+        'GET /whoami',
       ]);
     });
 
