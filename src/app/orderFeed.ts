@@ -42,8 +42,11 @@ export interface OrderFeed {
    * `truncated` when there are more than a batch carries.
    */
   since(cursor: string, userId: string | undefined): Promise<FeedBatch>;
-  /** The counts of `userId`'s orders, or of every user's. */
-  counts(userId: string | undefined): Promise<OrderCounts>;
+  /**
+   * Where a new watcher starts: no rows, the counts of `userId`'s orders (or of every user's), and
+   * the database's clock as the cursor, so that a reconnect resumes from there.
+   */
+  start(userId: string | undefined): Promise<FeedBatch>;
   /** Ends every stream and stops polling. */
   stop(): Promise<void>;
 }
@@ -171,7 +174,9 @@ export function createOrderFeed(options: OrderFeedOptions): OrderFeed {
         ...(found.length > maxRows ? { truncated: true } : {}),
       };
     },
-    counts: (userId) => rows.counts(userId),
+    async start(userId) {
+      return { cursor: await rows.now(), orders: [], counts: await rows.counts(userId) };
+    },
     async stop() {
       stopped = true;
       if (timer !== undefined && running === undefined) clearTimeout(timer);

@@ -186,10 +186,12 @@ export function mountDashboardApi(app: Hono, deps: DashboardDeps): void {
         if (!writing) void stream.write(': keep-alive\n\n').catch(end);
       }, keepAliveMs);
       try {
-        // First: where the client left off (a reconnect), or the counts to start from.
-        const first: FeedBatch = since
-          ? await deps.feed.since(since, userId)
-          : { cursor: undefined, orders: [], counts: await deps.feed.counts(userId) };
+        // First: what the client missed (a reconnect), or the counts and where the feed starts.
+        // When the database cannot answer, the stream ends and the client reconnects.
+        const first: FeedBatch | undefined = await (
+          since ? deps.feed.since(since, userId) : deps.feed.start(userId)
+        ).catch(() => undefined);
+        if (first === undefined) return;
         if (first.truncated) {
           // Too much was missed to patch the page: the client reloads its list, then follows on.
           await stream.writeSSE({ event: 'reset', data: '{}' });

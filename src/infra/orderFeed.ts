@@ -52,6 +52,10 @@ export function createOrderFeedRows(db: Queryable): OrderFeedRows {
       );
       return rows.map(toOrderView);
     },
+    async now() {
+      const [row] = await db.query<{ now: Date | string }>("SELECT date_trunc('milliseconds', now()) AS now");
+      return new Date(row?.now ?? Date.now()).toISOString();
+    },
     async counts(userId) {
       const rows = await db.query<{ status: keyof OrderCounts; n: number }>(
         userId === undefined

@@ -147,10 +147,18 @@ function drawSpark(svg, values) {
   values.forEach((v, i) => {
     if (v !== null) points.push(`${(i * step).toFixed(1)},${(29 - (v / max) * 27).toFixed(1)}`);
   });
-  const line = document.createElementNS('http://www.w3.org/2000/svg', 'polyline');
-  line.setAttribute('points', points.join(' '));
-  line.setAttribute('class', 'spark-line');
-  svg.replaceChildren(line);
+  const svgNode = (tag, attributes) => {
+    const node = document.createElementNS('http://www.w3.org/2000/svg', tag);
+    for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
+    return node;
+  };
+  const line = svgNode('polyline', { points: points.join(' '), class: 'spark-line' });
+  // The newest point as a dot, so that a single value shows too.
+  const last = points.at(-1)?.split(',');
+  svg.replaceChildren(
+    line,
+    ...(last ? [svgNode('circle', { cx: last[0], cy: last[1], r: '1.5', class: 'spark-dot' })] : []),
+  );
 }
 
 // ---- drawing ---------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import {
 } from '../helpers/browser.ts';
 import type { WatchedPage } from '../helpers/browser.ts';
 import { startService } from '../helpers/server.ts';
+import { startTcpProxy } from '../helpers/tcpProxy.ts';
 import type { ServiceProcess } from '../helpers/server.ts';
 import { until } from '../helpers/wait.ts';
 
@@ -90,6 +91,47 @@ describe.skipIf(!hasChromium)(`the dashboard in a browser${NO_CHROMIUM}`, () => 
       await screenshot(page, 'dashboard-desktop');
       expectClean(watched);
       await page.context().close();
+    });
+
+    it('catches up after a dropped connection, with what happened meanwhile', async () => {
+      // The page talks to the service through a proxy that the test cuts, as a network would.
+      const proxy = await startTcpProxy({ host: '127.0.0.1', port: Number(new URL(service.url).port) });
+      const origin = `http://127.0.0.1:${proxy.port}`;
+      const watched = await watchedPage(browser, origin, DESKTOP);
+      const { page } = watched;
+      try {
+        await page.goto(`${origin}/ui`);
+        await page.locator('#live[data-state="open"]').waitFor();
+        proxy.cut('reset');
+        await page.locator('#live[data-state="reconnecting"]').waitFor({ timeout: 10_000 });
+        // Placed and finished while the page is cut off: it must show up once the page is back.
+        const placed = await fetch(`${service.url}/orders`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            user_id: `offline-${randomUUID().slice(0, 8)}`,
+            from_amount: '75',
+            from_currency: 'USDT',
+            to_currency: 'BTC',
+            order_type: 'market',
+          }),
+        });
+        const { order_id } = (await placed.json()) as { order_id: string };
+        await until(async () => {
+          const res = await fetch(`${service.url}/orders/${order_id}`);
+          return ((await res.json()) as { status: string }).status === 'completed';
+        }, 'the order placed while cut off to complete');
+        expect(await row(page, order_id).count()).toBe(0);
+        proxy.restore();
+        await page.locator('#live[data-state="open"]').waitFor({ timeout: 15_000 });
+        await row(page, order_id, 'completed').waitFor({ timeout: 10_000 });
+        // Only the browser's own log of the refused connections; no script error.
+        expect(watched.problems.filter((p) => !/net::ERR_CONNECTION_(RESET|REFUSED)/.test(p))).toEqual([]);
+        expect(watched.foreign).toEqual([]);
+      } finally {
+        await page.context().close();
+        await proxy.close();
+      }
     });
 
     it("shows the API's validation messages beside their fields", async () => {

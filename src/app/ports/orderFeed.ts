@@ -33,4 +33,6 @@ export interface OrderFeedRows {
   }): Promise<OrderView[]>;
   /** How many orders are in each status: every user's, or `userId`'s. */
   counts(userId?: string): Promise<OrderCounts>;
+  /** The database's clock (ISO-8601): where a new watcher's feed starts. */
+  now(): Promise<string>;
 }
