@@ -59,8 +59,13 @@ async function loadPage(cursor) {
     const page = await api(listPath(cursor));
     state.cursor = cursor;
     state.next = page.next_cursor;
-    state.rows = page.orders;
-    state.byId = new Map(page.orders.map((row) => [row.order_id, row]));
+    // A row the stream already brought newer than this answer keeps the stream's version.
+    const held = cursor === state.cursor ? state.byId : new Map();
+    state.rows = page.orders.map((row) => {
+      const newer = held.get(row.order_id);
+      return newer && newer.version > row.version ? newer : row;
+    });
+    state.byId = new Map(state.rows.map((row) => [row.order_id, row]));
     list.hidden = true;
   } catch (error) {
     list.textContent = `The orders could not be loaded: ${error.message}`;
@@ -258,6 +263,9 @@ function follow() {
       else if (event === 'orders') applyBatch(data);
     },
     onState(s, error) {
+      // Back after a dropped connection: the stream sends what was missed, and the page is
+      // read again too, so that nothing depends on the catch-up alone.
+      if (s === 'open' && live.dataset.state === 'reconnecting') void loadPage(state.cursor);
       live.dataset.state = s;
       live.textContent =
         s === 'open'

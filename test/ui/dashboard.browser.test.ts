@@ -134,6 +134,47 @@ describe.skipIf(!hasChromium)(`the dashboard in a browser${NO_CHROMIUM}`, () => 
       }
     });
 
+    it('takes a burst of orders in at most one message and one redraw per tick', async () => {
+      const watched = await watchedPage(browser, service.url, DESKTOP);
+      const { page } = watched;
+      await page.goto(`${service.url}/ui`);
+      await page.locator('#live[data-state="open"]').waitFor();
+      const counter = async (name: 'renders' | 'messages') =>
+        Number(await page.locator('body').getAttribute(`data-${name}`));
+      const before = { renders: await counter('renders'), messages: await counter('messages') };
+      const accepted = Number(await page.locator('#count-accepted').textContent());
+      const started = Date.now();
+      const user = `burst-${randomUUID().slice(0, 8)}`;
+      // 100 orders, 20 at a time, as fast as the service takes them.
+      for (let i = 0; i < 5; i += 1) {
+        await Promise.all(
+          Array.from({ length: 20 }, () =>
+            fetch(`${service.url}/orders`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({
+                user_id: user,
+                from_amount: '10',
+                from_currency: 'USDT',
+                to_currency: 'BTC',
+                order_type: 'market',
+              }),
+            }),
+          ),
+        );
+      }
+      await page.locator('#count-accepted', { hasText: String(accepted + 100) }).waitFor({ timeout: 20_000 });
+      const elapsedMs = Date.now() - started;
+      const messages = (await counter('messages')) - before.messages;
+      const renders = (await counter('renders')) - before.renders;
+      expect(messages).toBeLessThanOrEqual(Math.ceil(elapsedMs / 250) + 2);
+      // One redraw per message at most, plus the once-a-second refresh of the ages.
+      expect(renders).toBeLessThanOrEqual(messages + Math.ceil(elapsedMs / 1000) + 1);
+      expect(await page.locator('#orders tbody tr').count()).toBe(50);
+      expectClean(watched);
+      await page.context().close();
+    });
+
     it("shows the API's validation messages beside their fields", async () => {
       const watched = await watchedPage(browser, service.url, DESKTOP);
       const { page } = watched;
