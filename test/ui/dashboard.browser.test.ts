@@ -101,7 +101,9 @@ describe.skipIf(!hasChromium)(`the dashboard in a browser${NO_CHROMIUM}`, () => 
       const { page } = watched;
       try {
         await page.goto(`${origin}/ui`);
-        await page.locator('#live[data-state="open"]').waitFor();
+        // The first message (the counts) carries the stream's position, which a reconnect sends
+        // back as Last-Event-ID. (Cut before it, the page would rely on reading its list again.)
+        await page.locator('body[data-messages="1"]').waitFor();
         proxy.cut('reset');
         await page.locator('#live[data-state="reconnecting"]').waitFor({ timeout: 10_000 });
         // Placed and finished while the page is cut off: it must show up once the page is back.
