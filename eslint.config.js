@@ -68,6 +68,6 @@ export default tseslint.config(
   // The built-in pages' scripts run in the browser.
   {
     files: ['src/ui/**/*.js'],
-    languageOptions: { globals: globals.browser },
+    languageOptions: { sourceType: 'module', globals: globals.browser },
   },
 );

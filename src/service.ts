@@ -49,6 +49,8 @@ import { createUserChannelStore } from './infra/notify/userChannels.ts';
 import { consumedEventTypes, notifierPorts, wireOrderFlow, wireOrders } from './wiring.ts';
 import { tracedOutsideWorld } from './app/tracing.ts';
 import { createIntakeGate } from './http/intakeGate.ts';
+import { createOrderFeed } from './app/orderFeed.ts';
+import { createOrderFeedRows } from './infra/orderFeed.ts';
 
 /** Something a role started; stopped in reverse order of starting. */
 interface Part {
@@ -308,6 +310,11 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     // Used on demand (list, replay, drop), not started: the sweeper role's keeper runs the passes.
     const adminKeeper = keeperOf('admin');
     if (adminKeeper) parts.push({ name: 'admin keeper', stop: () => adminKeeper.stop() });
+    // The dashboard's live feed: polls only while a browser watches; stopping it ends the streams,
+    // which would otherwise hold the HTTP server's close open.
+    const feedRows = createOrderFeedRows(db);
+    const feed = createOrderFeed({ rows: feedRows, logger });
+    parts.push({ name: 'order feed', stop: () => feed.stop() });
     const app = createApp({
       orders: wired.orders,
       positions: createPositionService(wired.store),
@@ -342,6 +349,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       }),
       intake,
       tracing: config.tracing,
+      dashboard: { rows: feedRows, feed },
     });
     const server = await serveHttp(app.fetch, { host: config.host, port: config.port });
     url = `http://${config.host}:${server.port}`;
@@ -370,6 +378,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
         'in-process bus',
         'relay',
         'notifier retries',
+        'order feed',
         'api',
         'mail',
       ];

@@ -26,7 +26,9 @@ import { assertCanAccess, principalOf, requireApiKey } from './auth.ts';
 import type { Authenticator } from './auth.ts';
 import { validateChannelsRequest, validateUserId } from './channelsRequest.ts';
 import { mountDocs } from './docs.ts';
-import { mountUi } from './ui.ts';
+import { mountDashboardApi, mountWhoami } from './dashboardApi.ts';
+import type { DashboardDeps } from './dashboardApi.ts';
+import { mountUiPages } from './ui.ts';
 import { strictPathParam } from './fields.ts';
 import { apiDocument } from './openapi.ts';
 import { readListQuery } from './listQuery.ts';
@@ -67,6 +69,8 @@ export interface AppDeps {
   readonly intake?: IntakeGate | undefined;
   /** OpenTelemetry: a SERVER span per request (@hono/otel); only when tracing is on. */
   readonly tracing?: boolean;
+  /** The dashboard's data: `GET /admin/orders` and the live feed `/ui/stream/orders` (only with it). */
+  readonly dashboard?: DashboardDeps | undefined;
 }
 
 /**
@@ -328,6 +332,8 @@ export function createApp(deps: AppDeps): Hono {
   }
 
   if (deps.admin) mountAdmin(app, deps.admin);
+  mountWhoami(app);
+  if (deps.dashboard) mountDashboardApi(app, deps.dashboard);
 
   // Documentation, open whatever the keys: the document is built once, from the zod schemas.
   const document = JSON.stringify(
@@ -336,11 +342,12 @@ export function createApp(deps: AppDeps): Hono {
       channels: deps.channels !== undefined,
       admin: deps.admin !== undefined,
       metrics: deps.metricsEndpoint !== undefined,
+      dashboard: deps.dashboard !== undefined,
     }),
   );
   app.get('/openapi.json', (c) => c.body(document, 200, { 'content-type': 'application/json' }));
   mountDocs(app);
-  mountUi(app);
+  mountUiPages(app);
 
   app.get('/health', async (c) => {
     const { health } = deps;

@@ -1,6 +1,7 @@
 import type { Context, MiddlewareHandler } from 'hono';
 import type { Principal } from '../app/apiKeys.ts';
 import { problemResponse, RequestProblem } from './problems.ts';
+import { isUiPagePath } from './ui.ts';
 
 declare module 'hono' {
   interface ContextVariableMap {
@@ -18,12 +19,12 @@ export interface Authenticator {
 }
 
 /**
- * Open whatever the keys: liveness, readiness, the API's own documentation, and the built-in
- * pages (static files: the data they show comes from calls that carry a key).
+ * Open whatever the keys: liveness, readiness, the API's own documentation, the UI's static pages
+ * and files (the data they show is asked for with the key the page prompts for), and /whoami (a
+ * page asks it whether it needs a key, and whether the one it holds is good, without a 401).
  */
-const OPEN_PATHS = new Set(['/health', '/ready', '/openapi.json', '/docs']);
-const isOpenPath = (path: string) =>
-  OPEN_PATHS.has(path) || path.startsWith('/docs/') || path.startsWith('/ui/');
+const OPEN_PATHS = new Set(['/health', '/ready', '/openapi.json', '/docs', '/whoami']);
+const isOpenPath = (path: string) => OPEN_PATHS.has(path) || path.startsWith('/docs/') || isUiPagePath(path);
 
 /** `Bearer <token>` (RFC 6750); the token is a b64token, at most 512 characters. */
 const BEARER = /^Bearer +([A-Za-z0-9\-._~+/]{1,512}=*) *$/i;
@@ -40,7 +41,7 @@ function unauthorized(c: Context, challenge: string, detail: string) {
 }
 
 /**
- * With any key configured, every route but /health, /ready, /openapi.json and /docs needs
+ * With any key configured, every route but /health, /ready, /openapi.json, /docs, /whoami and the UI's pages needs
  * `Authorization: Bearer <key>`: 401 without a valid one. Sets `principal` on every request
  * (`open` when no key is configured, or when `auth` is not given at all).
  */

@@ -23,7 +23,12 @@ import {
 } from './adminSchemas.ts';
 import { channelsRequestSchema } from './channelsRequest.ts';
 import { DOCS_ASSETS } from './docs.ts';
-import { UI_VENDOR_FILES } from './ui.ts';
+import {
+  adminOrderListQuerySchema,
+  feedBatchSchema,
+  orderStreamQuerySchema,
+  whoamiSchema,
+} from './dashboardSchemas.ts';
 import { userIdText } from './fields.ts';
 import { orderRequestSchema } from './orderRequest.ts';
 import { PROBLEM_CONTENT_TYPE } from './problems.ts';
@@ -62,6 +67,8 @@ export interface ApiDocumentOptions {
   readonly admin?: boolean;
   /** Whether `GET /metrics` is served (createApp's `metricsEndpoint`). */
   readonly metrics?: boolean;
+  /** Whether the dashboard's data routes are served (createApp's `dashboard`). */
+  readonly dashboard?: boolean;
 }
 
 /** The original design's example order (its README's curl). */
@@ -78,7 +85,7 @@ const DESCRIPTION = `Market orders ("swap 1000 USDT into BTC") carried through a
 processing → completed or failed).
 
 **Access.** With API keys configured (\`API_KEYS\`, or \`market-order-saga keys create\`), every route but \`/health\`,
-\`/ready\`, \`/openapi.json\` and \`/docs\` needs \`Authorization: Bearer <key>\`. A user's key reaches only that user's orders,
+\`/ready\`, \`/openapi.json\`, \`/docs\`, \`/whoami\` and the pages under \`/ui\` needs \`Authorization: Bearer <key>\`. A user's key reaches only that user's orders,
 positions and channels (403 otherwise); an admin key reaches all. Without any key configured the API is open
 for local use.
 
@@ -409,6 +416,109 @@ function adminPaths(): ZodOpenApiPathsObject {
   };
 }
 
+/** The browser pages (src/http/ui.ts), open, and the dashboard's data (src/http/dashboardApi.ts). */
+function uiPaths(dashboard: boolean): ZodOpenApiPathsObject {
+  const page = (operationId: string, summary: string, path?: z.ZodObject): ZodOpenApiOperationObject => ({
+    ...OPEN,
+    operationId,
+    tags: ['ui'],
+    summary,
+    ...(path ? { requestParams: { path } } : {}),
+    responses: {
+      200: ok('An HTML page', z.string(), 'text/html'),
+      304: { description: 'Not modified (If-None-Match)', headers: headers() },
+      ...problems(404),
+    },
+  });
+  const file = (operationId: string, summary: string): ZodOpenApiOperationObject => ({
+    ...OPEN,
+    operationId,
+    tags: ['ui'],
+    summary,
+    requestParams: { path: z.object({ file: z.string() }) },
+    responses: {
+      200: {
+        description: 'The file',
+        headers: headers(),
+        content: {
+          'text/javascript': { schema: z.string() },
+          'text/css': { schema: z.string() },
+          'text/html': { schema: z.string() },
+        },
+      },
+      304: { description: 'Not modified (If-None-Match)', headers: headers() },
+      ...problems(404),
+    },
+  });
+  return {
+    '/ui': { get: page('dashboard', 'The dashboard: recent orders, live, with counters and an order form') },
+    '/ui/orders/{id}': { get: page('orderPage', "An order's page: its saga as a statechart", orderId) },
+    '/ui/assets/{file}': { get: file('uiAsset', "The pages' scripts and styles") },
+    '/ui/vendor/{file}': { get: file('uiVendorFile', 'Third-party browser code, from node_modules') },
+    '/whoami': {
+      get: {
+        ...OPEN,
+        operationId: 'whoami',
+        tags: ['ui'],
+        summary: 'Who the key is: its user (a user key) or admin, so a page shows only what it may',
+        description:
+          'Open: without a valid key it answers `authenticated: false` (not 401), so a page learns ' +
+          'that it must ask for a key. Send the key as on any other route.',
+        requestParams: { header: z.object(requestHeaders) },
+        responses: { 200: ok('The caller', whoamiSchema), ...problems(500) },
+      },
+    },
+    ...(dashboard
+      ? {
+          '/admin/orders': {
+            get: {
+              ...get(
+                'listAllOrders',
+                'admin',
+                "Every user's orders, newest first",
+                z.object({}),
+                orderPageSchema,
+                [400],
+              ),
+              description: 'Admin keys only (a user key lists its own with GET /users/{userId}/orders).',
+              requestParams: { header: z.object(requestHeaders), query: adminOrderListQuerySchema },
+            },
+          },
+          '/ui/stream/orders': {
+            get: {
+              operationId: 'streamOrders',
+              tags: ['ui'],
+              summary: 'Orders as they change: Server-Sent Events, one message per 250 ms tick at most',
+              description:
+                'Each `orders` message carries every order that changed since the last (OrderFeedBatch), ' +
+                "with the counts by status when they changed; its id is where the stream stands. A user's key " +
+                "gets that user's orders only. A client that reconnects with Last-Event-ID (or `since`) first " +
+                'gets what it missed; when that is too much, a `reset` message tells it to reload its list.',
+              requestParams: {
+                header: z.object({
+                  ...requestHeaders,
+                  'Last-Event-ID': z
+                    .string()
+                    .optional()
+                    .meta({ param: { id: 'LastEventId' } }),
+                }),
+                query: orderStreamQuerySchema,
+              },
+              responses: {
+                200: {
+                  description: "The stream (text/event-stream); each message's data is an OrderFeedBatch",
+                  headers: headers(),
+                  content: { 'text/event-stream': { schema: feedBatchSchema } },
+                },
+                ...problems(400, ...GUARDED),
+              },
+            },
+          },
+        }
+      : {}),
+  };
+}
+
 /**
  * Builds the document. Throws when a schema cannot be represented, so a route added without a
  * documentable schema fails at start (and in the tests).
@@ -565,6 +675,7 @@ export function apiDocument(options: ApiDocumentOptions) {
         responses: { 200: ok('OpenAPI 3.1', z.record(z.string(), z.unknown())) },
       },
     },
+    ...uiPaths(options.dashboard ?? false),
     '/docs': {
       get: {
         ...OPEN,
@@ -596,60 +707,6 @@ export function apiDocument(options: ApiDocumentOptions) {
         },
       },
     },
-    '/ui/orders/{id}': {
-      get: {
-        ...OPEN,
-        operationId: 'orderPage',
-        tags: ['documentation'],
-        summary: "An order's page: its saga as a live statechart, its events and notifications",
-        description: 'A static HTML page (no key needed); its data calls carry the key typed into it.',
-        requestParams: { path: z.object({ id: z.string() }) },
-        responses: {
-          200: ok('An HTML page', z.string(), 'text/html'),
-          304: { description: 'Not modified (If-None-Match)', headers: headers() },
-        },
-      },
-    },
-    '/ui/assets/{file}': {
-      get: {
-        ...OPEN,
-        operationId: 'uiAsset',
-        tags: ['documentation'],
-        summary: "The built-in pages' scripts and styles (the files of src/ui/)",
-        requestParams: { path: z.object({ file: z.string() }) },
-        responses: {
-          200: {
-            description: 'The file',
-            headers: headers(),
-            content: {
-              'text/html': { schema: z.string() },
-              'text/css': { schema: z.string() },
-              'text/javascript': { schema: z.string() },
-            },
-          },
-          304: { description: 'Not modified (If-None-Match)', headers: headers() },
-          ...problems(404),
-        },
-      },
-    },
-    '/ui/vendor/{file}': {
-      get: {
-        ...OPEN,
-        operationId: 'uiVendorFile',
-        tags: ['documentation'],
-        summary: 'Third-party browser code the pages load (elkjs), served from node_modules',
-        requestParams: { path: z.object({ file: z.enum(UI_VENDOR_FILES as [string, ...string[]]) }) },
-        responses: {
-          200: {
-            description: 'The file',
-            headers: headers(),
-            content: { 'text/javascript': { schema: z.string() } },
-          },
-          304: { description: 'Not modified (If-None-Match)', headers: headers() },
-          ...problems(404),
-        },
-      },
-    },
   };
 
   return createDocument({
@@ -669,6 +726,7 @@ export function apiDocument(options: ApiDocumentOptions) {
         ? [{ name: 'admin', description: 'Sagas and dead letters, for operators (admin keys only)' }]
         : []),
       { name: 'documentation', description: 'This document and its reference page' },
+      { name: 'ui', description: 'The browser pages (no key needed) and the data only they use' },
     ],
     security: [{ bearer: [] }],
     paths,

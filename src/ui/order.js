@@ -6,37 +6,15 @@
  * order's two short streams by their index; the rest is fetched again only when an event was
  * added. Polling stops once the saga has ended and its notifications are in.
  */
+import { ApiError, api, currentKey, setKey } from './common.js';
 import { drawStatechart, leafIds, walkHistory } from './statechart.js';
 
 const POLL_MS = 1000;
 /** How long after the end the page keeps looking for the notifications (sent after the end). */
 const NOTIFICATIONS_WAIT_MS = 15_000;
-const KEY_ITEM = 'market-order-saga.api-key';
 
 const $ = (id) => document.getElementById(id);
 const orderId = decodeURIComponent(location.pathname.split('/').filter(Boolean).at(-1) ?? '');
-
-class ApiProblem extends Error {
-  constructor(status, body) {
-    super(typeof body === 'object' && body?.detail ? body.detail : `HTTP ${status}`);
-    this.status = status;
-    this.body = body;
-  }
-}
-
-const currentKey = () => sessionStorage.getItem(KEY_ITEM);
-
-/** The JSON API, with the key when one was given; throws ApiProblem on an error answer. */
-async function api(path, init = {}) {
-  const headers = new Headers(init.headers);
-  const key = currentKey();
-  if (key) headers.set('Authorization', `Bearer ${key}`);
-  const res = await fetch(path, { ...init, headers });
-  const type = res.headers.get('content-type') ?? '';
-  const body = type.includes('json') ? await res.json() : await res.text();
-  if (!res.ok) throw new ApiProblem(res.status, body);
-  return body;
-}
 
 function element(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -210,7 +188,7 @@ async function loadEvents(view) {
 
 function showProblem(error) {
   const problem = $('load-problem');
-  const refused = error instanceof ApiProblem && (error.status === 401 || error.status === 403);
+  const refused = error instanceof ApiError && (error.status === 401 || error.status === 403);
   // Without a key, or with one that may not see this order: ask for (another) key.
   $('key-form').hidden = !refused;
   $('key-problem').hidden = !(refused && currentKey());
@@ -218,7 +196,7 @@ function showProblem(error) {
   problem.hidden = refused;
   if (refused) return;
   problem.textContent =
-    error instanceof ApiProblem && error.status === 404
+    error instanceof ApiError && error.status === 404
       ? `There is no order with id ${orderId}.`
       : `Could not load the order: ${error.message}`;
 }
@@ -270,7 +248,7 @@ function poll() {
     (error) => {
       showProblem(error);
       // A dropped connection or a restart: keep trying; a missing key or order waits for the user.
-      if (!(error instanceof ApiProblem) || error.status >= 500) next();
+      if (!(error instanceof ApiError) || error.status >= 500) next();
     },
   );
 }
@@ -338,7 +316,7 @@ async function runAction(event) {
     const outcome = await api(`/admin/sagas/${orderId}/${name}`, init);
     showResult(`${name}: ${outcome.outcome}${outcome.detail ? ` — ${outcome.detail}` : ''}`, 'ok');
   } catch (error) {
-    const title = error instanceof ApiProblem && error.body?.title ? `${error.body.title}: ` : '';
+    const title = error instanceof ApiError && error.problem?.title ? `${error.problem.title}: ` : '';
     showResult(`${name} refused: ${title}${error.message}`, 'refused');
   }
   state.eventCount = -1;
@@ -363,7 +341,7 @@ function start() {
   document.title = `Order ${orderId.slice(0, 8)} · market-order-saga`;
   $('key-form').addEventListener('submit', (event) => {
     event.preventDefault();
-    sessionStorage.setItem(KEY_ITEM, $('key-input').value.trim());
+    setKey($('key-input').value.trim());
     state.admin = undefined;
     poll();
   });

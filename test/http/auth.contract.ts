@@ -3,10 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createKeyRing, hashSecret, parseApiKeyList } from '../../src/app/apiKeys.ts';
 import type { KeyRing } from '../../src/app/apiKeys.ts';
 import { createChannelsService } from '../../src/app/notifications/channels.ts';
+import { createOrderFeed } from '../../src/app/orderFeed.ts';
 import type { Database } from '../../src/app/ports/database.ts';
 import { positionIdFor } from '../../src/domain/ids.ts';
 import { createApiKeyStore } from '../../src/infra/apiKeys.ts';
 import { createEventStore } from '../../src/infra/eventStore.ts';
+import { createOrderFeedRows } from '../../src/infra/orderFeed.ts';
 import { createLogger } from '../../src/infra/logger.ts';
 import { createUserChannelStore } from '../../src/infra/notify/userChannels.ts';
 import { runKeysCommand } from '../../src/cli/keys.ts';
@@ -122,6 +124,16 @@ const ROUTES: readonly Route[] = [
     send: (app, f, h) => app.request(`/users/${encodeURIComponent(f.owner)}/channels`, { headers: h }),
   },
   {
+    // The dashboard's live feed of one user's orders; the stream is let go once its status is read.
+    name: 'GET /ui/stream/orders?user=',
+    ok: 200,
+    send: async (app, f, h) => {
+      const res = await app.request(`/ui/stream/orders?user=${encodeURIComponent(f.owner)}`, { headers: h });
+      if (res.headers.get('content-type') === 'text/event-stream') await res.body?.cancel();
+      return res;
+    },
+  },
+  {
     name: 'PUT /users/:userId/channels',
     ok: 200,
     send: (app, f, h) =>
@@ -192,8 +204,15 @@ export function authContract(database: string, open: () => Promise<AuthDatabases
       return ring;
     }
 
-    const appWith = (ring: KeyRing) =>
-      testApp(db, { channels: createChannelsService(createUserChannelStore(db)), auth: ring, logger });
+    const appWith = (ring: KeyRing) => {
+      const rows = createOrderFeedRows(db);
+      return testApp(db, {
+        channels: createChannelsService(createUserChannelStore(db)),
+        auth: ring,
+        logger,
+        dashboard: { rows, feed: createOrderFeed({ rows, logger }) },
+      });
+    };
 
     async function expectProblem(res: Response, status: number, code: string) {
       expect(res.status).toBe(status);

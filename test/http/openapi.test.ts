@@ -9,6 +9,8 @@ import { createEventStore } from '../../src/infra/eventStore.ts';
 import { createNotificationStore } from '../../src/infra/notify/notificationStore.ts';
 import { createUserChannelStore } from '../../src/infra/notify/userChannels.ts';
 import { createSagaAdmin } from '../../src/app/sagaAdmin.ts';
+import { createOrderFeed } from '../../src/app/orderFeed.ts';
+import { createOrderFeedRows } from '../../src/infra/orderFeed.ts';
 import { createDeadLetters } from '../../src/infra/deadLetters.ts';
 import { createSagaRows } from '../../src/infra/sagaAdmin.ts';
 import { createServiceMetrics } from '../../src/infra/metrics.ts';
@@ -82,6 +84,7 @@ describe('the OpenAPI document', () => {
 
   beforeAll(async () => {
     db = await migratedPglite();
+    const feedRows = createOrderFeedRows(db);
     const metrics = createServiceMetrics({ db, stuckAfterMs: 60_000, logger: silentLogger });
     app = testApp(db, {
       channels: createChannelsService(createUserChannelStore(db)),
@@ -97,6 +100,7 @@ describe('the OpenAPI document', () => {
         }),
         deadLetters: createDeadLetters(db),
       },
+      dashboard: { rows: feedRows, feed: createOrderFeed({ rows: feedRows, logger: silentLogger }) },
     });
     doc = (await (await app.request('/openapi.json')).json()) as Document;
     // The document as a JSON Schema (2020-12, the dialect of OpenAPI 3.1) resource, so that
@@ -195,7 +199,7 @@ describe('the OpenAPI document', () => {
   });
 
   describe('when it comes to access', () => {
-    it('declares the bearer scheme for every route but /health, /ready, /openapi.json, /docs and /ui', () => {
+    it('declares the bearer scheme for every route but /health, /ready, /openapi.json, /docs, /whoami and the UI pages', () => {
       expect(doc.security).toEqual([{ bearer: [] }]);
       const open = [...documentedOperations(doc)].filter((op) => {
         const [method = '', path = ''] = op.split(' ');
@@ -207,9 +211,11 @@ describe('the OpenAPI document', () => {
         'GET /health',
         'GET /openapi.json',
         'GET /ready',
+        'GET /ui',
         'GET /ui/assets/{file}',
         'GET /ui/orders/{id}',
         'GET /ui/vendor/{file}',
+        'GET /whoami',
       ]);
     });
 
@@ -287,6 +293,11 @@ describe('the OpenAPI document', () => {
         ['POST /admin/dlq/replay', app.request('/admin/dlq/replay', json({}))],
         ['POST /admin/dlq/drop', app.request('/admin/dlq/drop', json({ all: true }))],
         ['POST /admin/dlq/drop', app.request('/admin/dlq/drop', json({ ids: [] }))],
+        ['GET /admin/orders', app.request('/admin/orders?limit=1')],
+        ['GET /admin/orders', app.request(`/admin/orders?status=failed&user=${encodeURIComponent('a b')}`)],
+        ['GET /admin/orders', app.request('/admin/orders?user=')],
+        ['GET /whoami', app.request('/whoami')],
+        ['GET /ui/stream/orders', app.request('/ui/stream/orders?since=yesterday')],
       ];
       const statuses: string[] = [];
       for (const [operation, pending] of answers) {
@@ -307,6 +318,11 @@ describe('the OpenAPI document', () => {
         'POST /admin/dlq/replay 200',
         'POST /admin/dlq/drop 200',
         'POST /admin/dlq/drop 400',
+        'GET /admin/orders 200',
+        'GET /admin/orders 200',
+        'GET /admin/orders 400',
+        'GET /whoami 200',
+        'GET /ui/stream/orders 400',
       ]);
     });
 
