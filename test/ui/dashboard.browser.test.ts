@@ -69,7 +69,7 @@ describe.skipIf(!hasChromium)(`the dashboard in a browser${NO_CHROMIUM}`, () => 
       if (dataDir) rmSync(dataDir, { recursive: true, force: true });
     });
 
-    it('places an order from the form and shows it live until it completes', async () => {
+    it('places an order from the form, shows it live until it completes, and opens its page from the table', async () => {
       const watched = await watchedPage(browser, service.url, DESKTOP);
       const { page } = watched;
       await page.goto(`${service.url}/ui`);
@@ -89,6 +89,21 @@ describe.skipIf(!hasChromium)(`the dashboard in a browser${NO_CHROMIUM}`, () => 
       expect(await page.locator('#count-accepted').textContent()).toBe('1');
       expect(await page.locator('#count-open').textContent()).toBe('0');
       await screenshot(page, 'dashboard-desktop');
+
+      // A person then opens it from the table: the order page shows the saga at `completed`, the
+      // only current state, and the order's five events in its timeline.
+      await row(page, orderId).locator('a').first().click();
+      await page.waitForURL(`**/ui/orders/${orderId}`);
+      await page.locator('.state.current[data-state="completed"]').waitFor({ timeout: 20_000 });
+      expect(await page.locator('.state.current').count()).toBe(1);
+      expect(await page.locator('#events li[data-stream="order"] .type').allTextContents()).toEqual([
+        'OrderAccepted',
+        'PriceQuoted',
+        'SwapExecuting',
+        'SwapExecuted',
+        'OrderCompleted',
+      ]);
+      await screenshot(page, 'dashboard-then-order-desktop');
       expectClean(watched);
       await page.context().close();
     });
