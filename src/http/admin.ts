@@ -12,6 +12,7 @@ import type { FieldProblem } from '../domain/errors.ts';
 import { cancelRequestSchema, dropRequestSchema, replayRequestSchema } from './adminSchemas.ts';
 import { principalOf } from './auth.ts';
 import { issuesToProblems } from './fields.ts';
+import { readJson } from './jsonBody.ts';
 import { RequestProblem } from './problems.ts';
 import { LIST_LIMIT } from './schemas.ts';
 
@@ -26,7 +27,6 @@ export interface AdminDeps {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const JSON_CONTENT_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 const MAX_BODY_BYTES = 64 * 1024;
 
 const adminOnly: MiddlewareHandler = async (c, next) => {
@@ -119,29 +119,7 @@ function readSagaQuery(c: Context) {
 
 /** Reads a JSON body (none at all reads as `{}`) and validates it with `schema`. */
 async function readBody<S extends z.ZodType>(c: Context, schema: S, what: string): Promise<z.infer<S>> {
-  const text = await c.req.text();
-  let body: unknown = {};
-  if (text.trim() !== '') {
-    const contentType = c.req.header('content-type') ?? '';
-    if (!JSON_CONTENT_TYPE.test(contentType)) {
-      throw new RequestProblem(
-        415,
-        'unsupported_media_type',
-        'Unsupported content type',
-        `Send ${what} as JSON with "Content-Type: application/json"`,
-      );
-    }
-    try {
-      body = JSON.parse(text);
-    } catch (error) {
-      throw new RequestProblem(
-        400,
-        'malformed_json',
-        'Malformed JSON',
-        `The body is not valid JSON: ${(error as Error).message}`,
-      );
-    }
-  }
+  const body = await readJson(c.req.raw, what, { empty: {} });
   const parsed = schema.safeParse(body);
   if (!parsed.success)
     invalid('invalid_body', issuesToProblems(parsed.error.issues, `is not a field of ${what}`));

@@ -6,7 +6,6 @@ import { requestId } from 'hono/request-id';
 import { matchedRoutes } from 'hono/route';
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { parse as parseLosslessJson } from 'lossless-json';
 import type { ChannelsService } from '../app/notifications/channels.ts';
 import { IdempotencyKeyInFlightError, IdempotencyKeyReusedError } from '../app/orders.ts';
 import type { OrderService } from '../app/orders.ts';
@@ -26,6 +25,7 @@ import { assertCanAccess, principalOf, requireApiKey } from './auth.ts';
 import type { Authenticator } from './auth.ts';
 import { validateChannelsRequest, validateUserId } from './channelsRequest.ts';
 import { mountDocs } from './docs.ts';
+import { readJson } from './jsonBody.ts';
 import { mountDashboardApi, mountWhoami } from './dashboardApi.ts';
 import type { DashboardDeps } from './dashboardApi.ts';
 import { mountUiPages } from './ui.ts';
@@ -83,7 +83,6 @@ function routeOf(c: Context): string {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const JSON_CONTENT_TYPE = /^application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
 
 function eventView(event: StoredEvent) {
   return {
@@ -140,46 +139,6 @@ function idempotencyProblem(error: unknown): never {
     });
   }
   throw error;
-}
-
-/**
- * Reads the body as JSON, keeping numbers' exact text (amounts never pass through a float).
- * `what` names the body in the error, e.g. "the order".
- */
-async function readJson(request: Request, what: string): Promise<unknown> {
-  const contentType = request.headers.get('content-type') ?? '';
-  if (!JSON_CONTENT_TYPE.test(contentType)) {
-    throw new RequestProblem(
-      415,
-      'unsupported_media_type',
-      'Unsupported content type',
-      `Send ${what} as JSON with "Content-Type: application/json" (got ${contentType ? `"${contentType}"` : 'none'})`,
-    );
-  }
-  const bytes = await request.arrayBuffer();
-  let text: string;
-  try {
-    // Strict: request.text() would turn bytes that are not UTF-8 (a lone surrogate's ED A0 80)
-    // into U+FFFD, and the order would be stored under a user id nobody sent.
-    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch {
-    throw new RequestProblem(
-      400,
-      'malformed_json',
-      'Malformed JSON',
-      'The body is not valid UTF-8, as JSON must be',
-    );
-  }
-  try {
-    return parseLosslessJson(text);
-  } catch (error) {
-    throw new RequestProblem(
-      400,
-      'malformed_json',
-      'Malformed JSON',
-      `The body is not valid JSON: ${(error as Error).message}`,
-    );
-  }
 }
 
 /** The HTTP API: no server here, so tests call `app.request()` and main.ts picks the server. */

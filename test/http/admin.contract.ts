@@ -506,6 +506,24 @@ export function adminContract(database: string, open: () => Promise<AdminDatabas
         await expectProblem(await cancel(orderId, '{"reason":'), 400, 'malformed_json');
         expect((await eventTypes(orderId)).order).toEqual(['OrderAccepted']);
       });
+
+      it('refuses a reason that is not UTF-8 (a lone surrogate) rather than store U+FFFD in its place', async () => {
+        const orderId = await world.place();
+        const bytes = new Uint8Array([
+          ...new TextEncoder().encode('{"reason":"x'),
+          0xed,
+          0xa0,
+          0x80,
+          ...new TextEncoder().encode('"}'),
+        ]);
+        const res = await adminApp().request(`/admin/sagas/${orderId}/cancel`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: bytes,
+        });
+        await expectProblem(res, 400, 'malformed_json');
+        expect((await eventTypes(orderId)).order).toEqual(['OrderAccepted']);
+      });
     });
 
     describe('when a cancel races a worker driving the saga', () => {
