@@ -13,7 +13,7 @@ import { cancelRequestSchema, dropRequestSchema, replayRequestSchema } from './a
 import { principalOf } from './auth.ts';
 import { issuesToProblems } from './fields.ts';
 import { readJson } from './jsonBody.ts';
-import { RequestProblem } from './problems.ts';
+import { invalid, RequestProblem } from './problems.ts';
 import { LIST_LIMIT } from './schemas.ts';
 
 /**
@@ -38,16 +38,6 @@ const adminOnly: MiddlewareHandler = async (c, next) => {
 
 /** A client's value in a message: quoted, and cut short when long. */
 const quoted = (value: string) => JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
-
-function invalid(code: 'invalid_query' | 'invalid_body', problems: readonly FieldProblem[]): never {
-  throw new RequestProblem(
-    400,
-    code,
-    code === 'invalid_query' ? 'Invalid query parameters' : 'Invalid request body',
-    problems.map((p) => `${p.field} ${p.message}`).join('; '),
-    { errors: problems },
-  );
-}
 
 /** The query parameters of `c`, each at most once; the problems so far are collected in `problems`. */
 function queryReader(c: Context, problems: FieldProblem[]) {

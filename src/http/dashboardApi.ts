@@ -9,7 +9,7 @@ import { encodeCursor } from '../app/readModels.ts';
 import type { FieldProblem } from '../domain/errors.ts';
 import { principalOf } from './auth.ts';
 import { readListQuery } from './listQuery.ts';
-import { RequestProblem } from './problems.ts';
+import { invalid, RequestProblem } from './problems.ts';
 
 /**
  * The data routes of the dashboard (/ui): who the key is (`GET /whoami`), every user's orders a
@@ -73,15 +73,7 @@ function readStreamQuery(c: Context): { userId: string | undefined; since: strin
       field: 'since',
       message: `must be an event id this stream sent (an ISO-8601 time in UTC, to the millisecond); got ${quoted(since)}`,
     });
-  if (problems.length > 0) {
-    throw new RequestProblem(
-      400,
-      'invalid_query',
-      'Invalid query parameters',
-      problems.map((p) => `${p.field} ${p.message}`).join('; '),
-      { errors: problems },
-    );
-  }
+  if (problems.length > 0) invalid('invalid_query', problems);
   const principal = principalOf(c);
   if (principal.kind === 'user') {
     if (user !== undefined && user !== principal.userId)
@@ -115,10 +107,7 @@ export function mountDashboardApi(app: Hono, deps: DashboardDeps): void {
     const request = readListQuery(c, ORDER_VIEW_STATUSES);
     const users = c.req.queries('user') ?? [];
     if (users.length > 1 || (users[0] !== undefined && (users[0].length === 0 || users[0].length > 128))) {
-      const problem = { field: 'user', message: 'must be one user id of 1 to 128 characters' };
-      throw new RequestProblem(400, 'invalid_query', 'Invalid query parameters', `user ${problem.message}`, {
-        errors: [problem],
-      });
+      invalid('invalid_query', [{ field: 'user', message: 'must be one user id of 1 to 128 characters' }]);
     }
     const rows = await deps.rows.list({
       status: request.status,

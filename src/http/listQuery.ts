@@ -3,7 +3,7 @@ import type { FieldProblem } from '../domain/errors.ts';
 import { decodeCursor, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../app/readModels.ts';
 import type { ListRequest } from '../app/readModels.ts';
 import type { ViewCursor } from '../app/ports/readModels.ts';
-import { RequestProblem } from './problems.ts';
+import { invalid } from './problems.ts';
 
 /** A client's value in a message: quoted, and cut short when long. */
 const quoted = (value: string) => JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
@@ -64,14 +64,6 @@ export function readListQuery<Status extends string>(
     }
   }
 
-  if (problems.length > 0) {
-    throw new RequestProblem(
-      400,
-      'invalid_query',
-      'Invalid query parameters',
-      problems.map((p) => `${p.field} ${p.message}`).join('; '),
-      { errors: problems },
-    );
-  }
+  if (problems.length > 0) invalid('invalid_query', problems);
   return { limit, status, cursor };
 }

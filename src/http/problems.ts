@@ -55,6 +55,17 @@ export class RequestProblem extends HTTPException {
   }
 }
 
+/** 400 for query parameters or body fields that failed, each named with why (in `errors`). */
+export function invalid(code: 'invalid_query' | 'invalid_body', problems: readonly FieldProblem[]): never {
+  throw new RequestProblem(
+    400,
+    code,
+    code === 'invalid_query' ? 'Invalid query parameters' : 'Invalid request body',
+    problems.map((p) => `${p.field} ${p.message}`).join('; '),
+    { errors: problems },
+  );
+}
+
 const STATUS_BY_CODE = {
   validation: 422,
   not_found: 404,
