@@ -1,16 +1,15 @@
-import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import type { Context, Hono } from 'hono';
+import type { Hono } from 'hono';
 import { NotFoundError } from '../domain/errors.ts';
+import { sendStaticFile, staticFile, TEXT, withoutSourceMap } from './staticFiles.ts';
+import type { StaticFile } from './staticFiles.ts';
 
 /**
  * The interactive API reference at `/docs`: Swagger UI from the swagger-ui-dist package, served
  * from this process (no CDN: it works offline and behind a firewall), reading `/openapi.json`.
  */
-
-const TEXT = (type: string) => `${type}; charset=utf-8`;
 
 /** The files of swagger-ui-dist that the page loads, by name under `/docs/`, with their types. */
 const PACKAGE_FILES = {
@@ -64,46 +63,24 @@ export const DOCS_ASSETS: readonly string[] = [...Object.keys(PACKAGE_FILES), 'i
 const CONTENT_SECURITY_POLICY =
   "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; frame-ancestors 'none'";
 
-interface Asset {
-  readonly body: Uint8Array<ArrayBuffer> | string;
-  readonly type: string;
-  readonly etag: string;
-}
-
-function asset(body: Uint8Array<ArrayBuffer> | string, type: string): Asset {
-  return { body, type, etag: `"${createHash('sha1').update(body).digest('base64url')}"` };
-}
-
-let loaded: ReadonlyMap<string, Asset> | undefined;
+let loaded: ReadonlyMap<string, StaticFile> | undefined;
 
 /**
  * The assets, read once per process. The package is found the way Node resolves it, which Deno
- * (with its node_modules directory) does the same way. Source-map comments are dropped: the maps
- * are not served, and a browser's developer tools would ask for them.
+ * (with its node_modules directory) does the same way.
  */
-function assets(): ReadonlyMap<string, Asset> {
+function assets(): ReadonlyMap<string, StaticFile> {
   if (loaded) return loaded;
   const dir = dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
-  const map = new Map<string, Asset>();
+  const map = new Map<string, StaticFile>();
   for (const [name, type] of Object.entries(PACKAGE_FILES)) {
     const bytes = readFileSync(join(dir, name));
-    const body = type.startsWith('image/')
-      ? new Uint8Array(bytes)
-      : bytes
-          .toString('utf8')
-          .replace(/\n?(?:\/\/# sourceMappingURL=\S+|\/\*# sourceMappingURL=\S+ ?\*\/)\s*$/, '\n');
-    map.set(name, asset(body, type));
+    const body = type.startsWith('image/') ? new Uint8Array(bytes) : withoutSourceMap(bytes.toString('utf8'));
+    map.set(name, staticFile(body, type));
   }
-  map.set('init.js', asset(INIT_SCRIPT, TEXT('text/javascript')));
+  map.set('init.js', staticFile(INIT_SCRIPT, TEXT('text/javascript')));
   loaded = map;
   return map;
-}
-
-function send(c: Context, item: Asset) {
-  c.header('ETag', item.etag);
-  c.header('Cache-Control', 'no-cache');
-  if (c.req.header('if-none-match') === item.etag) return c.body(null, 304);
-  return c.body(item.body, 200, { 'content-type': item.type });
 }
 
 /**
@@ -112,15 +89,12 @@ function send(c: Context, item: Asset) {
  */
 export function mountDocs(app: Hono): void {
   const files = assets();
-  const page = asset(PAGE, TEXT('text/html'));
-  app.get('/docs', (c) => {
-    c.header('Content-Security-Policy', CONTENT_SECURITY_POLICY);
-    return send(c, page);
-  });
+  const page = staticFile(PAGE, TEXT('text/html'));
+  app.get('/docs', (c) => sendStaticFile(c, page, CONTENT_SECURITY_POLICY));
   app.get('/docs/:file', (c) => {
     const name = c.req.param('file');
     const item = files.get(name);
     if (!item) throw new NotFoundError(`The API reference has no file ${name}`);
-    return send(c, item);
+    return sendStaticFile(c, item);
   });
 }

@@ -1,10 +1,11 @@
-import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Context, Hono } from 'hono';
 import { NotFoundError } from '../domain/errors.ts';
+import { sendStaticFile, staticFile, TEXT, withoutSourceMap } from './staticFiles.ts';
+import type { StaticFile } from './staticFiles.ts';
 
 /**
  * The browser pages (`/ui`): plain HTML, ES modules and CSS from `src/ui/`, served by this
@@ -16,8 +17,6 @@ import { NotFoundError } from '../domain/errors.ts';
  * - `GET /ui/assets/<file>` → any other file of `src/ui/`;
  * - `GET /ui/vendor/<file>` → third-party browser code, from node_modules (VENDOR).
  */
-
-const TEXT = (type: string) => `${type}; charset=utf-8`;
 
 const TYPES: Readonly<Record<string, string>> = {
   '.html': TEXT('text/html'),
@@ -41,38 +40,26 @@ export const VENDOR: Readonly<Record<string, { readonly pkg: string; readonly fi
 export const UI_CONTENT_SECURITY_POLICY =
   "default-src 'self'; img-src 'self' data:; style-src 'self'; connect-src 'self'; frame-ancestors 'none'";
 
-interface Asset {
-  readonly body: Uint8Array<ArrayBuffer> | string;
-  readonly type: string;
-  readonly etag: string;
-}
-
-function asset(body: Uint8Array<ArrayBuffer> | string, type: string): Asset {
-  return { body, type, etag: `"${createHash('sha1').update(body).digest('base64url')}"` };
-}
-
-function load(path: string, type: string): Asset {
+function load(path: string, type: string): StaticFile {
   const bytes = readFileSync(path);
-  return asset(type.startsWith('image/png') ? new Uint8Array(bytes) : bytes.toString('utf8'), type);
+  return staticFile(type.startsWith('image/png') ? new Uint8Array(bytes) : bytes.toString('utf8'), type);
 }
 
-/** A vendor script without its source-map comment: the maps are not served, and developer tools would ask. */
-function loadVendor(path: string): Asset {
-  const text = readFileSync(path, 'utf8').replace(/\n?\/\/# sourceMappingURL=\S+\s*$/, '\n');
-  return asset(text, TEXT('text/javascript'));
+function loadVendor(path: string): StaticFile {
+  return staticFile(withoutSourceMap(readFileSync(path, 'utf8')), TEXT('text/javascript'));
 }
 
 /** The directory of the pages: `src/ui/` beside this module's folder (Node and Deno alike). */
 const UI_DIR = fileURLToPath(new URL('../ui/', import.meta.url));
 
 /** The files of `src/ui/` by name, and the vendor files whose packages are installed. */
-function assets(): { files: Map<string, Asset>; vendor: Map<string, Asset> } {
-  const files = new Map<string, Asset>();
+function assets(): { files: Map<string, StaticFile>; vendor: Map<string, StaticFile> } {
+  const files = new Map<string, StaticFile>();
   for (const name of readdirSync(UI_DIR)) {
     const type = TYPES[extname(name)];
     if (type) files.set(name, load(join(UI_DIR, name), type));
   }
-  const vendor = new Map<string, Asset>();
+  const vendor = new Map<string, StaticFile>();
   const require = createRequire(import.meta.url);
   for (const [name, { pkg, file }] of Object.entries(VENDOR)) {
     let path: string;
@@ -86,14 +73,8 @@ function assets(): { files: Map<string, Asset>; vendor: Map<string, Asset> } {
   return { files, vendor };
 }
 
-function send(c: Context, item: Asset) {
-  c.header('ETag', item.etag);
-  c.header('Cache-Control', 'no-cache');
-  c.header('X-Content-Type-Options', 'nosniff');
-  if (item.type.startsWith('text/html')) c.header('Content-Security-Policy', UI_CONTENT_SECURITY_POLICY);
-  if (c.req.header('if-none-match') === item.etag) return c.body(null, 304);
-  return c.body(item.body, 200, { 'content-type': item.type });
-}
+const send = (c: Context, item: StaticFile) =>
+  sendStaticFile(c, item, item.type.startsWith('text/html') ? UI_CONTENT_SECURITY_POLICY : undefined);
 
 /** Whether `path` is one of the static UI paths, open whatever the keys (src/http/auth.ts). */
 export const isUiPagePath = (path: string): boolean =>
