@@ -203,7 +203,14 @@ export function dashboardFeedContract(
           cursor = body.next_cursor;
         } while (cursor);
         expect(pages.map((p) => p.length)).toEqual([2, 2, 1]);
-        expect(pages.flat().map((o) => o.order_id)).toEqual([...ids].reverse());
+        const listed = pages.flat();
+        // Every order once, newest first; two placed within the same millisecond tie on created_at
+        // and come in order_id order, as the keyset does.
+        expect(listed.map((o) => o.order_id).sort()).toEqual([...ids].sort());
+        const newestFirst = [...listed].sort(
+          (a, b) => b.created_at.localeCompare(a.created_at) || b.order_id.localeCompare(a.order_id),
+        );
+        expect(listed.map((o) => o.order_id)).toEqual(newestFirst.map((o) => o.order_id));
       });
     });
   });
