@@ -110,6 +110,15 @@ export function openSagasContract(db: () => Database): void {
         const ended = await accept();
         await append(ended, 'OrderFailed');
         const running = await accept();
+        // Due means looked at before now(): wait until the database's clock has moved past the
+        // saga's first look (PGlite's clock can stand still for a tick).
+        await until(async () => {
+          const [row] = await db().query<{ moved: boolean }>(
+            'SELECT now() > checked_at AS moved FROM open_sagas WHERE order_id = $1',
+            [running],
+          );
+          return row?.moved === true;
+        }, 'the clock to move past the saga first look');
 
         const claimed = await createOpenSagas(db()).claimDue(0, 100);
 
