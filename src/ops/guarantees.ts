@@ -1,6 +1,7 @@
 import { idempotencyKeyFor } from '../domain/ids.ts';
 import type { Queryable } from '../app/ports/database.ts';
 import { compareReadModels } from '../infra/projectionReplay.ts';
+import { table } from '../cli/output.ts';
 
 /** One guarantee of ARCHITECTURE.md, checked against what is stored. */
 export interface GuaranteeResult {
@@ -369,18 +370,43 @@ export async function checkGuarantees(sources: GuaranteeSources): Promise<Guaran
   ];
 }
 
-/** A plain-text report, one line per guarantee plus samples of violations. */
+/**
+ * The report `check` prints: a table with a row per guarantee (guarantee, status, items checked,
+ * violations, an example), then each guarantee's detail and, for a violated one, its examples in
+ * full, and a last line saying whether anything was violated.
+ */
 export function formatReport(results: readonly GuaranteeResult[]): string {
-  const lines: string[] = [];
+  const status = (r: GuaranteeResult) => (r.status === 'violated' ? 'FAIL' : r.status);
+  const example = (r: GuaranteeResult) => {
+    const first = r.violations[0];
+    if (first === undefined) return '';
+    const text = JSON.stringify(first);
+    return text.length > 60 ? `${text.slice(0, 59)}…` : text;
+  };
+  const lines = [
+    table(
+      ['#', 'guarantee', 'status', 'checked', 'violations', 'example'],
+      results.map((r) => [
+        String(r.guarantee),
+        r.title,
+        status(r),
+        r.checked,
+        String(r.violationCount),
+        example(r),
+      ]),
+    ),
+    '',
+  ];
   for (const r of results) {
-    const mark = r.status === 'ok' ? 'ok  ' : r.status === 'n/a' ? 'n/a ' : 'FAIL';
-    lines.push(
-      `${mark} ${r.guarantee}. ${r.title} — ${r.checked}${r.violationCount ? `, ${r.violationCount} violations` : ''}`,
-    );
-    if (r.detail) lines.push(`       ${r.detail}`);
-    for (const v of r.violations) lines.push(`       ${JSON.stringify(v)}`);
+    if (r.detail) lines.push(`${r.guarantee}. ${r.detail}`);
+    if (r.status === 'violated') for (const v of r.violations) lines.push(`   ${JSON.stringify(v)}`);
   }
-  const failed = results.filter((r) => r.status === 'violated').length;
-  lines.push(failed ? `${failed} guarantees violated` : 'zero violations');
+  const failed = results.filter((r) => r.status === 'violated');
+  const total = failed.reduce((sum, r) => sum + r.violationCount, 0);
+  lines.push(
+    failed.length
+      ? `${failed.length} guarantee(s) violated, ${total} violation(s): ${failed.map((r) => r.guarantee).join(', ')}`
+      : 'zero violations',
+  );
   return lines.join('\n');
 }
