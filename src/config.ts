@@ -11,6 +11,8 @@ import type { VerifiableKey } from './app/apiKeys.ts';
 import { userIdText } from './http/fields.ts';
 import { DEFAULT_PGLITE_SETTINGS } from './infra/db/pglite.ts';
 import { tracingRequested } from './infra/tracing.ts';
+import { parseFailpoints } from './app/failpoints.ts';
+import type { FailpointSpec } from './app/failpoints.ts';
 
 /** What a process does; a process runs one or more roles (all of them by default). */
 export const ROLES = ['api', 'relay', 'saga', 'notifier', 'sweeper'] as const;
@@ -103,6 +105,8 @@ export interface Config {
   readonly shutdownTimeoutMs: number;
   /** OpenTelemetry tracing asked for by the OTEL_* variables (src/infra/tracing.ts). */
   readonly tracing: boolean;
+  /** FAILPOINTS: where this process crashes or freezes on purpose, for fault tests (none by default). */
+  readonly failpoints: readonly FailpointSpec[];
 }
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
@@ -211,6 +215,17 @@ const EnvSchema = z.object({
   ORDER_RATE_LIMIT_PER_SECOND: z.coerce.number().int().min(0).default(0),
   ORDER_RATE_LIMIT_BURST: z.coerce.number().int().min(0).default(0),
   SHUTDOWN_TIMEOUT_MS: z.coerce.number().int().positive().max(3_600_000).default(10_000),
+  FAILPOINTS: z
+    .string()
+    .default('')
+    .transform((text, ctx) => {
+      try {
+        return parseFailpoints(text);
+      } catch (error) {
+        ctx.addIssue({ code: 'custom', message: (error as Error).message });
+        return z.NEVER;
+      }
+    }),
 });
 
 /** Why a user id of API_KEYS is refused, by the API's own rules; undefined when it is fine. */
@@ -305,5 +320,6 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
         : undefined,
     shutdownTimeoutMs: e.SHUTDOWN_TIMEOUT_MS,
     tracing: tracingRequested(env),
+    failpoints: e.FAILPOINTS,
   };
 }

@@ -6,6 +6,7 @@ import { legacyOrderIdFor } from '../domain/ids.ts';
 import { decideOrder, foldOrder, initialOrderState } from '../domain/order.ts';
 import type { OrderState } from '../domain/order.ts';
 import { DatabaseUnavailableError } from './ports/database.ts';
+import { failpoint } from './failpoints.ts';
 import { ConcurrencyError } from './ports/eventStore.ts';
 import { domainEvent, newEvent } from './envelopes.ts';
 import type { EventEnvelope } from './envelopes.ts';
@@ -221,6 +222,9 @@ export function createOrderService(deps: OrderServiceDeps): OrderService {
       ...(key ? { key } : {}),
     });
     if (result.status !== 'appended') throw new Error(`Order id ${orderId} collided with stored events`);
+    // Per order, right after its statement committed: with group commit, the first order of a
+    // batch to get here stops the process before any order of that batch is answered.
+    failpoint('api.after-commit');
     metrics.orderAccepted();
   }
 

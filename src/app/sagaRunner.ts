@@ -6,6 +6,7 @@ import { IO_STEPS, SAGA, stepsIn } from '../machines/orderSaga.ts';
 import { machineFor, sagaVersionOf } from '../machines/registry.ts';
 import type { OrderSagaMachine, SagaCommand, SagaEvent } from '../machines/orderSaga.ts';
 import { decideAndAppend } from './decideAndAppend.ts';
+import { failpoint } from './failpoints.ts';
 import { ConcurrencyError } from './ports/eventStore.ts';
 import type { EventStore, NewEvent, ProcessedRecord, StoredEvent, StreamAppend } from './ports/eventStore.ts';
 import type { Logger } from './ports/logger.ts';
@@ -416,6 +417,7 @@ export function createSagaRunner(deps: SagaRunnerDeps) {
       }
       for (const s of plan.steps) await deps.beforeAppend?.(orderId, s);
       const stored = await commitBatch(orderId, plan, versions, causationId, processed);
+      if (stored.length > 0) failpoint('saga.after-append');
       for (const s of plan.steps) await deps.afterAppend?.(orderId, s);
       alertAnomalies(orderId, stored);
       countEnded(stored);

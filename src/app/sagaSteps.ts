@@ -7,6 +7,7 @@ import { decideOrder } from '../domain/order.ts';
 import type { OrderState } from '../domain/order.ts';
 import { decidePosition } from '../domain/position.ts';
 import type { FailureOf, SagaCommand, SagaContext } from '../machines/orderSaga.ts';
+import { failpoint } from './failpoints.ts';
 import { asTransient, PriceUnavailableError, TransientError } from './ports.ts';
 import type { PriceService, SwapOutcome, SwapRequest, TradeVenue } from './ports.ts';
 
@@ -111,12 +112,23 @@ function retrying<T>(deps: StepDeps, call: (signal: AbortSignal) => Promise<T>):
   });
 }
 
+/** An answer of the outside world through its failpoint: in hand, and not yet stored. */
+function priceAnswered<T>(answer: T): T {
+  failpoint('saga.after-price-call');
+  return answer;
+}
+
+function venueAnswered<T>(answer: T): T {
+  failpoint('saga.after-venue-call');
+  return answer;
+}
+
 async function quotePrice(context: SagaContext, deps: StepDeps): Promise<StepOutcome<'quotingPrice'>> {
   const order = termsOf(context.order);
   let quote;
   try {
-    quote = await retrying(deps, (signal) =>
-      deps.prices.getMarketPrice(order.from_currency, order.to_currency, signal),
+    quote = await retrying(deps, async (signal) =>
+      priceAnswered(await deps.prices.getMarketPrice(order.from_currency, order.to_currency, signal)),
     );
   } catch (error) {
     if (error instanceof PriceUnavailableError || error instanceof TransientError) {
@@ -222,14 +234,17 @@ async function executeSwap(
   const key = request.idempotency_key;
   let outcome: SwapOutcome | undefined;
   try {
-    if (resume) outcome = await retrying(deps, (signal) => deps.venue.findSwap(key, signal));
+    if (resume)
+      outcome = await retrying(deps, async (signal) => venueAnswered(await deps.venue.findSwap(key, signal)));
     outcome ??= await retrying(deps, async (signal) => {
       if (pastDeadline(context.order, deps)) throw new DeadlinePassed();
       try {
-        return await deps.venue.executeSwap(request, signal);
+        return venueAnswered(await deps.venue.executeSwap(request, signal));
       } catch (error) {
         // The call may have executed: only the venue knows. Ask before retrying or deciding.
-        const known = await deps.venue.findSwap(key, AbortSignal.timeout(deps.settings.callTimeoutMs));
+        const known = venueAnswered(
+          await deps.venue.findSwap(key, AbortSignal.timeout(deps.settings.callTimeoutMs)),
+        );
         if (known) return known;
         throw error;
       }
@@ -242,7 +257,7 @@ async function executeSwap(
   }
   if (!outcome) {
     try {
-      outcome = await retrying(deps, (signal) => deps.venue.voidSwap(key, signal));
+      outcome = await retrying(deps, async (signal) => venueAnswered(await deps.venue.voidSwap(key, signal)));
     } catch (error) {
       if (!(error instanceof TransientError)) throw error;
       return suspended(

@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { z } from 'zod';
+import { parseFailpoints } from '../app/failpoints.ts';
 import { ROLES } from '../config.ts';
 import { checkedLabel, checkedUserId } from '../ops/keysCommand.ts';
 import { CliError, EXIT } from './exitCodes.ts';
@@ -47,6 +48,12 @@ export const workers = refusing((value) => {
   if (value === 'auto') return value;
   if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 64)
     throw new Error('must be a number from 1 to 64, or auto (one per core)');
+  return value;
+});
+
+/** FAILPOINTS as `start --failpoints` takes it: checked here, passed on as written. */
+export const failpoints = refusing((value) => {
+  parseFailpoints(value);
   return value;
 });
 

@@ -1,6 +1,7 @@
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
+import { armFailpoints, FAILPOINTS_GRAMMAR, formatFailpoint } from '../app/failpoints.ts';
 import type { Database } from '../app/ports/database.ts';
 import type { Config } from '../config.ts';
 import type { Logger } from '../infra/logger.ts';
@@ -54,7 +55,15 @@ async function setUp(deps: CliDeps, logTo: 'stdout' | 'stderr'): Promise<{ confi
   });
   // A worker of `start` with WORKERS > 1 names its slot on every line.
   const slot = deps.env.WORKER_SLOT;
-  return { config, logger: slot === undefined ? created : created.child({ worker: Number(slot) }) };
+  const logger = slot === undefined ? created : created.child({ worker: Number(slot) });
+  if (config.failpoints.length > 0) {
+    armFailpoints(config.failpoints);
+    logger.warn(
+      { failpoints: config.failpoints.map(formatFailpoint) },
+      'FAILPOINTS armed: this process crashes or freezes on purpose at these points (a fault-testing tool)',
+    );
+  }
+  return { config, logger };
 }
 
 /** Opens and migrates the configured database around `work`. */
@@ -93,6 +102,11 @@ export function buildProgram(deps: CliDeps, done: (code: ExitCode | undefined) =
       'service processes on this machine, or auto: one per core (WORKERS; Node only)',
       parse.workers,
     )
+    .option(
+      '--failpoints <spec>',
+      `crash or freeze this process on purpose at named points, for fault tests (FAILPOINTS): ${FAILPOINTS_GRAMMAR}`,
+      parse.failpoints,
+    )
     .addHelpText(
       'after',
       `
@@ -101,10 +115,11 @@ above 1, need DATABASE_URL and AMQP_URL. SIGINT/SIGTERM stop it gracefully (exit
 signal exits at once. Exit codes: 2 bad option or configuration, 3 database or broker unreachable
 (or the data directory held by another process).`,
     )
-    .action(async (options: { roles?: string; port?: number; workers?: string }) => {
+    .action(async (options: { roles?: string; port?: number; workers?: string; failpoints?: string }) => {
       const env = { ...deps.env };
       if (options.roles !== undefined) env.ROLES = options.roles;
       if (options.port !== undefined) env.PORT = String(options.port);
+      if (options.failpoints !== undefined) env.FAILPOINTS = options.failpoints;
       // A worker forked by the supervisor sees the same arguments: it is one process, not a supervisor.
       if (options.workers !== undefined && env.WORKER_SLOT === undefined) env.WORKERS = options.workers;
       const { config, logger } = await setUp({ ...deps, env }, 'stdout');

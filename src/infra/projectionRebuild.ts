@@ -1,3 +1,4 @@
+import { failpoint } from '../app/failpoints.ts';
 import type { Database, Queryable } from '../app/ports/database.ts';
 import { START } from '../app/ports/eventStore.ts';
 import type { GlobalPosition, StoredEvent } from '../app/ports/eventStore.ts';
@@ -163,7 +164,10 @@ export async function rebuildReadModels(db: Database, options: RebuildOptions = 
       const last = events.at(-1);
       const more = events.length === batchSize && last !== undefined;
       if (more) reading = readEvents(q, last.position, batchSize, settled);
-      if (events.length > 0) await apply(q, events);
+      if (events.length > 0) {
+        await apply(q, events);
+        failpoint('projection.mid-batch');
+      }
       report(phase);
       if (!more) break;
     }

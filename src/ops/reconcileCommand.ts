@@ -1,3 +1,4 @@
+import { failpoint } from '../app/failpoints.ts';
 import { createReconciler } from '../app/swapAudit.ts';
 import type { DueReconciliation, SwapAudit, SwapFinding } from '../app/swapAudit.ts';
 import type { TradeVenue } from '../app/ports.ts';
@@ -40,6 +41,7 @@ export async function reconcileOnce(
     async record(finding) {
       await audit.record(finding);
       findings.push(finding);
+      failpoint('reconcile.mid-run');
     },
   };
   const reconciler = createReconciler({

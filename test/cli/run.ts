@@ -3,6 +3,8 @@ import { spawn } from 'node:child_process';
 /** What a run of the command line left: its exit code and its two streams apart. */
 export interface CliRun {
   readonly code: number | null;
+  /** The signal that ended it, if one did (a failpoint's SIGKILL). */
+  readonly signal: NodeJS.Signals | null;
   readonly stdout: string;
   readonly stderr: string;
 }
@@ -29,7 +31,7 @@ export function cli(
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
+    child.once('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
   });
 }
 

@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { failpoint } from '../failpoints.ts';
 import type { Logger } from '../ports/logger.ts';
 import { NO_METRICS } from '../ports/metrics.ts';
 import type { Metrics } from '../ports/metrics.ts';
@@ -170,6 +171,7 @@ export function createSender(options: SenderOptions) {
       return;
     }
     const sentMs = performance.now() - started;
+    failpoint('notifier.after-send');
     await options.afterSend?.(held);
     const { heldLease } = await notifications.record(held, { status: 'sent', at: now() });
     const windowMs = performance.now() - started;

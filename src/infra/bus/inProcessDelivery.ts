@@ -1,4 +1,5 @@
 import type { Consumer } from '../../app/messages.ts';
+import { failpoint } from '../../app/failpoints.ts';
 import { NO_METRICS } from '../../app/ports/metrics.ts';
 import type { Metrics } from '../../app/ports/metrics.ts';
 import type { OutboxRow } from './outboxRow.ts';
@@ -98,6 +99,8 @@ export function createInProcessDelivery(options: InProcessDeliveryOptions) {
   async function flushMarks(): Promise<void> {
     while (toMark.length > 0) {
       const ids = toMark.splice(0, toMark.length);
+      // Every consumer has handled these rows (the in-process "confirm"); they are not marked yet.
+      failpoint('relay.after-confirm');
       try {
         await db.query(
           'UPDATE outbox SET published = TRUE, published_at = now() WHERE id = ANY($1::bigint[])',

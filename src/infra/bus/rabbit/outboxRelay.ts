@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connectBroker } from './connection.ts';
+import { failpoint } from '../../../app/failpoints.ts';
 import type { ChannelModel, ConfirmChannel, Message } from 'amqplib';
 import type { Database, Queryable } from '../../../app/ports/database.ts';
 import type { Logger } from '../../logger.ts';
@@ -280,6 +281,7 @@ export function createOutboxRelay(options: OutboxRelayOptions) {
         throw new BrokerBatchError(errorText(error), { cause: error });
       });
       broker.succeed();
+      failpoint('relay.after-confirm');
       await options.afterConfirm?.(taken.map((r) => r.event_id));
       if (taken.length > 0) await tx.query(MARK_SQL, [taken.map((r) => r.id)]);
       for (const row of taken) backoffs.delete(row.id);
