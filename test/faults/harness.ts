@@ -100,8 +100,8 @@ export interface Scenario {
   readonly apiUrl: string;
   /** Sends orders as careful clients do (see {@link placeOrders}); answers add up over calls. */
   placeOrders(options: PlaceOptions): Placement;
-  /** The fault is over: recovery time is measured from now. */
-  markFaultEnd(): void;
+  /** The fault is over (now, or at `at`): recovery time is measured from then. */
+  markFaultEnd(at?: number): void;
   /** Waits (bounded) until every order is terminal and everything drained; never throws on timeout. */
   drain(timeoutMs?: number): Promise<Drained>;
   /** Stops the processes, verifies the run, records its row and returns the verdict. */
@@ -291,8 +291,8 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
     users,
     apiUrl: cluster.apiUrl,
     placeOrders,
-    markFaultEnd() {
-      faultEndedAt = Date.now();
+    markFaultEnd(at = Date.now()) {
+      faultEndedAt = at;
     },
     drain,
     async finish(fields) {
@@ -314,6 +314,13 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
         queues,
       });
       const { code, report } = await cluster.check();
+      // Why orders failed, with the numbers taken out of the details: what the verdict sums up.
+      const details = await cluster.db.query<{ reason: string; detail: string; n: number }>(
+        `SELECT event_data->>'reason' AS reason,
+                left(regexp_replace(event_data->>'detail', '[0-9][0-9a-f.:TZ-]*', 'N', 'g'), 90) AS detail,
+                count(*)::int AS n
+         FROM events WHERE event_type = 'OrderFailed' GROUP BY 1, 2 ORDER BY 3 DESC LIMIT 12`,
+      );
       const cliViolations = checkViolations(report);
       const window = await duplicateWindow();
       const refused = placements.flatMap((p) => p.refused);
@@ -333,7 +340,11 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
         violations: Math.max(verdict.violations, cliViolations),
         duplicateNotifications: verdict.duplicateNotifications,
         ...(window === undefined ? {} : { duplicateWindowMs: window }),
-        recoveryMs: drained.recoveryMs,
+        // Marked after the drain when the faults ran until every order was terminal.
+        recoveryMs:
+          drained.drained && faultEndedAt !== undefined && drainedAt !== undefined
+            ? Math.max(0, drainedAt - faultEndedAt)
+            : null,
         durationMs: (drainedAt ?? Date.now()) - (firstOrderAt ?? Date.now()),
         ...(fields.notes ? { notes: fields.notes } : {}),
       };
@@ -350,7 +361,7 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
         ...(refused.length > 0 ? [`${refused.length} orders refused: ${JSON.stringify(refused[0])}`] : []),
         ...(answers.size === 0 ? ['no order was placed'] : []),
       ];
-      return {
+      const finished: Finished = {
         row,
         verdict,
         problems,
@@ -359,11 +370,14 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
             `scenario ${options.scenario}: ${problems.join('; ') || 'clean'}`,
             `row: ${JSON.stringify(row)}`,
             `examples: ${JSON.stringify(verdict.examples, null, 1)}`,
+            `failures: ${details.map((d) => `\n  ${d.n} ${d.reason}: ${d.detail}`).join('')}`,
             `stopped: ${exits.join(', ')}; deaths ${supervisor.deaths}, restarts ${supervisor.restarts}`,
             `check (exit ${code}):\n${report.slice(-6_000)}`,
             supervisor.tails(),
           ].join('\n'),
       };
+      if (process.env.FAULTS_VERBOSE) console.log(finished.explain());
+      return finished;
     },
     close,
   };
@@ -390,8 +404,11 @@ export async function runScenario<T>(
 
 /** A fault injector that paces itself on the calls a fake receives (see {@link injectPaced}). */
 export interface PacedFaults {
-  /** Stops injecting; returns how many faults calls took (drop one still pending: `restore()`). */
-  stop(): number;
+  /**
+   * Stops injecting; returns how many faults calls took and when the last one was taken (drop one
+   * still pending with the fake's `restore()`).
+   */
+  stop(): { readonly injected: number; readonly lastAt: number | undefined };
 }
 
 /**
@@ -407,18 +424,27 @@ export function injectPaced(options: {
 }): PacedFaults {
   let pushed = 0;
   let at = -Infinity;
-  const timer = setInterval(() => {
+  let lastAt: number | undefined;
+  let taken = true;
+  const look = () => {
     const now = options.calls();
-    if (now > at && now >= at + options.every) {
+    if (!taken && now > at) {
+      taken = true;
+      lastAt = Date.now();
+    }
+    if (taken && now >= at + options.every) {
       options.inject(pushed);
       pushed += 1;
       at = now;
+      taken = false;
     }
-  }, 10);
+  };
+  const timer = setInterval(look, 10);
   return {
     stop() {
       clearInterval(timer);
-      return options.calls() > at ? pushed : pushed - 1;
+      look();
+      return { injected: taken ? pushed : pushed - 1, lastAt };
     },
   };
 }

@@ -17,11 +17,12 @@ describe('venue faults', () => {
         calls: () => venue.calls().executeSwap,
         inject: () => venue.failNext('timeout'),
       });
+      // Faults go on until every order has ended: the last orders meet them too.
       await s.placeOrders({ orders: 200, clients: 8 }).done;
-      const injected = faults.stop();
-      venue.restore();
-      s.markFaultEnd();
       await s.drain();
+      const { injected, lastAt } = faults.stop();
+      venue.restore();
+      s.markFaultEnd(lastAt);
       expectClean(
         await s.finish({
           faults: `${injected} swap requests that never arrived (no answer until the caller's 2 s timeout)`,
@@ -39,11 +40,12 @@ describe('venue faults', () => {
         calls: () => venue.calls().executeSwap,
         inject: () => venue.failNext('lost_answer'),
       });
+      // Faults go on until every order has ended: the last orders meet them too.
       await s.placeOrders({ orders: 200, clients: 8 }).done;
-      const injected = faults.stop();
-      venue.restore();
-      s.markFaultEnd();
       await s.drain();
+      const { injected, lastAt } = faults.stop();
+      venue.restore();
+      s.markFaultEnd(lastAt);
       expectClean(
         await s.finish({
           faults: `${injected} swaps executed whose answer broke off mid-body`,
@@ -65,11 +67,12 @@ describe('venue faults', () => {
           calls: () => venue.calls().executeSwap,
           inject: (n) => venue.delayNext(n % 2 === 0 ? 3_000 : 7_000),
         });
+        // Faults go on until every order has ended: the last orders meet them too.
         await s.placeOrders({ orders: 200, clients: 8 }).done;
-        const injected = faults.stop();
-        venue.restore();
-        s.markFaultEnd();
         await s.drain();
+        const { injected, lastAt } = faults.stop();
+        venue.restore();
+        s.markFaultEnd(lastAt);
         expectClean(
           await s.finish({
             faults: `${injected} delays scripted, each for the next new swap request: half processed after 3 s (after the caller's 2 s timeout), half after 7 s (past the 5 s deadline)`,
