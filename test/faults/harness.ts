@@ -324,6 +324,15 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
       const cliViolations = checkViolations(report);
       const window = await duplicateWindow();
       const refused = placements.flatMap((p) => p.refused);
+      const faultLines = supervisor.faultLines().length;
+      const notes = [
+        ...(fields.notes ? [fields.notes] : []),
+        ...(supervisor.deaths > 0
+          ? [
+              `supervisor: ${supervisor.deaths} deaths (${faultLines} at failpoints), ${supervisor.restarts} restarts`,
+            ]
+          : []),
+      ];
       const row: ScenarioRow = {
         scenario: options.scenario,
         group: options.group,
@@ -346,7 +355,7 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
             ? Math.max(0, drainedAt - faultEndedAt)
             : null,
         durationMs: (drainedAt ?? Date.now()) - (firstOrderAt ?? Date.now()),
-        ...(fields.notes ? { notes: fields.notes } : {}),
+        ...(notes.length > 0 ? { notes: notes.join('; ') } : {}),
       };
       recordScenario(row);
       const problems = [
