@@ -315,6 +315,16 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
       });
       const { code, report } = await cluster.check();
       // Why orders failed, with the numbers taken out of the details: what the verdict sums up.
+      // A message the service gave up on: never right for a well-formed event of this run.
+      const deadLetters = await cluster.db.query<{
+        consumer: string;
+        event_type: string;
+        reason: string;
+        error: string;
+        attempts: number;
+      }>(
+        `SELECT consumer, event_type, reason, left(error, 1500) AS error, attempts FROM dead_letters ORDER BY id LIMIT 5`,
+      );
       const details = await cluster.db.query<{ reason: string; detail: string; n: number }>(
         `SELECT event_data->>'reason' AS reason,
                 left(regexp_replace(event_data->>'detail', '[0-9][0-9a-f.:TZ-]*', 'N', 'g'), 90) AS detail,
@@ -368,6 +378,11 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
         ...(verdict.violations > 0 ? [`${verdict.violations} violations (verifyRun)`] : []),
         ...(cliViolations > 0 || code !== 0 ? [`check exited ${code} with ${cliViolations} violations`] : []),
         ...(refused.length > 0 ? [`${refused.length} orders refused: ${JSON.stringify(refused[0])}`] : []),
+        ...(deadLetters.length > 0
+          ? [
+              `dead letters: ${deadLetters.map((d) => `${d.consumer} ${d.event_type} ${d.reason}`).join(', ')}`,
+            ]
+          : []),
         ...(answers.size === 0 ? ['no order was placed'] : []),
       ];
       const finished: Finished = {
@@ -379,6 +394,7 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
             `scenario ${options.scenario}: ${problems.join('; ') || 'clean'}`,
             `row: ${JSON.stringify(row)}`,
             `examples: ${JSON.stringify(verdict.examples, null, 1)}`,
+            `dead letters: ${JSON.stringify(deadLetters, null, 1)}`,
             `failures: ${details.map((d) => `\n  ${d.n} ${d.reason}: ${d.detail}`).join('')}`,
             `stopped: ${exits.join(', ')}; deaths ${supervisor.deaths}, restarts ${supervisor.restarts}`,
             `check (exit ${code}):\n${report.slice(-6_000)}`,

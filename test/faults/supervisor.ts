@@ -107,7 +107,16 @@ export function superviseCluster(
         .map((p) => {
           const life = describe(p);
           const output = life.output().trim();
-          return `--- ${life.name} (pid ${life.pid}, ${life.exit === undefined ? 'alive' : `exit ${life.exit}`}) ---\n${output.slice(-chars) || '(no output)'}`;
+          // Error lines (pino level 50 and up) anywhere in the life, the last of each message.
+          const errors = new Map<string, string>();
+          for (const line of output.split('\n'))
+            if (/^\{"level":[56]0,/.test(line)) errors.set(/"msg":"([^"]*)"/.exec(line)?.[1] ?? '', line);
+          const errorLines = [...errors.values()].map((line) => line.slice(0, 1_500)).join('\n');
+          return [
+            `--- ${life.name} (pid ${life.pid}, ${life.exit === undefined ? 'alive' : `exit ${life.exit}`}) ---`,
+            ...(errors.size > 0 ? [`errors (last of each):\n${errorLines}`] : []),
+            `tail:\n${output.slice(-chars) || '(no output)'}`,
+          ].join('\n');
         })
         .join('\n'),
     stop() {
