@@ -5,7 +5,7 @@ import { connect } from 'amqplib';
 import { deleteTopology, topology } from '../../src/infra/bus/rabbit/topology.ts';
 import { queueStates } from '../../src/ops/checkCommand.ts';
 import { ROLES } from '../../src/config.ts';
-import type { Database } from '../../src/app/ports/database.ts';
+import type { Database, Queryable } from '../../src/app/ports/database.ts';
 import { postgresDatabase } from '../../src/infra/db/postgres.ts';
 import { freePort } from './server.ts';
 import { until } from './wait.ts';
@@ -83,20 +83,32 @@ export async function startMarket(
   return { ...market, url };
 }
 
+/**
+ * One service process: its ROLES (an empty list leaves ROLES unset: every role, as `npm start`
+ * runs), or its ROLES with environment of its own (e.g. a worker whose clock is off).
+ */
+export type ServiceSpec =
+  readonly string[] | { readonly roles: readonly string[]; readonly env?: Record<string, string> };
+
+/** The roles of a service spec. */
+export const rolesOf = (spec: ServiceSpec): readonly string[] => ('roles' in spec ? spec.roles : spec);
+
 export interface ClusterOptions {
   readonly databaseUrl: string;
   readonly amqpUrl: string;
-  /**
-   * ROLES of each service process, e.g. [['api', 'relay'], ['saga'], ['saga', 'notifier']]; an
-   * empty list leaves ROLES unset (every role, as `npm start` runs).
-   */
-  readonly processes: readonly (readonly string[])[];
+  /** Each service process, e.g. [['api', 'relay'], ['saga'], ['saga', 'notifier']]. */
+  readonly processes: readonly ServiceSpec[];
   /**
    * Serve the simulated market from a process of its own (the default), shared by every service
    * process; false: no PRICE_SERVICE_URL, so each process has the simulated market in its memory
    * (right for one process, or for a supervisor that serves it to its workers).
    */
   readonly market?: boolean;
+  /**
+   * A simulated market served elsewhere (e.g. by the test process, which scripts its faults and
+   * reads its ledger): PRICE_SERVICE_URL and TRADE_WORKER_URL of every process and of `check`.
+   */
+  readonly marketUrl?: string;
   /** More environment for every service process (notification settings, saga settings…). */
   readonly env?: Record<string, string>;
   /** Node options for the service processes, e.g. ['--cpu-prof', '--cpu-prof-dir=/tmp/prof']. */
@@ -108,9 +120,21 @@ export interface ClusterOptions {
    * the harness's own connection and `check` keep `databaseUrl`.
    */
   readonly databaseHost?: string;
+  /** Names the scratch database and the AMQP prefix: `<label>_<random>` (default `cluster`). */
+  readonly label?: string;
   /** The same for RabbitMQ: `host:port` of a proxy the processes reach the broker through. */
   readonly amqpHost?: string;
 }
+
+/** A service process of the cluster: how it was started, to start it again the same way. */
+export interface ClusterService extends ClusterProcess {
+  readonly spec: ServiceSpec;
+  /** The HTTP port it serves on (its PORT). */
+  readonly port: number;
+}
+
+/** Whether `process` was started by startService (and so can be started again the same way). */
+export const isService = (process: ClusterProcess): process is ClusterService => 'spec' in process;
 
 export interface Cluster {
   /** The scratch database the processes share. */
@@ -124,9 +148,13 @@ export interface Cluster {
   /** Exchange and queue name prefix of this cluster. */
   readonly prefix: string;
   readonly env: Record<string, string>;
+  /** Its service processes (those startService started are ClusterServices: see isService). */
   readonly services: ClusterProcess[];
-  /** Starts another service process with these roles (e.g. to replace a killed one). */
-  startService(roles: readonly string[]): Promise<ClusterProcess>;
+  /**
+   * Starts another service process (e.g. to replace a killed one); `port` keeps a replaced api's
+   * address, so its clients need not learn a new one.
+   */
+  startService(spec: ServiceSpec, options?: { readonly port?: number }): Promise<ClusterService>;
   /** Runs `src/main.ts check` with the cluster's settings; resolves with its exit code and report. */
   check(): Promise<{ code: number | null; report: string }>;
   /** Stops every process (draining), drops the database and the topology. */
@@ -141,7 +169,7 @@ export interface Cluster {
 export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const id = randomUUID().slice(0, 8);
   const admin = postgresDatabase(options.databaseUrl, { max: 1 });
-  const dbName = `cluster_${id}`;
+  const dbName = `${options.label ?? 'cluster'}_${id}`;
   await admin.exec(`CREATE DATABASE ${dbName}`);
   const target = new URL(options.databaseUrl);
   target.pathname = `/${dbName}`;
@@ -150,9 +178,10 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const servicesDatabaseUrl = target.toString();
   const servicesAmqpUrl = new URL(options.amqpUrl);
   if (options.amqpHost) servicesAmqpUrl.host = options.amqpHost;
-  const prefix = `cluster-${id}.`;
-  const market = options.market === false ? undefined : await startMarket(options.nodeArgs);
-  const marketUrl = market?.url;
+  const prefix = `${options.label ?? 'cluster'}-${id}.`;
+  const market =
+    options.market === false || options.marketUrl ? undefined : await startMarket(options.nodeArgs);
+  const marketUrl = options.marketUrl ?? market?.url;
   const env: Record<string, string> = {
     DATABASE_URL: servicesDatabaseUrl,
     AMQP_URL: servicesAmqpUrl.toString(),
@@ -186,14 +215,24 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     if ((await migrator.exited) !== 0) throw new Error(`migrate failed:\n${migrator.output()}`);
 
     let apiUrl = '';
-    const startService = async (roles: readonly string[]): Promise<ClusterProcess> => {
-      const port = await freePort();
-      const service = startProcess(
+    const startService = async (
+      spec: ServiceSpec,
+      serviceOptions: { readonly port?: number } = {},
+    ): Promise<ClusterService> => {
+      const roles = rolesOf(spec);
+      const port = serviceOptions.port ?? (await freePort());
+      const started = startProcess(
         (roles.length > 0 ? roles : ROLES).join('+'),
         ['serve'],
-        { ...env, ...(roles.length > 0 ? { ROLES: roles.join(',') } : {}), PORT: String(port) },
+        {
+          ...env,
+          ...(roles.length > 0 ? { ROLES: roles.join(',') } : {}),
+          PORT: String(port),
+          ...('roles' in spec ? spec.env : {}),
+        },
         options.nodeArgs,
       );
+      const service: ClusterService = { ...started, spec, port };
       services.push(service);
       if (roles.length === 0 || roles.includes('api')) {
         apiUrl = `http://127.0.0.1:${port}`;
@@ -210,16 +249,18 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       }
       return service;
     };
-    for (const roles of options.processes) await startService(roles);
+    for (const spec of options.processes) await startService(spec);
 
     // Consumers are up once every queue has as many consumers as processes that consume it.
     const topo = topology({ prefix });
     const expected = topo.queues.map(
       (q) =>
-        options.processes.filter(
-          (roles) =>
-            roles.length === 0 || roles.includes(q.name.endsWith('notifications') ? 'notifier' : 'saga'),
-        ).length,
+        options.processes
+          .map(rolesOf)
+          .filter(
+            (roles) =>
+              roles.length === 0 || roles.includes(q.name.endsWith('notifications') ? 'notifier' : 'saga'),
+          ).length,
     );
     await until(async () => {
       for (const s of services)
@@ -257,6 +298,38 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   }
 }
 
+/** What is still under way in a cluster's database (all zero once it has drained). */
+export interface DrainState {
+  /** Accepted orders with no terminal event. */
+  readonly open: number;
+  /** Outbox rows not yet published. */
+  readonly unpublished: number;
+  /** OrderAccepted events the orchestrator has not recorded as processed. */
+  readonly untaken: number;
+  /** Terminal events the notifier has not recorded as processed. */
+  readonly unnotified: number;
+  /** Notifications still being sent (or waiting for a retry). */
+  readonly sending: number;
+}
+
+/** Counts what is still under way, in one statement. */
+export async function drainState(db: Queryable): Promise<DrainState> {
+  const [row] = await db.query<DrainState>(`
+    SELECT (SELECT count(*) FROM events a WHERE a.event_type = 'OrderAccepted'
+              AND NOT EXISTS (SELECT 1 FROM events t WHERE t.aggregate_id = a.aggregate_id
+                              AND t.event_type IN ('OrderCompleted', 'OrderFailed')))::int AS open,
+           (SELECT count(*) FROM outbox WHERE NOT published)::int AS unpublished,
+           (SELECT count(*) FROM events e WHERE e.event_type = 'OrderAccepted'
+              AND NOT EXISTS (SELECT 1 FROM processed_events p
+                              WHERE p.event_id = e.event_id AND p.processed_by = 'saga-orchestrator'))::int AS untaken,
+           (SELECT count(*) FROM events e WHERE e.event_type IN ('OrderCompleted', 'OrderFailed')
+              AND NOT EXISTS (SELECT 1 FROM processed_events p
+                              WHERE p.event_id = e.event_id AND p.processed_by = 'notifier'))::int AS unnotified,
+           (SELECT count(*) FROM notifications WHERE status = 'sending')::int AS sending`);
+  if (!row) throw new Error('drainState: no row');
+  return row;
+}
+
 /**
  * Waits until the outbox is published, every OrderAccepted was taken by the orchestrator and every
  * terminal order seen by the notifier (for the roles that run). A message the orchestrator was
@@ -267,16 +340,11 @@ export async function drained(cluster: Cluster): Promise<void> {
   const runs = (role: string) => cluster.services.some((s) => s.name.split('+').includes(role));
   const [orchestrating, notifying] = [runs('saga'), runs('notifier')];
   await until(async () => {
-    const [row] = await cluster.db.query<{ unpublished: number; untaken: number; unnotified: number }>(`
-        SELECT (SELECT count(*) FROM outbox WHERE NOT published)::int AS unpublished,
-               (SELECT count(*) FROM events e WHERE e.event_type = 'OrderAccepted'
-                  AND NOT EXISTS (SELECT 1 FROM processed_events p
-                                  WHERE p.event_id = e.event_id AND p.processed_by = 'saga-orchestrator'))::int AS untaken,
-               (SELECT count(*) FROM events e WHERE e.event_type IN ('OrderCompleted', 'OrderFailed')
-                  AND NOT EXISTS (SELECT 1 FROM processed_events p
-                                  WHERE p.event_id = e.event_id AND p.processed_by = 'notifier'))::int AS unnotified`);
+    const state = await drainState(cluster.db);
     return (
-      row?.unpublished === 0 && (!orchestrating || row.untaken === 0) && (!notifying || row.unnotified === 0)
+      state.unpublished === 0 &&
+      (!orchestrating || state.untaken === 0) &&
+      (!notifying || state.unnotified === 0)
     );
   }, 'the outbox, the sagas and the notifications to drain');
 }

@@ -78,6 +78,8 @@ export interface BotApiFront {
   answerAll(answer?: ScriptedAnswer): void;
   /** When each sendMessage reached the front (ms since the epoch), by chat id. */
   arrivals(chatId: string): number[];
+  /** Every sendMessage that reached the front, oldest first, with its text and arrival time. */
+  received(): readonly (SentTelegram & { readonly at: number })[];
   stop(): Promise<void>;
 }
 
@@ -108,11 +110,15 @@ export async function startBotApiFront(emulatorRoot: string): Promise<BotApiFron
   const target = new URL(emulatorRoot);
   const scripted = new Map<string, ScriptedAnswer[]>();
   const seen = new Map<string, number[]>();
+  const received: (SentTelegram & { at: number })[] = [];
   let always: ScriptedAnswer | undefined;
   const server: Server = createServer((req, res) => {
     void readAll(req).then((body) => {
-      const chatId = String((JSON.parse(body.toString() || '{}') as { chat_id?: unknown }).chat_id);
-      seen.set(chatId, [...(seen.get(chatId) ?? []), Date.now()]);
+      const message = JSON.parse(body.toString() || '{}') as { chat_id?: unknown; text?: unknown };
+      const chatId = String(message.chat_id);
+      const at = Date.now();
+      seen.set(chatId, [...(seen.get(chatId) ?? []), at]);
+      received.push({ chat_id: chatId, text: String(message.text), at });
       const answer = scripted.get(chatId)?.shift() ?? always;
       if (!answer) return forward(target, req, body, res);
       res.writeHead(answer.status, { 'content-type': 'application/json' }).end(JSON.stringify(answer.body));
@@ -129,6 +135,7 @@ export async function startBotApiFront(emulatorRoot: string): Promise<BotApiFron
       always = answer;
     },
     arrivals: (chatId) => seen.get(chatId) ?? [],
+    received: () => received,
     stop: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }

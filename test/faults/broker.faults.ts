@@ -1,0 +1,34 @@
+import { it } from 'vitest';
+import { expectClean, runScenario } from './harness.ts';
+import { ensureRabbitUp, restartRabbit } from './servers.ts';
+
+/**
+ * RabbitMQ restarts in the middle of 200 orders (the shared broker: see servers.ts for how and
+ * why). Publishes in flight lose their confirms, unacked deliveries come again, every process
+ * reconnects; the outbox keeps what was not confirmed.
+ */
+it('broker: RabbitMQ restarted mid-run', async () => {
+  try {
+    await runScenario({ group: 'broker', scenario: 'RabbitMQ restarted mid-run' }, async (s) => {
+      let restart: Promise<void> | undefined;
+      const placed = s.placeOrders({
+        orders: 200,
+        clients: 8,
+        onOrder: (i) => {
+          if (i === 60) restart = restartRabbit(3_000).then(() => s.markFaultEnd());
+        },
+      });
+      await placed.done;
+      await restart;
+      await s.drain();
+      expectClean(
+        await s.finish({
+          faults: '1 restart: stop_app, 3 s down, start_app (every connection closed by the broker)',
+          faultsInjected: 1,
+        }),
+      );
+    });
+  } finally {
+    await ensureRabbitUp();
+  }
+});

@@ -1,0 +1,36 @@
+import { it } from 'vitest';
+import type { PriceFault } from '../../src/infra/venues/simulatedMarket.ts';
+import { expectClean, injectPaced, runScenario } from './harness.ts';
+
+/**
+ * The price feed answers about every 3rd quote with a price no one may trade on: zero, negative,
+ * non-finite (`Infinity`, which the HTTP adapter's schema refuses like `NaN`) and stale (observed
+ * 10 minutes ago), in turn. One row for the four: they meet the same check (the saga's quote step)
+ * and 200 orders give each about 17 hits, so four runs would cost three more starts for nothing.
+ */
+it('price: the feed quotes zero, negative, non-finite and stale prices, in turn, on about every 3rd quote', async () => {
+  await runScenario(
+    { group: 'price', scenario: 'bad prices: zero, negative, non-finite, stale' },
+    async (s) => {
+      const feed = s.market.priceService;
+      const kinds: PriceFault[] = ['zero_price', 'negative_price', 'non_finite_price', 'stale'];
+      const faults = injectPaced({
+        every: 3,
+        calls: () => feed.quoteCalls,
+        inject: (n) => feed.failNext(kinds[n % kinds.length] ?? 'stale'),
+      });
+      // Faults go on until every order has ended: the last orders meet them too.
+      await s.placeOrders({ orders: 200, clients: 8 }).done;
+      await s.drain();
+      const { injected, lastAt } = faults.stop();
+      feed.restore();
+      s.markFaultEnd(lastAt);
+      expectClean(
+        await s.finish({
+          faults: `${injected} bad quotes: zero, negative, Infinity and 10-minute-old prices in turn`,
+          faultsInjected: injected,
+        }),
+      );
+    },
+  );
+});
