@@ -112,11 +112,9 @@ export interface Scenario {
   close(): Promise<void>;
 }
 
-/** Sums the violations of the FAIL lines of `check`'s report (`FAIL 2. … — …, 3 violations`). */
+/** The violations `check`'s report counts on its last line (`2 guarantee(s) violated, 5 violation(s): …`). */
 function checkViolations(report: string): number {
-  let sum = 0;
-  for (const match of report.matchAll(/^FAIL .*, (\d+) violations$/gm)) sum += Number(match[1]);
-  return sum;
+  return Number(/^\d+ guarantee\(s\) violated, (\d+) violation\(s\)/m.exec(report)?.[1] ?? 0);
 }
 
 /** Starts one scenario's world; close() it in a finally (runScenario does). */
