@@ -5,7 +5,7 @@ import type { Currencies } from './domain/money.ts';
 import { DEFAULT_SAGA_SETTINGS } from './app/sagaSteps.ts';
 import type { SagaSettings } from './app/sagaSteps.ts';
 import { DEFAULT_TELEGRAM_API_ROOT } from './infra/notify/telegram.ts';
-import { DEFAULT_RETRY_FOR_MS } from './app/notifications/notifier.ts';
+import { DEFAULT_LEASE_MS, DEFAULT_RETRY_FOR_MS } from './app/notifications/notifier.ts';
 import { parseApiKeyList } from './app/apiKeys.ts';
 import type { VerifiableKey } from './app/apiKeys.ts';
 import { userIdText } from './http/fields.ts';
@@ -28,6 +28,11 @@ export interface NotificationConfig {
   readonly mailFrom: string;
   /** How long a notification whose provider fails is retried before it is recorded failed. */
   readonly retryForMs: number;
+  /**
+   * How long a notifier's claim on a notification keeps others off it: a notifier that dies
+   * between a send and its record leaves the notification to be sent again after this long.
+   */
+  readonly leaseMs: number;
 }
 
 export interface Config {
@@ -204,6 +209,11 @@ const EnvSchema = z.object({
   SMTP_URL: optionalUrl(/^smtps?:\/\//, 'must be an smtp:// or smtps:// URL'),
   MAIL_FROM: z.string().min(3).default('market-order-saga <noreply@localhost>'),
   NOTIFY_RETRY_FOR_MS: z.coerce.number().int().positive().default(DEFAULT_RETRY_FOR_MS),
+  NOTIFY_LEASE_MS: z.coerce
+    .number()
+    .int()
+    .min(1_000, 'must be at least 1000 (ms): longer than any send takes')
+    .default(DEFAULT_LEASE_MS),
   API_KEYS: z.string().default(''),
   IDEMPOTENCY_KEY_TTL_HOURS: z.coerce
     .number()
@@ -310,6 +320,7 @@ export function loadConfig(env: Record<string, string | undefined>): Config {
       smtpUrl: e.SMTP_URL,
       mailFrom: e.MAIL_FROM,
       retryForMs: e.NOTIFY_RETRY_FOR_MS,
+      leaseMs: e.NOTIFY_LEASE_MS,
     },
     apiKeys: apiKeysOf(e.API_KEYS),
     idempotencyKeyTtlMs: Math.round(e.IDEMPOTENCY_KEY_TTL_HOURS * 3_600_000),

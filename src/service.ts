@@ -115,13 +115,13 @@ function notifierOf(
   transports: ReturnType<typeof transportsOf>,
   observers: Pick<NotifierDeps, 'metrics' | 'channelAlerts'>,
 ) {
-  const { telegramApiRoot, smtpUrl, retryForMs } = config.notifications;
+  const { telegramApiRoot, smtpUrl, retryForMs, leaseMs } = config.notifications;
   const { telegram, mail } = transports;
   logger.info(
     { telegram: telegram ? telegramApiRoot : 'off', email: smtpUrl ? 'on' : 'off' },
     'notification channels',
   );
-  return createNotifier({ ...notifierPorts(db), logger, telegram, mail, retryForMs, ...observers });
+  return createNotifier({ ...notifierPorts(db), logger, telegram, mail, retryForMs, leaseMs, ...observers });
 }
 
 /**

@@ -143,6 +143,9 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
         // The sweeper looks at sagas that made no progress for 2 s, not 60 s: scenarios are short.
         SWEEP_STALE_MS: '2000',
         SWEEP_INTERVAL_MS: '500',
+        // A notification whose notifier died between send and record is sent again after 5 s, not
+        // 2 min: the duplicate window this suite measures.
+        NOTIFY_LEASE_MS: '5000',
         ...options.env,
       },
     });
