@@ -28,14 +28,20 @@ export interface ClusterProcess {
   kill(): Promise<number | null>;
 }
 
-/** Runs `src/main.ts <args>` as a child process, its output kept (last 100-200 kB). */
+/**
+ * Runs `src/main.ts <args>` as a child process, its output kept (last 100-200 kB). `wrapper` is a
+ * command that runs it, e.g. `['ip', 'netns', 'exec', ns]` to run it in a network namespace: it
+ * must exec node in its place, so that the child's pid (and its signals) are node's.
+ */
 export function startProcess(
   name: string,
   args: readonly string[],
   env: Record<string, string>,
   nodeArgs: readonly string[] = [],
+  wrapper: readonly string[] = [],
 ): ClusterProcess {
-  const child = spawn(process.execPath, [...nodeArgs, ...MAIN, ...args], {
+  const [command = process.execPath, ...before] = [...wrapper, process.execPath];
+  const child = spawn(command, [...before, ...nodeArgs, ...MAIN, ...args], {
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -263,7 +269,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
  * told to retry later (the database was down) waits out its backoff unacked: stopping then would
  * put it back on the queue, and `check` would find the queue not drained.
  */
-export async function drained(cluster: Cluster): Promise<void> {
+export async function drained(cluster: Pick<Cluster, 'db' | 'services'>): Promise<void> {
   const runs = (role: string) => cluster.services.some((s) => s.name.split('+').includes(role));
   const [orchestrating, notifying] = [runs('saga'), runs('notifier')];
   await until(async () => {
