@@ -41,6 +41,15 @@ export async function removeStaleNetworks(): Promise<string[]> {
   const removed: string[] = [];
   const namespaces = (await ip('netns', 'list')).split('\n').map((line) => line.split(' ')[0] ?? '');
   for (const ns of namespaces.filter(stale)) {
+    // The service processes that run left in it (its test process was killed): a namespace lives
+    // on, unnamed, while a process is in it.
+    for (const pid of (await ip('netns', 'pids', ns)).split('\n').filter(Boolean)) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
     await ip('netns', 'delete', ns);
     removed.push(ns);
   }
@@ -151,8 +160,10 @@ export async function createHostNetwork(kernel: HostKernel = {}): Promise<HostNe
       await ip('-n', ns, 'addr', 'add', `${subnet}.${10 + index}/24`, 'dev', inside);
       await ip('-n', ns, 'link', 'set', inside, 'up');
     }
-    if (kernel.tcpRetries2 !== undefined)
-      await ip('netns', 'exec', ns, 'sysctl', '-qw', `net.ipv4.tcp_retries2=${kernel.tcpRetries2}`);
+    if (kernel.tcpRetries2 !== undefined) {
+      const value = String(Math.trunc(kernel.tcpRetries2));
+      await ip('netns', 'exec', ns, 'sh', '-c', `echo ${value} > /proc/sys/net/ipv4/tcp_retries2`);
+    }
     const links = (state: 'up' | 'down', nets: readonly ('s' | 'd')[]) =>
       Promise.all(nets.map((net) => ip('link', 'set', rootEnd(net), state))).then(() => undefined);
     const host: TestHost = {

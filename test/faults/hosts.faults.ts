@@ -4,11 +4,12 @@ import { startSampler } from '../../bench/e2e/procs.ts';
 import type { WindowFigures } from '../../bench/e2e/procs.ts';
 import { until } from '../helpers/wait.ts';
 import { createHostNetwork } from './hostNetwork.ts';
-import type { HostNetwork, TestHost } from './hostNetwork.ts';
+import type { HostNetwork } from './hostNetwork.ts';
 import {
   allEnded,
   drain,
   endedCount,
+  logged,
   machineCpu,
   placeOrders,
   startHostSystem,
@@ -168,17 +169,19 @@ describe('when the roles run as separate hosts in network namespaces', () => {
   });
 
   it('finishes every order of a saga host whose link is cut mid-run', async () => {
-    const victim = lastSagaHost(system);
+    const service = await sagaHost(system, 3);
+    const victim = service.host;
     const sweeps = watchSweeps(system.db);
     const started = Date.now();
     const load = placeOrders(system, FAULT_ORDERS);
-    await until(
-      async () => (await endedCount(system, load)) >= FAULT_ORDERS / 6,
-      'a sixth of the orders to end',
-    );
+    await sixthEnded(system, load);
     const held = await system.unackedAt(victim);
     await victim.cut();
     const cutAt = Date.now();
+    // The broker learns of it only when the host's heartbeats stop: then it drops the connection
+    // and requeues what the host held.
+    await system.sagaConsumers(system.sagaHosts.length - 1);
+    const noticedMs = Date.now() - cutAt;
     await allEnded(system, load);
     await drain(system);
     const recoveryMs = Date.now() - cutAt;
@@ -195,7 +198,8 @@ describe('when the roles run as separate hosts in network namespaces', () => {
         recoveryMs,
         durationMs: Date.now() - started,
         notes:
-          `${victim.name} held ${held} unacked messages when cut: RabbitMQ requeued them once heartbeats stopped (5 s heartbeat). ` +
+          `${victim.name} held ${held} unacked messages when cut; RabbitMQ dropped its connection ${seconds(noticedMs)} s later ` +
+          '(its heartbeats had stopped; 5 s heartbeat) and requeued them to the other saga hosts. ' +
           `${sweeps.resumed.size} sagas resumed by the sweeper (SWEEP_STALE_MS 10 s). ${system.sagaHosts.length} saga hosts.`,
       }),
     );
@@ -204,15 +208,12 @@ describe('when the roles run as separate hosts in network namespaces', () => {
   });
 
   it('finishes every order of a saga host partitioned from PostgreSQL but not from RabbitMQ', async () => {
-    const victim = system.sagaHosts[0]?.host;
-    if (!victim) throw new Error('no saga host');
+    const service = await sagaHost(system, 1);
+    const victim = service.host;
     const sweeps = watchSweeps(system.db);
     const started = Date.now();
     const load = placeOrders(system, FAULT_ORDERS);
-    await until(
-      async () => (await endedCount(system, load)) >= FAULT_ORDERS / 6,
-      'a sixth of the orders to end',
-    );
+    await sixthEnded(system, load);
     const held = await system.unackedAt(victim);
     await victim.cutDatabase();
     const cutAt = Date.now();
@@ -221,9 +222,14 @@ describe('when the roles run as separate hosts in network namespaces', () => {
     const recoveryMs = Date.now() - cutAt;
     const heldAtEnd = await system.unackedAt(victim);
     await sweeps.stop();
+    // When the host gave up on the database: its consumer logs the outage once, with the error.
+    const [outage] = logged(service, 'the database is unreachable').filter((line) => line.time >= cutAt);
     await victim.restore();
     await drain(system);
     const verdict = await verifyLoad(system, load);
+    const gaveUp = outage
+      ? `its first query failed ${seconds(outage.time - cutAt)} s after the partition (${outage.err?.message ?? 'no message'})`
+      : 'it logged no database outage';
     recordScenario(
       row('saga host partitioned from PostgreSQL only', load, verdict, {
         faults: `${victim.name}'s link to PostgreSQL pulled after ${FAULT_ORDERS / 6} orders ended, its broker link kept; restored once every order had ended and drained`,
@@ -231,21 +237,32 @@ describe('when the roles run as separate hosts in network namespaces', () => {
         recoveryMs,
         durationMs: Date.now() - started,
         notes:
-          `${victim.name} held ${held} unacked messages when partitioned and ${heldAtEnd} once drained: its queries got no answer until its kernel gave up ` +
-          `(tcp_retries2 5, ~13 s), then each message went back to the queue as a retry copy. ${sweeps.resumed.size} sagas resumed by the sweeper.`,
+          `${victim.name} held ${held} unacked messages when partitioned, ${heldAtEnd} once the others had drained. ` +
+          'Its queries got no answer until its kernel gave up on the silent peer (tcp_retries2 5 in the hosts, ~13 s; ' +
+          `Linux's default 15 is ~15 min): ${gaveUp}; each message it held then went back to the queue as a retry copy. ` +
+          `${sweeps.resumed.size} sagas resumed by the sweeper (SWEEP_STALE_MS 10 s).`,
       }),
     );
     expect(held).toBeGreaterThan(0);
+    expect(outage).toBeDefined();
     expectClean(load, verdict);
   });
 });
 
-function lastSagaHost(system: HostSystem): TestHost {
-  const host = system.sagaHosts.at(-1)?.host;
-  if (!host) throw new Error('no saga host');
-  return host;
+/** Saga host number `n` (1-based) of three: the hosts missing are started first. */
+async function sagaHost(system: HostSystem, n: number) {
+  while (system.sagaHosts.length < Math.max(n, 3)) await system.addSagaHost();
+  const service = system.sagaHosts[n - 1];
+  if (!service) throw new Error(`no saga host ${n}`);
+  return service;
 }
 
+/** Mid-run: a sixth of the orders have ended, the rest are on their way. */
+async function sixthEnded(system: HostSystem, load: Load): Promise<void> {
+  await until(async () => (await endedCount(system, load)) >= load.count / 6, 'a sixth of the orders to end');
+}
+
+const seconds = (ms: number) => (ms / 1000).toFixed(1);
 const cores = (n: number) => n.toFixed(2);
 
 /** The throughput table: completed/s by saga hosts, and the CPU each process used meanwhile. */

@@ -27,6 +27,7 @@ const run = promisify(execFile);
 /** A service process on a host of its own. */
 export interface HostProcess extends ClusterProcess {
   readonly host: TestHost;
+  readonly roles: readonly string[];
 }
 
 export interface HostSystemOptions {
@@ -134,7 +135,7 @@ export async function startHostSystem(options: HostSystemOptions): Promise<HostS
         [],
         host.wrapper,
       );
-      const service = { ...child, host };
+      const service = { ...child, host, roles };
       services.push(service);
       return service;
     };
@@ -211,6 +212,24 @@ export async function startHostSystem(options: HostSystemOptions): Promise<HostS
   }
 }
 
+/** A process's JSON log lines with message `msg` (pino: `time` in ms, `err` serialized). */
+export function logged(
+  service: ClusterProcess,
+  msg: string,
+): { readonly time: number; readonly err?: { readonly message?: string } }[] {
+  return service
+    .output()
+    .split('\n')
+    .filter((line) => line.includes(msg))
+    .flatMap((line) => {
+      try {
+        return [JSON.parse(line) as { time: number; err?: { message?: string } }];
+      } catch {
+        return [];
+      }
+    });
+}
+
 /** Orders on their way: the clients' answers and the users they were placed for. */
 export interface Load {
   readonly users: readonly string[];
@@ -256,7 +275,8 @@ export async function allEnded(system: HostSystem, load: Load, timeoutMs = 120_0
  * the consumer queues (retry copies included).
  */
 export async function drain(system: HostSystem): Promise<void> {
-  await drained(system);
+  // drained() tells the roles a process runs from its name, as startCluster names them.
+  await drained({ db: system.db, services: system.services.map((s) => ({ ...s, name: s.roles.join('+') })) });
   await until(async () => {
     const states = await queueStates(system.amqpUrl, system.prefix).catch(() => undefined);
     return states?.every((q) => q.queue.endsWith('.dead') || q.messages === 0);
