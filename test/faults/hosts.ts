@@ -15,7 +15,7 @@ import { orderTimes, percentiles } from '../../bench/e2e/measure.ts';
 import type { Percentiles } from '../../bench/e2e/measure.ts';
 import { ordersEnded, submitRetrying } from '../helpers/clients.ts';
 import type { RetryingClients } from '../helpers/clients.ts';
-import { clusterOrder, drained, startProcess, until } from '../helpers/cluster.ts';
+import { clusterOrder, drained, serving, startProcess, until } from '../helpers/cluster.ts';
 import type { ClusterProcess } from '../helpers/cluster.ts';
 import { startTcpProxy } from '../helpers/tcpProxy.ts';
 import type { HostNetwork, TestHost } from './hostNetwork.ts';
@@ -142,16 +142,7 @@ export async function startHostSystem(options: HostSystemOptions): Promise<HostS
 
     const api = await startHost('api', ['api', 'relay', 'sweeper', 'notifier']);
     const apiUrl = `http://${api.host.address}:8080`;
-    await until(
-      () =>
-        api.child.exitCode === null
-          ? fetch(`${apiUrl}/health`).then(
-              (r) => r.ok,
-              () => false,
-            )
-          : Promise.reject(new Error(`the api host exited:\n${api.output()}`)),
-      'the api host to serve',
-    );
+    await serving(api, apiUrl);
 
     const sagaConsumers = async (count: number): Promise<void> => {
       await until(async () => {

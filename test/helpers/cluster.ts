@@ -67,6 +67,20 @@ export function startProcess(
   };
 }
 
+/** Waits until the process answers `GET {url}/health`; fails at once if it exits first. */
+export async function serving(service: ClusterProcess, url: string): Promise<void> {
+  await until(
+    () =>
+      service.child.exitCode === null
+        ? fetch(`${url}/health`).then(
+            (r) => r.ok,
+            () => false,
+          )
+        : Promise.reject(new Error(`${service.name} exited:\n${service.output()}`)),
+    `${service.name} to serve`,
+  );
+}
+
 /** The simulated market (`npm run market`) in a process of its own, once it serves. */
 export async function startMarket(
   nodeArgs: readonly string[] = [],
@@ -203,16 +217,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       services.push(service);
       if (roles.length === 0 || roles.includes('api')) {
         apiUrl = `http://127.0.0.1:${port}`;
-        await until(
-          () =>
-            service.child.exitCode === null
-              ? fetch(`${apiUrl}/health`).then(
-                  (r) => r.ok,
-                  () => false,
-                )
-              : Promise.reject(new Error(`${service.name} exited:\n${service.output()}`)),
-          `${service.name} to serve`,
-        );
+        await serving(service, apiUrl);
       }
       return service;
     };
