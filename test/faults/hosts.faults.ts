@@ -40,7 +40,9 @@ const FAULT_ORDERS = 300;
  * its turn that long is resumed by the sweeper too, which would then count as a fourth saga worker.
  */
 const SWEEP = { SWEEP_STALE_MS: '20000', SWEEP_INTERVAL_MS: '1000' };
-const SWEPT = `resumed by the sweeper (SWEEP_STALE_MS ${Number(SWEEP.SWEEP_STALE_MS) / 1000} s)`;
+/** `3 sagas resumed by the sweeper (SWEEP_STALE_MS 20 s)`. */
+const swept = (n: number) =>
+  `${n} saga${n === 1 ? '' : 's'} resumed by the sweeper (SWEEP_STALE_MS ${Number(SWEEP.SWEEP_STALE_MS) / 1000} s)`;
 
 /**
  * A venue across a network answers in hundreds of milliseconds, not at once: a saga then spends
@@ -160,7 +162,7 @@ describe('when the roles run as separate hosts in network namespaces', () => {
             notes:
               `${rate.perSecond} orders completed/s (accept → terminal p50 ${rate.latency.p50} ms, p99 ${rate.latency.p99} ms)` +
               (sweeps.resumed.size > 0
-                ? `; ${sweeps.resumed.size} sagas ${SWEPT}, having waited in the queue that long`
+                ? `; ${swept(sweeps.resumed.size)}, having waited in the queue that long`
                 : ''),
           }),
         );
@@ -194,7 +196,7 @@ describe('when the roles run as separate hosts in network namespaces', () => {
         notes:
           `${victim.name} held ${held} unacked messages when cut; RabbitMQ dropped its connection ${seconds(noticedMs)} s later ` +
           '(its heartbeats had stopped; 5 s heartbeat) and requeued them to the other saga hosts. ' +
-          `${sweeps.resumed.size} sagas ${SWEPT}. ${system.sagaHosts.length} saga hosts.`,
+          `${swept(sweeps.resumed.size)}. ${system.sagaHosts.length} saga hosts.`,
       }),
     );
     expect(held).toBeGreaterThan(0);
@@ -226,7 +228,7 @@ describe('when the roles run as separate hosts in network namespaces', () => {
           `${victim.name} held ${held} unacked messages when partitioned, ${heldAtEnd} once the others had drained. ` +
           'Its queries got no answer until its kernel gave up on the silent peer (tcp_retries2 5 in the hosts, ~13 s; ' +
           `Linux's default 15 is ~15 min): ${gaveUp}; each message it held then went back to the queue as a retry copy. ` +
-          `${sweeps.resumed.size} sagas ${SWEPT}.`,
+          `${swept(sweeps.resumed.size)}.`,
       }),
     );
     expect(held).toBeGreaterThan(0);
