@@ -94,7 +94,6 @@ export interface HostNetwork {
   readonly serviceGateway: string;
   /** The root namespace's address on the database network: serve PostgreSQL's proxy there. */
   readonly databaseGateway: string;
-  readonly hosts: readonly TestHost[];
   addHost(name: string): Promise<TestHost>;
   /** Deletes every namespace and bridge of this network (idempotent). */
   close(): Promise<void>;
@@ -182,7 +181,6 @@ export async function createHostNetwork(kernel: HostKernel = {}): Promise<HostNe
   return {
     serviceGateway: `${service}.1`,
     databaseGateway: `${database}.1`,
-    hosts,
     addHost,
     close,
   };
