@@ -141,6 +141,8 @@ export interface SamplerOptions {
   /** Count the RabbitMQ broker. */
   readonly broker: boolean;
   readonly everyMs?: number;
+  /** The name of this process's line (default: the benchmark's load generator and emulator). */
+  readonly selfName?: string;
 }
 
 export interface Sampler {
@@ -185,7 +187,7 @@ export function startSampler(options: SamplerOptions): Sampler {
     };
 
     const self = stats.get(process.pid);
-    if (self) own(self, 'bench (load, Telegram emulator)', 'bench');
+    if (self) own(self, options.selfName ?? 'bench (load, Telegram emulator)', 'bench');
     for (const root of options.roots()) {
       const top = stats.get(root.pid);
       if (!top) continue;

@@ -57,6 +57,36 @@ export function recordScenario(row: ScenarioRow): void {
   writeFileSync(join(ROWS_DIR, `${slug(`${row.group} ${row.scenario}`)}.json`), JSON.stringify(row));
 }
 
+/**
+ * A section of the report after the scenarios' table, for what a group measured besides its rows
+ * (e.g. the separate hosts' throughput by number of saga hosts, with CPU per process).
+ */
+export interface ReportSection {
+  readonly title: string;
+  /** The section's body, Markdown (a table, a sentence). */
+  readonly markdown: string;
+  /** The same figures for machines, in the report's JSON. */
+  readonly data?: unknown;
+}
+
+const SECTIONS_DIR = join(ROWS_DIR, 'sections');
+
+/** Keeps a section for the report (one file per title: recording it again replaces it). */
+export function recordSection(section: ReportSection): void {
+  mkdirSync(SECTIONS_DIR, { recursive: true });
+  writeFileSync(join(SECTIONS_DIR, `${slug(section.title)}.json`), JSON.stringify(section));
+}
+
+function readSections(): ReportSection[] {
+  let files: string[];
+  try {
+    files = readdirSync(SECTIONS_DIR).filter((f) => f.endsWith('.json'));
+  } catch {
+    return [];
+  }
+  return files.sort().map((f) => JSON.parse(readFileSync(join(SECTIONS_DIR, f), 'utf8')) as ReportSection);
+}
+
 export function clearRows(): void {
   rmSync(ROWS_DIR, { recursive: true, force: true });
 }
@@ -78,7 +108,11 @@ export function clean(row: ScenarioRow): boolean {
   return row.lost + row.duplicated + row.stuck + row.ghostSwaps + row.violations === 0;
 }
 
-function markdown(rows: readonly ScenarioRow[], meta: Record<string, string>): string {
+function markdown(
+  rows: readonly ScenarioRow[],
+  sections: readonly ReportSection[],
+  meta: Record<string, string>,
+): string {
   const seconds = (ms: number | null) => (ms === null ? '—' : (ms / 1000).toFixed(1));
   const reasons = (r: ScenarioRow) =>
     Object.entries(r.failures)
@@ -112,6 +146,7 @@ function markdown(rows: readonly ScenarioRow[], meta: Record<string, string>): s
     lines.push('', '## Notes', '');
     for (const r of notes) lines.push(`- **${r.scenario}**: ${r.notes}`);
   }
+  for (const section of sections) lines.push('', `## ${section.title}`, '', section.markdown.trim());
   return `${lines.join('\n')}\n`;
 }
 
@@ -123,7 +158,8 @@ export function writeReport(meta: { commit: string; machine: string }): string |
   if (rows.length === 0) return undefined;
   const date = new Date().toISOString().slice(0, 10);
   const base = join(RESULTS_DIR, `faults-${date}`);
-  writeFileSync(`${base}.json`, `${JSON.stringify({ date, ...meta, rows }, null, 2)}\n`);
-  writeFileSync(`${base}.md`, markdown(rows, { date, ...meta }));
+  const sections = readSections();
+  writeFileSync(`${base}.json`, `${JSON.stringify({ date, ...meta, rows, sections }, null, 2)}\n`);
+  writeFileSync(`${base}.md`, markdown(rows, sections, { date, ...meta }));
   return `${base}.md`;
 }

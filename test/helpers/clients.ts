@@ -5,6 +5,8 @@ import { until } from './wait.ts';
 export interface RetryingClients {
   /** The order ids accepted so far (202), one per key. */
   readonly ids: Set<string>;
+  /** Per Idempotency-Key, the order id its 202 named (as verifyRun takes the clients' answers). */
+  readonly answers: Map<string, string[]>;
   /** Every answer's status, counted: 202, 503, … */
   readonly statuses: Record<string, number>;
   /** The Retry-After headers of the 503 answers. */
@@ -30,6 +32,7 @@ export function submitRetrying(
   },
 ): RetryingClients {
   const ids = new Set<string>();
+  const answers = new Map<string, string[]>();
   const statuses: Record<string, number> = {};
   const retryAfter = new Set<string | null>();
   let next = 0;
@@ -38,17 +41,20 @@ export function submitRetrying(
     while (next < options.count && !stopped) {
       const i = next++;
       const body = JSON.stringify(options.order(i));
+      const key = `order-${i}`;
       while (!stopped) {
         const res = await fetch(`${url}/orders`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', 'idempotency-key': `order-${i}` },
+          headers: { 'content-type': 'application/json', 'idempotency-key': key },
           body,
         }).catch(() => undefined);
         const status = res ? String(res.status) : 'no answer';
         statuses[status] = (statuses[status] ?? 0) + 1;
         if (res?.status === 503) retryAfter.add(res.headers.get('retry-after'));
         if (res?.status === 202) {
-          ids.add(((await res.json()) as { order_id: string }).order_id);
+          const id = ((await res.json()) as { order_id: string }).order_id;
+          ids.add(id);
+          answers.set(key, [...(answers.get(key) ?? []), id]);
           break;
         }
         await res?.body?.cancel();
@@ -59,6 +65,7 @@ export function submitRetrying(
   const done = Promise.all(Array.from({ length: options.clients }, client)).then(() => undefined);
   return {
     ids,
+    answers,
     statuses,
     retryAfter,
     done,

@@ -28,14 +28,20 @@ export interface ClusterProcess {
   kill(): Promise<number | null>;
 }
 
-/** Runs `src/main.ts <args>` as a child process, its output kept (last 100-200 kB). */
+/**
+ * Runs `src/main.ts <args>` as a child process, its output kept (last 100-200 kB). `wrapper` is a
+ * command that runs it, e.g. `['ip', 'netns', 'exec', ns]` to run it in a network namespace: it
+ * must exec node in its place, so that the child's pid (and its signals) are node's.
+ */
 export function startProcess(
   name: string,
   args: readonly string[],
   env: Record<string, string>,
   nodeArgs: readonly string[] = [],
+  wrapper: readonly string[] = [],
 ): ClusterProcess {
-  const child = spawn(process.execPath, [...nodeArgs, ...MAIN, ...args], {
+  const [command = process.execPath, ...before] = [...wrapper, process.execPath];
+  const child = spawn(command, [...before, ...nodeArgs, ...MAIN, ...args], {
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -59,6 +65,20 @@ export function startProcess(
     stop: () => signal('SIGTERM'),
     kill: () => signal('SIGKILL'),
   };
+}
+
+/** Waits until the process answers `GET {url}/health`; fails at once if it exits first. */
+export async function serving(service: ClusterProcess, url: string): Promise<void> {
+  await until(
+    () =>
+      service.child.exitCode === null
+        ? fetch(`${url}/health`).then(
+            (r) => r.ok,
+            () => false,
+          )
+        : Promise.reject(new Error(`${service.name} exited:\n${service.output()}`)),
+    `${service.name} to serve`,
+  );
 }
 
 /** The simulated market (`npm run market`) in a process of its own, once it serves. */
@@ -236,16 +256,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       services.push(service);
       if (roles.length === 0 || roles.includes('api')) {
         apiUrl = `http://127.0.0.1:${port}`;
-        await until(
-          () =>
-            service.child.exitCode === null
-              ? fetch(`${apiUrl}/health`).then(
-                  (r) => r.ok,
-                  () => false,
-                )
-              : Promise.reject(new Error(`${service.name} exited:\n${service.output()}`)),
-          `${service.name} to serve`,
-        );
+        await serving(service, apiUrl);
       }
       return service;
     };
@@ -336,7 +347,7 @@ export async function drainState(db: Queryable): Promise<DrainState> {
  * told to retry later (the database was down) waits out its backoff unacked: stopping then would
  * put it back on the queue, and `check` would find the queue not drained.
  */
-export async function drained(cluster: Cluster): Promise<void> {
+export async function drained(cluster: Pick<Cluster, 'db' | 'services'>): Promise<void> {
   const runs = (role: string) => cluster.services.some((s) => s.name.split('+').includes(role));
   const [orchestrating, notifying] = [runs('saga'), runs('notifier')];
   await until(async () => {

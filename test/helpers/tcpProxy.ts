@@ -2,7 +2,8 @@ import { connect, createServer } from 'node:net';
 import type { Socket } from 'node:net';
 
 export interface TcpProxy {
-  /** `host:port` the proxy listens on. */
+  /** The address the proxy listens on (127.0.0.1 unless asked otherwise). */
+  readonly host: string;
   readonly port: number;
   /** Connections clients opened through the proxy so far, those refused while cut included. */
   readonly connections: number;
@@ -16,6 +17,12 @@ export interface TcpProxy {
    */
   cut(how?: 'close' | 'reset' | 'answers'): void;
   restore(): void;
+  /**
+   * The connections open through the proxy now: the client's address and the local port of the
+   * proxy's own connection to the target (the peer port the server sees), so that a server's view
+   * of its connections can be traced back to the client that opened each.
+   */
+  links(): { readonly client: string; readonly upstreamPort: number }[];
   close(): Promise<void>;
 }
 
@@ -24,8 +31,13 @@ export interface TcpProxy {
  * clients see their connections reset in the middle of whatever they were doing (a query, a
  * COMMIT whose answer never comes back) and cannot reconnect until it is restored.
  */
-export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
+export async function startTcpProxy(
+  target: { host: string; port: number },
+  listen: { readonly host?: string } = {},
+): Promise<TcpProxy> {
+  const host = listen.host ?? '127.0.0.1';
   const open = new Set<Socket>();
+  const upstreams = new Map<Socket, Socket>();
   let down: 'close' | 'reset' | 'answers' | undefined;
   let connections = 0;
   const drop = (socket: Socket) => (down === 'reset' ? socket.resetAndDestroy() : socket.destroy());
@@ -36,6 +48,8 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       return;
     }
     const upstream = connect(target.port, target.host);
+    upstreams.set(client, upstream);
+    client.once('close', () => upstreams.delete(client));
     if (down === 'answers') {
       open.add(client).add(upstream);
       client.pipe(upstream);
@@ -67,10 +81,11 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
       });
     }
   });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const address = server.address();
   if (typeof address !== 'object' || address === null) throw new Error('the proxy has no port');
   return {
+    host,
     port: address.port,
     get connections() {
       return connections;
@@ -82,6 +97,12 @@ export async function startTcpProxy(target: { host: string; port: number }): Pro
     restore() {
       down = undefined;
     },
+    links: () =>
+      [...upstreams].flatMap(([client, upstream]) =>
+        client.remoteAddress && upstream.localPort
+          ? [{ client: client.remoteAddress, upstreamPort: upstream.localPort }]
+          : [],
+      ),
     close: () =>
       new Promise<void>((resolve) => {
         for (const socket of open) socket.destroy();
