@@ -123,7 +123,9 @@ export interface ArmOptions {
 
 /** Armed failpoints by name; undefined while none is, which is all `failpoint()` looks at. */
 let armed: Partial<Record<FailpointName, Armed>> | undefined;
-let log: (line: string) => void = (line) => writeSync(2, `${line}\n`);
+/** Synchronous, so that the line is out before a crash. */
+const toStderr = (line: string): void => void writeSync(2, `${line}\n`);
+let log: (line: string) => void = toStderr;
 let random: () => number = Math.random;
 
 /**
@@ -131,7 +133,7 @@ let random: () => number = Math.random;
  * disarms them all. Called once at start with the configuration's (tests arm and disarm).
  */
 export function armFailpoints(specs: readonly FailpointSpec[], options: ArmOptions = {}): void {
-  log = options.log ?? ((line) => writeSync(2, `${line}\n`));
+  log = options.log ?? toStderr;
   random = options.random ?? Math.random;
   armed =
     specs.length === 0 ? undefined : Object.fromEntries(specs.map((spec) => [spec.name, { spec, hits: 0 }]));
