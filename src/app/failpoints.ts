@@ -12,7 +12,7 @@ import process from 'node:process';
  * and operations all carry points, and app is the layer every one of them may import.
  */
 
-/** Every failpoint, in the order a saga meets them; see README "Failpoints" for each one's promise. */
+/** Every failpoint, in the order an order meets them; README "Failpoints" says what each leaves. */
 export const FAILPOINT_NAMES = [
   /** Intake: an order's OrderAccepted committed (with its whole intake batch), no answer sent yet. */
   'api.after-commit',
@@ -20,10 +20,10 @@ export const FAILPOINT_NAMES = [
   'relay.after-confirm',
   /** Saga: the price service answered, the quote not yet stored. */
   'saga.after-price-call',
-  /** Saga: the venue answered a call (execute, find or void swap), the outcome not yet stored. */
-  'saga.after-venue-call',
   /** Saga: a step's events committed, the saga not yet moved on. */
   'saga.after-append',
+  /** Saga: the venue answered a call (execute, find or void swap), the outcome not yet stored. */
+  'saga.after-venue-call',
   /** Notifier: the provider took a notification, its send not yet recorded. */
   'notifier.after-send',
   /** `rebuild-projections`: a batch of events folded into the new tables, the next not yet read. */
@@ -123,7 +123,9 @@ export interface ArmOptions {
 
 /** Armed failpoints by name; undefined while none is, which is all `failpoint()` looks at. */
 let armed: Partial<Record<FailpointName, Armed>> | undefined;
-let log: (line: string) => void = (line) => writeSync(2, `${line}\n`);
+/** Synchronous, so that the line is out before a crash. */
+const toStderr = (line: string): void => void writeSync(2, `${line}\n`);
+let log: (line: string) => void = toStderr;
 let random: () => number = Math.random;
 
 /**
@@ -131,7 +133,7 @@ let random: () => number = Math.random;
  * disarms them all. Called once at start with the configuration's (tests arm and disarm).
  */
 export function armFailpoints(specs: readonly FailpointSpec[], options: ArmOptions = {}): void {
-  log = options.log ?? ((line) => writeSync(2, `${line}\n`));
+  log = options.log ?? toStderr;
   random = options.random ?? Math.random;
   armed =
     specs.length === 0 ? undefined : Object.fromEntries(specs.map((spec) => [spec.name, { spec, hits: 0 }]));

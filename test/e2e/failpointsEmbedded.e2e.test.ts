@@ -3,7 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { runCheckCommand, startService } from '../helpers/server.ts';
+import { clusterOrder } from '../helpers/cluster.ts';
+import { outboxDrained, runCheckCommand, startService } from '../helpers/server.ts';
 import { until } from '../helpers/wait.ts';
 
 const NODE = [process.execPath, '--import', 'tsx', 'src/main.ts', 'start'];
@@ -39,13 +40,7 @@ describe.each([
       fetch(`${url}/orders`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', ...key },
-        body: JSON.stringify({
-          user_id: `user-${randomUUID()}`,
-          from_amount: '1000',
-          from_currency: 'USDT',
-          to_currency: 'BTC',
-          order_type: 'market',
-        }),
+        body: JSON.stringify(clusterOrder(0, randomUUID())),
       });
     try {
       const first = await startService(command, { ...env, FAILPOINTS: 'relay.after-confirm' });
@@ -76,12 +71,7 @@ describe.each([
           'SwapExecuted',
           'OrderCompleted',
         ]);
-        await until(async () => {
-          const health = (await (await fetch(`${second.url}/health`)).json()) as {
-            outbox_unpublished: number;
-          };
-          return health.outbox_unpublished === 0;
-        }, 'the outbox to drain');
+        await outboxDrained(second.url);
       } finally {
         expect(await second.stop()).toBe(0);
       }

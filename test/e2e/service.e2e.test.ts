@@ -8,7 +8,7 @@ import { pgliteDatabase } from '../../src/infra/db/pglite.ts';
 import { createEventStore } from '../../src/infra/eventStore.ts';
 import { migrate } from '../../src/infra/migrations.ts';
 import { DATABASE_URL } from '../helpers/databases.ts';
-import { runCheckCommand, startService } from '../helpers/server.ts';
+import { outboxDrained, runCheckCommand, startService } from '../helpers/server.ts';
 import { until } from '../helpers/wait.ts';
 
 const originalOrder = {
@@ -237,13 +237,7 @@ describe('the embedded service killed with SIGKILL in the middle of a flood of o
             return order.status === 'completed' || order.status === 'failed';
           }, `order ${id} to end`);
         }
-        // Drained (every consumer, the notifier too, has handled every row), so check sees no backlog.
-        await until(async () => {
-          const health = (await (await fetch(`${second.url}/health`)).json()) as {
-            outbox_unpublished: number;
-          };
-          return health.outbox_unpublished === 0;
-        }, 'the outbox to drain');
+        await outboxDrained(second.url);
       } finally {
         expect(await second.stop()).toBe(0);
       }

@@ -11,7 +11,7 @@ import type { ServedSimulatedMarket } from '../../src/infra/venues/simulatedHttp
 import { DATABASE_URL, scratchPostgres } from '../helpers/databases.ts';
 import { AMQP_URL } from '../helpers/rabbit.ts';
 import { startProcess } from '../helpers/cluster.ts';
-import { startService } from '../helpers/server.ts';
+import { outboxDrained, startService } from '../helpers/server.ts';
 import type { ServiceProcess } from '../helpers/server.ts';
 import { until } from '../helpers/wait.ts';
 
@@ -159,10 +159,7 @@ describe.each([
             status === 'completed' ? 1 : 0,
           );
         }
-        await until(async () => {
-          const res = await fetch(`${second.url}/health`);
-          return ((await res.json()) as { outbox_unpublished: number }).outbox_unpublished === 0;
-        }, 'the outbox to drain');
+        await outboxDrained(second.url);
         expect(await second.stop()).toBe(0);
 
         // Asynchronously: `check` asks the venue, served by this very process.

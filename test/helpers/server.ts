@@ -1,6 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
+import { until } from './wait.ts';
 
 /** A free TCP port on 127.0.0.1, so parallel test files never collide. */
 export function freePort(): Promise<number> {
@@ -79,6 +80,17 @@ export async function startService(
       await exited;
     },
   };
+}
+
+/**
+ * Waits until the service at `url` has no unpublished outbox row (GET /health): on the embedded
+ * default, every consumer (the notifier too) has handled every row, so `check` sees no backlog.
+ */
+export async function outboxDrained(url: string): Promise<void> {
+  await until(async () => {
+    const health = (await (await fetch(`${url}/health`)).json()) as { outbox_unpublished: number };
+    return health.outbox_unpublished === 0;
+  }, 'the outbox to drain');
 }
 
 /** `npm run check` as an operator runs it, with `env` over this process's; its exit code and report. */
