@@ -1,5 +1,5 @@
 import { it } from 'vitest';
-import { expectClean, runScenario } from './harness.ts';
+import { expectClean, runScenario, runWithFaultMidRun } from './harness.ts';
 import { ensureRabbitUp, restartRabbit } from './servers.ts';
 
 /**
@@ -10,17 +10,7 @@ import { ensureRabbitUp, restartRabbit } from './servers.ts';
 it('broker: RabbitMQ restarted mid-run', async () => {
   try {
     await runScenario({ group: 'broker', scenario: 'RabbitMQ restarted mid-run' }, async (s) => {
-      let restart: Promise<void> | undefined;
-      const placed = s.placeOrders({
-        orders: 200,
-        clients: 8,
-        onOrder: (i) => {
-          if (i === 60) restart = restartRabbit(3_000).then(() => s.markFaultEnd());
-        },
-      });
-      await placed.done;
-      await restart;
-      await s.drain();
+      await runWithFaultMidRun(s, { at: 60, fault: () => restartRabbit(3_000) });
       expectClean(
         await s.finish({
           faults: '1 restart: stop_app, 3 s down, start_app (every connection closed by the broker)',

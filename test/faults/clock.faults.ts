@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { it } from 'vitest';
-import { expectClean, injectPaced, runScenario } from './harness.ts';
+import { expectClean, runScenario, runWithPacedFaults } from './harness.ts';
 
 /** Debian's libfaketime (apt-get install faketime; .ci/run installs it), the thread-safe build. */
 const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1';
@@ -41,16 +41,12 @@ it('clock: two saga workers 20 s ahead and 20 s behind, some swaps processed lat
     },
     async (s) => {
       const venue = s.market.venue;
-      const delays = injectPaced({
+      const injected = await runWithPacedFaults(s, {
         every: 4,
         calls: () => venue.calls().executeSwap,
         inject: () => venue.delayNext(7_000),
+        restore: () => venue.restore(),
       });
-      await s.placeOrders({ orders: 200, clients: 8 }).done;
-      await s.drain();
-      const { injected, lastAt } = delays.stop();
-      venue.restore();
-      s.markFaultEnd(lastAt);
       expectClean(
         await s.finish({
           faults: `2 saga workers with clocks 20 s ahead and 20 s behind all run; ${injected} delays scripted, each for the next new swap request (processed 7 s late)`,

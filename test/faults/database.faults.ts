@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'vitest';
 import { postgresDatabase } from '../../src/infra/db/postgres.ts';
-import { expectClean, runScenario } from './harness.ts';
+import { expectClean, runScenario, runWithFaultMidRun } from './harness.ts';
 import { crashRestartPostgres, ensurePostgresUp } from './servers.ts';
 
 /**
@@ -13,17 +13,7 @@ describe('database faults', () => {
   it('PostgreSQL crash-restarted mid-run (stop -m immediate, 3 s down, start)', async () => {
     try {
       await runScenario({ group: 'database', scenario: 'PostgreSQL crash-restarted mid-run' }, async (s) => {
-        let restart: Promise<void> | undefined;
-        const placed = s.placeOrders({
-          orders: 200,
-          clients: 8,
-          onOrder: (i) => {
-            if (i === 60) restart = crashRestartPostgres(3_000).then(() => s.markFaultEnd());
-          },
-        });
-        await placed.done;
-        await restart;
-        await s.drain();
+        await runWithFaultMidRun(s, { at: 60, fault: () => crashRestartPostgres(3_000) });
         expectClean(
           await s.finish({
             faults: '1 crash-restart: stop -m immediate (no checkpoint: crash recovery at start), 3 s down',
@@ -44,30 +34,19 @@ describe('database faults', () => {
         async (s) => {
           const database = new URL(s.cluster.databaseUrl).pathname.slice(1);
           let killed = 0;
-          let killing: Promise<void> | undefined;
           const kill = async () => {
             const until = Date.now() + 6_000;
             while (Date.now() < until) {
               const [row] = await admin.query<{ n: number }>(
                 `SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))::int AS n
-               FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`,
+                 FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()`,
                 [database],
               );
               killed += row?.n ?? 0;
               await sleep(250);
             }
-            s.markFaultEnd();
           };
-          const placed = s.placeOrders({
-            orders: 200,
-            clients: 8,
-            onOrder: (i) => {
-              if (i === 40) killing = kill();
-            },
-          });
-          await placed.done;
-          await killing;
-          await s.drain();
+          await runWithFaultMidRun(s, { at: 40, fault: kill });
           expectClean(
             await s.finish({
               faults: `${killed} backends terminated (every backend of the scenario's database, every 250 ms for 6 s)`,

@@ -474,3 +474,44 @@ export function injectPaced(options: {
     },
   };
 }
+
+/**
+ * The common shape of a run with one fault in its middle: `orders` orders from 8 clients; when
+ * order `at` is sent, `fault()` starts (a restart, an outage…); its end marks the fault's end.
+ * Resolves once every order was answered, the fault is over and the system has drained.
+ */
+export async function runWithFaultMidRun(
+  scenario: Scenario,
+  options: { readonly orders?: number; readonly at: number; readonly fault: () => Promise<void> },
+): Promise<void> {
+  let fault: Promise<void> | undefined;
+  const placed = scenario.placeOrders({
+    orders: options.orders ?? 200,
+    clients: 8,
+    onOrder: (i) => {
+      if (i === options.at) fault = options.fault().then(() => scenario.markFaultEnd());
+    },
+  });
+  await placed.done;
+  await fault;
+  await scenario.drain();
+}
+
+/**
+ * The common shape of a run with faults spread over it: {@link injectPaced} scripts them on a
+ * fake's calls while 200 orders are placed and until every order has ended (the last orders meet
+ * them too); then `restore` drops a pending one, and recovery is measured from the last one taken.
+ * Resolves with how many were injected.
+ */
+export async function runWithPacedFaults(
+  scenario: Scenario,
+  options: Parameters<typeof injectPaced>[0] & { readonly restore: () => void },
+): Promise<number> {
+  const faults = injectPaced(options);
+  await scenario.placeOrders({ orders: 200, clients: 8 }).done;
+  await scenario.drain();
+  const { injected, lastAt } = faults.stop();
+  options.restore();
+  scenario.markFaultEnd(lastAt);
+  return injected;
+}

@@ -1,6 +1,6 @@
 import { it } from 'vitest';
 import type { PriceFault } from '../../src/infra/venues/simulatedMarket.ts';
-import { expectClean, injectPaced, runScenario } from './harness.ts';
+import { expectClean, runScenario, runWithPacedFaults } from './harness.ts';
 
 /**
  * The price feed answers about every 3rd quote with a price no one may trade on: zero, negative,
@@ -14,17 +14,12 @@ it('price: the feed quotes zero, negative, non-finite and stale prices, in turn,
     async (s) => {
       const feed = s.market.priceService;
       const kinds: PriceFault[] = ['zero_price', 'negative_price', 'non_finite_price', 'stale'];
-      const faults = injectPaced({
+      const injected = await runWithPacedFaults(s, {
         every: 3,
         calls: () => feed.quoteCalls,
         inject: (n) => feed.failNext(kinds[n % kinds.length] ?? 'stale'),
+        restore: () => feed.restore(),
       });
-      // Faults go on until every order has ended: the last orders meet them too.
-      await s.placeOrders({ orders: 200, clients: 8 }).done;
-      await s.drain();
-      const { injected, lastAt } = faults.stop();
-      feed.restore();
-      s.markFaultEnd(lastAt);
       expectClean(
         await s.finish({
           faults: `${injected} bad quotes: zero, negative, Infinity and 10-minute-old prices in turn`,

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'vitest';
-import { expectClean, injectPaced, runScenario } from './harness.ts';
+import { expectClean, runScenario, runWithFaultMidRun, runWithPacedFaults } from './harness.ts';
 
 /**
  * The venue misbehaves as real ones do, each on its own run of 200 orders: calls that time out,
@@ -12,17 +12,12 @@ describe('venue faults', () => {
   it('timeouts: every 4th swap request never reaches the venue and its caller times out', async () => {
     await runScenario({ group: 'venue', scenario: 'venue timeouts' }, async (s) => {
       const venue = s.market.venue;
-      const faults = injectPaced({
+      const injected = await runWithPacedFaults(s, {
         every: 4,
         calls: () => venue.calls().executeSwap,
         inject: () => venue.failNext('timeout'),
+        restore: () => venue.restore(),
       });
-      // Faults go on until every order has ended: the last orders meet them too.
-      await s.placeOrders({ orders: 200, clients: 8 }).done;
-      await s.drain();
-      const { injected, lastAt } = faults.stop();
-      venue.restore();
-      s.markFaultEnd(lastAt);
       expectClean(
         await s.finish({
           faults: `${injected} swap requests that never arrived (no answer until the caller's 2 s timeout)`,
@@ -35,17 +30,12 @@ describe('venue faults', () => {
   it('lost answers: every 3rd swap executes at the venue and its answer is cut off', async () => {
     await runScenario({ group: 'venue', scenario: 'venue lost answers' }, async (s) => {
       const venue = s.market.venue;
-      const faults = injectPaced({
+      const injected = await runWithPacedFaults(s, {
         every: 3,
         calls: () => venue.calls().executeSwap,
         inject: () => venue.failNext('lost_answer'),
+        restore: () => venue.restore(),
       });
-      // Faults go on until every order has ended: the last orders meet them too.
-      await s.placeOrders({ orders: 200, clients: 8 }).done;
-      await s.drain();
-      const { injected, lastAt } = faults.stop();
-      venue.restore();
-      s.markFaultEnd(lastAt);
       expectClean(
         await s.finish({
           faults: `${injected} swaps executed whose answer broke off mid-body`,
@@ -62,17 +52,12 @@ describe('venue faults', () => {
       { group: 'venue', scenario: 'venue late processing', env: { SAGA_DEADLINE_MS: '5000' } },
       async (s) => {
         const venue = s.market.venue;
-        const faults = injectPaced({
+        const injected = await runWithPacedFaults(s, {
           every: 4,
           calls: () => venue.calls().executeSwap,
           inject: (n) => venue.delayNext(n % 2 === 0 ? 3_000 : 7_000),
+          restore: () => venue.restore(),
         });
-        // Faults go on until every order has ended: the last orders meet them too.
-        await s.placeOrders({ orders: 200, clients: 8 }).done;
-        await s.drain();
-        const { injected, lastAt } = faults.stop();
-        venue.restore();
-        s.markFaultEnd(lastAt);
         expectClean(
           await s.finish({
             faults: `${injected} delays scripted, each for the next new swap request: half processed after 3 s (after the caller's 2 s timeout), half after 7 s (past the 5 s deadline)`,
@@ -90,22 +75,17 @@ describe('venue faults', () => {
         const c = venue.calls();
         return c.executeSwap + c.findSwap + c.voidSwap;
       };
-      let before = 0;
-      const placed = s.placeOrders({
-        orders: 200,
-        clients: 8,
-        onOrder: (i) => {
-          if (i !== 60) return;
-          before = calls();
+      let injected = 0;
+      await runWithFaultMidRun(s, {
+        at: 60,
+        fault: async () => {
+          const before = calls();
           venue.startOutage();
+          await sleep(5_000);
+          venue.restore();
+          injected = calls() - before;
         },
       });
-      await sleep(5_000);
-      venue.restore();
-      const injected = calls() - before;
-      s.markFaultEnd();
-      await placed.done;
-      await s.drain();
       expectClean(
         await s.finish({
           faults: `venue down 5 s: ${injected} calls answered 503 (swaps, lookups, voids)`,
