@@ -56,7 +56,7 @@ describe('failpoints: a process killed at the point, over and over', () => {
           expect(crashes, `no crash at ${point}`).toBeGreaterThan(0);
           s.markFaultEnd(Math.max(...s.supervisor.lives().map((life) => life.diedAt ?? 0)));
           const finished = await s.finish({
-            faults: `${crashes} crashes (kill -9 at the point, hit ${nth} of each life), ${s.supervisor.restarts} restarts`,
+            faults: `${crashes} crash${crashes === 1 ? '' : 'es'} (kill -9 at the point, hit ${nth} of each life), ${s.supervisor.restarts} restart${s.supervisor.restarts === 1 ? '' : 's'}`,
             faultsInjected: crashes,
           });
           expectClean(finished);
