@@ -70,6 +70,7 @@ describe('when the outside world misbehaves', () => {
     ['zero_price', 'quotes zero'],
     ['negative_price', 'quotes a negative price'],
     ['non_finite_price', 'quotes a non-finite price'],
+    ['nan_price', 'quotes NaN'],
     ['stale', 'quotes a stale price'],
   ])('and the price feed %s', (fault) => {
     it('the order fails with price_unavailable and no swap is sent', async () => {

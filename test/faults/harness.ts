@@ -11,7 +11,7 @@ import { recordScenario } from './report.ts';
 import type { ScenarioRow } from './report.ts';
 import { superviseCluster } from './supervisor.ts';
 import type { Supervisor } from './supervisor.ts';
-import { verifyRun } from './verify.ts';
+import { rowCounts, verifyRun } from './verify.ts';
 import type { Verdict } from './verify.ts';
 
 /**
@@ -350,15 +350,8 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
         orders: [...answers.values()].reduce((n, ids) => n + ids.length, 0),
         faults: fields.faults,
         faultsInjected: fields.faultsInjected,
-        completed: verdict.completed,
-        failed: verdict.failed,
-        failures: verdict.failures,
-        lost: verdict.lost,
-        duplicated: verdict.duplicated,
-        stuck: verdict.stuck,
-        ghostSwaps: verdict.ghostSwaps,
+        ...rowCounts(verdict),
         violations: Math.max(verdict.violations, cliViolations),
-        duplicateNotifications: verdict.duplicateNotifications,
         ...(window === undefined ? {} : { duplicateWindowMs: window }),
         // Marked after the drain when the faults ran until every order was terminal.
         recoveryMs:

@@ -20,6 +20,7 @@ import {
 import type { HostSystem, Load } from './hosts.ts';
 import { recordScenario, recordSection } from './report.ts';
 import type { ScenarioRow } from './report.ts';
+import { rowCounts } from './verify.ts';
 import type { Verdict } from './verify.ts';
 
 /**
@@ -66,15 +67,7 @@ function row(
     orders: load.count,
     faults: fault.faults,
     faultsInjected: fault.injected,
-    completed: verdict.completed,
-    failed: verdict.failed,
-    failures: verdict.failures,
-    lost: verdict.lost,
-    duplicated: verdict.duplicated,
-    stuck: verdict.stuck,
-    ghostSwaps: verdict.ghostSwaps,
-    violations: verdict.violations,
-    duplicateNotifications: verdict.duplicateNotifications,
+    ...rowCounts(verdict),
     recoveryMs: fault.recoveryMs,
     durationMs: fault.durationMs,
     ...(fault.notes ? { notes: fault.notes } : {}),

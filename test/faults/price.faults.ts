@@ -4,16 +4,16 @@ import { expectClean, runScenario, runWithPacedFaults } from './harness.ts';
 
 /**
  * The price feed answers about every 3rd quote with a price no one may trade on: zero, negative,
- * non-finite (`Infinity`, which the HTTP adapter's schema refuses like `NaN`) and stale (observed
- * 10 minutes ago), in turn. One row for the four: they meet the same check (the saga's quote step)
- * and 200 orders give each about 17 hits, so four runs would cost three more starts for nothing.
+ * `Infinity`, `NaN` and stale (observed 10 minutes ago), in turn, over HTTP as a real feed would.
+ * One row for the five: they meet the same checks (the HTTP adapter's schema, the saga's quote
+ * step) and 200 orders give each about 13 hits, so five runs would cost four more starts for nothing.
  */
-it('price: the feed quotes zero, negative, non-finite and stale prices, in turn, on about every 3rd quote', async () => {
+it('price: the feed quotes zero, negative, Infinity, NaN and stale prices, in turn, on about every 3rd quote', async () => {
   await runScenario(
-    { group: 'price', scenario: 'bad prices: zero, negative, non-finite, stale' },
+    { group: 'price', scenario: 'bad prices: zero, negative, Infinity, NaN, stale' },
     async (s) => {
       const feed = s.market.priceService;
-      const kinds: PriceFault[] = ['zero_price', 'negative_price', 'non_finite_price', 'stale'];
+      const kinds: PriceFault[] = ['zero_price', 'negative_price', 'non_finite_price', 'nan_price', 'stale'];
       const injected = await runWithPacedFaults(s, {
         every: 3,
         calls: () => feed.quoteCalls,
@@ -22,7 +22,7 @@ it('price: the feed quotes zero, negative, non-finite and stale prices, in turn,
       });
       expectClean(
         await s.finish({
-          faults: `${injected} bad quotes: zero, negative, Infinity and 10-minute-old prices in turn`,
+          faults: `${injected} bad quotes: zero, negative, Infinity, NaN and 10-minute-old prices in turn`,
           faultsInjected: injected,
         }),
       );

@@ -170,3 +170,9 @@ export async function verifyRun(evidence: RunEvidence): Promise<Verdict> {
     examples: examples.slice(0, 20),
   };
 }
+
+/** The verdict's counts, as a report row carries them. */
+export function rowCounts(verdict: Verdict): Omit<Verdict, 'guarantees' | 'examples'> {
+  const { guarantees: _guarantees, examples: _examples, ...counts } = verdict;
+  return counts;
+}

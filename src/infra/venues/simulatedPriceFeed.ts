@@ -21,8 +21,8 @@ import type { LatencyRange } from './simulation.ts';
  * - `timeout`: never answers; TransientError('timeout') when the caller aborts (or after `hangMs`);
  * - `outage`: fails at once with TransientError('outage');
  * - `unavailable`: no price for the pair, PriceUnavailableError;
- * - `zero_price`, `negative_price`, `non_finite_price`: a quote whose price is `0`, negative or
- *   `Infinity`, which the saga must refuse;
+ * - `zero_price`, `negative_price`, `non_finite_price`, `nan_price`: a quote whose price is `0`,
+ *   negative, `Infinity` or `NaN`, which the saga must refuse;
  * - `stale`: a correct price observed `staleFaultMs` ago.
  */
 export type PriceFault =
@@ -33,6 +33,7 @@ export type PriceFault =
   | 'zero_price'
   | 'negative_price'
   | 'non_finite_price'
+  | 'nan_price'
   | 'stale';
 
 /** Per-call probabilities (0..1, drawn from the seed) of the feed's transient faults. */
@@ -128,7 +129,9 @@ export function createSimulatedPriceFeed(
           ? `-${formatAmount(price)}`
           : fault === 'non_finite_price'
             ? 'Infinity'
-            : formatAmount(price);
+            : fault === 'nan_price'
+              ? 'NaN'
+              : formatAmount(price);
     return { price: text, quoted_at: quotedAt, source };
   }
 
