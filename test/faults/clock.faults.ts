@@ -17,9 +17,9 @@ const skewed = (offset: string) => ({
  * Two orchestrators whose clocks disagree by 40 s: one 20 s ahead, one 20 s behind (libfaketime
  * through LD_PRELOAD, monotonic clock untouched). The api (which stamps acceptance), the sweeper,
  * the notifier, PostgreSQL and the venue keep true time. A worker's clock may only decide when to
- * stop trying, never what happened: the venue settles every swap by its own clock. Every 4th swap
- * is processed 7 s late, so the deadline (25 s) matters: the fast worker sees it pass after 5 s and
- * voids those swaps; the slow one waits and finds them executed.
+ * stop trying, never what happened: the venue settles every swap by its own clock. At most every
+ * 4th swap is processed 7 s late, so the deadline (25 s) matters: the fast worker sees it pass
+ * after 5 s and voids those swaps; the slow one waits and finds them executed.
  *
  * MAX_QUOTE_AGE_MS is 30 s here: at its default (5 s) the fast worker finds every quote 20 s old
  * and refuses it, so every order it takes fails `price_unavailable` (cleanly: 100 of 200 in a run)

@@ -9,7 +9,7 @@ import { expectClean, runScenario, runWithFaultMidRun, runWithPacedFaults } from
  * swap executed for a failed order, a second swap, or an order left open.
  */
 describe('venue faults', () => {
-  it('timeouts: every 4th swap request never reaches the venue and its caller times out', async () => {
+  it('timeouts: at most every 4th swap request never reaches the venue and its caller times out', async () => {
     await runScenario({ group: 'venue', scenario: 'venue timeouts' }, async (s) => {
       const venue = s.market.venue;
       const injected = await runWithPacedFaults(s, {
@@ -27,7 +27,7 @@ describe('venue faults', () => {
     });
   });
 
-  it('lost answers: every 3rd swap executes at the venue and its answer is cut off', async () => {
+  it('lost answers: at most every 3rd swap executes at the venue and its answer is cut off', async () => {
     await runScenario({ group: 'venue', scenario: 'venue lost answers' }, async (s) => {
       const venue = s.market.venue;
       const injected = await runWithPacedFaults(s, {
