@@ -5,6 +5,7 @@ import type { GuaranteeResult, QueueDepth } from '../../src/ops/guarantees.ts';
 import { NOTIFIER_CONSUMER } from '../../src/app/notifications/notifier.ts';
 import { SAGA_CONSUMER } from '../../src/app/sagaConsumer.ts';
 import { shortOrderId } from '../../src/app/notifications/texts.ts';
+import type { ScenarioRow } from './report.ts';
 
 /** What the world outside the database saw of a run: the only evidence a bug cannot rewrite. */
 export interface RunEvidence {
@@ -24,23 +25,22 @@ export interface RunEvidence {
   readonly queues?: readonly QueueDepth[];
 }
 
-export interface Verdict {
-  /** Accepted (answered 202) and not stored. */
-  readonly lost: number;
-  /** A second order for one key, an order nobody was answered with, a second swap for one order. */
-  readonly duplicated: number;
-  /** Stored orders with no terminal event. */
-  readonly stuck: number;
-  /** Executions at the venue for failed orders, or with no SwapExecuted carrying their tx hash. */
-  readonly ghostSwaps: number;
-  /** Every guarantee's violations, summed (the verifier, `check`). */
-  readonly violations: number;
-  /** Telegram messages received more than once for one order and chat. */
-  readonly duplicateNotifications: number;
+/** What a run's verdict counts: the report row's fields of the same names (see ScenarioRow). */
+export type VerdictCounts = Pick<
+  ScenarioRow,
+  | 'lost'
+  | 'duplicated'
+  | 'stuck'
+  | 'ghostSwaps'
+  | 'violations'
+  | 'duplicateNotifications'
+  | 'completed'
+  | 'failed'
+  | 'failures'
+>;
+
+export interface Verdict extends VerdictCounts {
   readonly guarantees: readonly GuaranteeResult[];
-  readonly completed: number;
-  readonly failed: number;
-  readonly failures: Readonly<Record<string, number>>;
   /** Examples of whatever was wrong, for the assertion message. */
   readonly examples: readonly unknown[];
 }
@@ -172,7 +172,7 @@ export async function verifyRun(evidence: RunEvidence): Promise<Verdict> {
 }
 
 /** The verdict's counts, as a report row carries them. */
-export function rowCounts(verdict: Verdict): Omit<Verdict, 'guarantees' | 'examples'> {
+export function rowCounts(verdict: Verdict): VerdictCounts {
   const { guarantees: _guarantees, examples: _examples, ...counts } = verdict;
   return counts;
 }
