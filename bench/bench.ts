@@ -14,7 +14,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { setTelegramChat, until } from '../test/helpers/cluster.ts';
 import { startTelegramEmulator } from '../test/helpers/notifyPeers.ts';
@@ -54,6 +54,7 @@ writes <out>/<yyyy-mm-dd>-<name>.json, .md and .svg plots.
   --connections <n>   keep-alive connections of the open loop (default 256)
   --users <n>         users ordering in turn, each with a Telegram chat (default 50)
   --workers <w>       WORKERS for the cores mode (default auto)
+  --profile <dir>     writes a CPU profile of every service process there (node --cpu-prof)
   --out <dir>         where to write (default bench/results)
   --name <name>       file name after the date (default bench, or soak with --soak)
   --help`;
@@ -75,6 +76,7 @@ const { values } = parseArgs({
     users: { type: 'string', default: '50' },
     workers: { type: 'string', default: 'auto' },
     out: { type: 'string', default: 'bench/results' },
+    profile: { type: 'string' },
     name: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -232,6 +234,7 @@ async function runMode(mode: Mode, run: number): Promise<ModeRun> {
     amqpUrl,
     telegram,
     workers: values.workers,
+    ...(values.profile ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${resolve(values.profile)}`] } : {}),
     onCleanUp: (abort) => (stopOnInterrupt = abort),
   }).catch(async (error: unknown) => {
     await emulator.stop();

@@ -57,6 +57,8 @@ export interface SystemOptions {
   readonly telegram: { readonly apiRoot: string; readonly token: string };
   /** WORKERS for the `cores` mode (`auto` or a number). */
   readonly workers: string;
+  /** Node flags for every service process (e.g. --cpu-prof); none by default. */
+  readonly nodeArgs?: readonly string[];
   /** Told, as soon as there is something to clean up, how to tear it down (for Ctrl-C). */
   readonly onCleanUp?: (abort: () => Promise<void>) => void;
 }
@@ -89,7 +91,7 @@ async function startEmbedded(options: SystemOptions): Promise<System> {
     PORT: String(port),
     TELEGRAM_API_ROOT: options.telegram.apiRoot,
     TELEGRAM_BOT_TOKEN: options.telegram.token,
-  });
+  }, options.nodeArgs);
   const apiUrl = `http://127.0.0.1:${port}`;
   const cleanUp = async () => {
     await service.stop();
@@ -144,6 +146,7 @@ async function startOnPostgres(mode: Exclude<Mode, 'embedded'>, options: SystemO
     processes: mode === 'split' ? SPLIT : [[]],
     market: mode === 'split',
     telegram: options.telegram,
+    ...(options.nodeArgs ? { nodeArgs: options.nodeArgs } : {}),
     // One process gets the service's default pool; the three of split share PostgreSQL's 100
     // connections with the rest of the machine, as bench:cluster runs them.
     env: {

@@ -67,6 +67,8 @@ export interface HostSystem {
    * the channels are traced to the host through the RabbitMQ proxy's connections.
    */
   unackedAt(host: TestHost): Promise<number>;
+  /** What unackedAt reads, for a failure message: the host's proxy ports and RabbitMQ's channels. */
+  describeChannels(host: TestHost): Promise<string>;
   /** Stops the processes (draining), the proxies and the market; drops the database and topology. */
   close(): Promise<void>;
 }
@@ -157,6 +159,28 @@ export async function startHostSystem(options: HostSystemOptions): Promise<HostS
       }, `${count} saga hosts to consume`);
     };
 
+    /** The host's channels as RabbitMQ lists them, traced through the proxy's connections. */
+    const channelsOf = async (host: TestHost) => {
+      const ports = new Set(
+        amqpProxy
+          .links()
+          .filter((link) => link.client === host.address)
+          .map((link) => link.upstreamPort),
+      );
+      const { stdout } = await run('rabbitmqctl', [
+        'list_channels',
+        '--quiet',
+        '--no-table-headers',
+        'name',
+        'messages_unacknowledged',
+      ]);
+      let unacked = 0;
+      for (const line of stdout.split('\n')) {
+        const [, port, count] = /^\S+:(\d+) -> .*\t(\d+)$/.exec(line.trim()) ?? [];
+        if (ports.has(Number(port))) unacked += Number(count);
+      }
+      return { ports, unacked, listing: stdout };
+    };
     return {
       db,
       dbName,
@@ -174,25 +198,11 @@ export async function startHostSystem(options: HostSystemOptions): Promise<HostS
       },
       sagaConsumers,
       async unackedAt(host) {
-        const ports = new Set(
-          amqpProxy
-            .links()
-            .filter((link) => link.client === host.address)
-            .map((link) => link.upstreamPort),
-        );
-        const { stdout } = await run('rabbitmqctl', [
-          'list_channels',
-          '--quiet',
-          '--no-table-headers',
-          'name',
-          'messages_unacknowledged',
-        ]);
-        let unacked = 0;
-        for (const line of stdout.split('\n')) {
-          const [, port, count] = /^\S+:(\d+) -> .*\t(\d+)$/.exec(line.trim()) ?? [];
-          if (ports.has(Number(port))) unacked += Number(count);
-        }
-        return unacked;
+        return (await channelsOf(host)).unacked;
+      },
+      async describeChannels(host) {
+        const { ports, listing } = await channelsOf(host);
+        return `${host.name}'s connections through the RabbitMQ proxy leave from ports ${[...ports].join(', ') || '(none)'}; rabbitmqctl list_channels:\n${listing}`;
       },
       close,
     };
