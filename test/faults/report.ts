@@ -150,14 +150,16 @@ function markdown(
   return `${lines.join('\n')}\n`;
 }
 
-/** Writes `bench/results/faults-<date>.md` and `.json` from the rows the scenarios left. */
+/** Writes `bench/results/faults-<date>.md` and `.json` from the rows the scenarios left (`-partial` when some groups ran none). */
 export function writeReport(meta: { commit: string; machine: string }): string | undefined {
   const rows = readRows().sort(
     (a, b) => GROUPS.indexOf(a.group) - GROUPS.indexOf(b.group) || a.scenario.localeCompare(b.scenario),
   );
   if (rows.length === 0) return undefined;
   const date = new Date().toISOString().slice(0, 10);
-  const base = join(RESULTS_DIR, `faults-${date}`);
+  // A run of some scenarios (one file, a -t filter) must not replace the whole suite's report.
+  const whole = GROUPS.every((group) => rows.some((row) => row.group === group));
+  const base = join(RESULTS_DIR, `faults-${date}${whole ? '' : '-partial'}`);
   const sections = readSections();
   writeFileSync(`${base}.json`, `${JSON.stringify({ date, ...meta, rows, sections }, null, 2)}\n`);
   writeFileSync(`${base}.md`, markdown(rows, sections, { date, ...meta }));
