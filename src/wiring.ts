@@ -90,12 +90,19 @@ export function wireOrders(options: OrdersOptions) {
   return { store, runner, orchestrator, orders, audit, keys };
 }
 
+/**
+ * The notifier's statements are group-committed: while two of a kind are in flight, the next
+ * takes everything that queued meanwhile. Its statements are most of an order's commits
+ * (create the rows, record the send, mark the message), and none is on the order's own path.
+ */
+const NOTIFIER_BATCHING = { lanes: 2 } as const;
+
 /** The notifier's ports on `db`: notification rows, users' channels (and an order's user), the inbox. */
 export function notifierPorts(db: Database) {
   return {
-    notifications: createNotificationStore(db),
+    notifications: createNotificationStore(db, NOTIFIER_BATCHING),
     channels: createUserChannelStore(db),
-    inbox: createInbox(db),
+    inbox: createInbox(db, NOTIFIER_BATCHING),
   };
 }
 

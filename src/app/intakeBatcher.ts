@@ -172,28 +172,43 @@ export function batchedClaims(
 ): (claim: KeyClaim) => Promise<KeyState> {
   const alone = (claim: KeyClaim) => keys.claim(claim);
   const together = (claims: readonly KeyClaim[]) => keys.claimAll(claims);
-  return createBatcher(async (claims) => {
-    const results: PromiseSettledResult<KeyState>[] = [];
-    let remaining = claims.map((claim, index) => ({ claim, index }));
-    while (remaining.length > 0) {
-      const seen = new Set<string>();
-      const round: typeof remaining = [];
-      const later: typeof remaining = [];
-      for (const entry of remaining) {
-        const key = JSON.stringify([entry.claim.user_id, entry.claim.idempotency_key]);
-        (seen.has(key) ? later : round).push(entry);
-        seen.add(key);
-      }
-      const settled = await togetherOrOneByOne(
-        round.map((entry) => entry.claim),
-        together,
-        alone,
-      );
-      round.forEach((entry, i) => {
-        results[entry.index] = settled[i] ?? { status: 'rejected', reason: new Error('claim not answered') };
-      });
-      remaining = later;
+  return createBatcher(
+    (claims) =>
+      inRounds(
+        claims,
+        (claim) => JSON.stringify([claim.user_id, claim.idempotency_key]),
+        (round) => togetherOrOneByOne(round, together, alone),
+      ),
+    options,
+  );
+}
+
+/**
+ * Runs a batch in rounds in which no key appears twice, the first of each key per round, in the
+ * items' order: for statements that can touch a row only once (a claim, an insert or an update of
+ * the same key). The results come back in the items' order.
+ */
+export async function inRounds<In, Out>(
+  items: readonly In[],
+  keyOf: (item: In) => string,
+  runRound: (round: readonly In[]) => Promise<readonly PromiseSettledResult<Out>[]>,
+): Promise<readonly PromiseSettledResult<Out>[]> {
+  const results: PromiseSettledResult<Out>[] = [];
+  let remaining = items.map((item, index) => ({ item, index }));
+  while (remaining.length > 0) {
+    const seen = new Set<string>();
+    const round: typeof remaining = [];
+    const later: typeof remaining = [];
+    for (const entry of remaining) {
+      const key = keyOf(entry.item);
+      (seen.has(key) ? later : round).push(entry);
+      seen.add(key);
     }
-    return results;
-  }, options);
+    const settled = await runRound(round.map((entry) => entry.item));
+    round.forEach((entry, i) => {
+      results[entry.index] = settled[i] ?? { status: 'rejected', reason: new Error('not answered') };
+    });
+    remaining = later;
+  }
+  return results;
 }

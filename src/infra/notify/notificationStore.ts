@@ -1,3 +1,5 @@
+import { createBatcher, inRounds } from '../../app/intakeBatcher.ts';
+import type { BatchingOptions } from '../../app/intakeBatcher.ts';
 import type { Queryable } from '../../app/ports/database.ts';
 import { givenUpPrefix, NO_ERROR } from '../../app/notifications/notificationStore.ts';
 import type {
@@ -91,26 +93,85 @@ async function standingOf(db: Queryable, draft: NotificationDraft, now: Date): P
   return { status: 'queued' };
 }
 
-/** NotificationStore on the `notifications` table (migrations 006, 008), for PostgreSQL and PGlite alike. */
-export function createNotificationStore(db: Queryable): NotificationStore {
-  const createAll: NotificationStore['createAll'] = async (entries, lease) => {
-    const modes = entries.map(({ draft, waitReason }) => modeOf(draft, waitReason));
-    const rows = entries.map(({ draft, waitReason }, i) =>
-      rowOf(draft, modes[i] ?? 'held', lease, waitReason),
+/** The records of several sends in one statement (migrations/016_notification_records.sql). */
+const RECORD_ALL_SQL = 'SELECT ord, held FROM record_notifications($1::text::jsonb)';
+
+type CreateCall = Parameters<NotificationStore['createAll']>;
+type RecordCall = Parameters<NotificationStore['record']>;
+
+const fulfilled = <T>(value: T): PromiseFulfilledResult<T> => ({ status: 'fulfilled', value });
+
+/**
+ * NotificationStore on the `notifications` table (migrations 006, 008), for PostgreSQL and PGlite
+ * alike. With `batching`, the notifier's two statements per message (its rows' create, a send's
+ * record) are shared by the messages in hand at the same time (group commit, see createBatcher):
+ * under load, one commit for several notifications instead of one each.
+ */
+export function createNotificationStore(db: Queryable, batching?: BatchingOptions): NotificationStore {
+  /** The rows of several messages in one statement; each row credited to the first call that asked for it. */
+  const createCalls = async (calls: readonly CreateCall[]) => {
+    const modes = calls.map(([entries]) => entries.map(({ draft, waitReason }) => modeOf(draft, waitReason)));
+    const rows = calls.flatMap(([entries, lease], c) =>
+      entries.map(({ draft, waitReason }, i) => rowOf(draft, modes[c]?.[i] ?? 'held', lease, waitReason)),
     );
     const made = await db.query<{ event_id: string; channel: string; attempts: number }>(CREATE_ALL_SQL, [
       JSON.stringify(rows),
     ]);
     const attemptsOf = new Map(made.map((row) => [`${row.event_id}/${row.channel}`, row.attempts]));
     return Promise.all(
-      entries.map(async ({ draft }, i) => {
-        const attempts = attemptsOf.get(`${draft.event_id.toLowerCase()}/${draft.channel}`);
-        // Not made: the row existed (another delivery of the message made it).
-        if (attempts === undefined) return standingOf(db, draft, lease.now);
-        return created(draft, modes[i] ?? 'held', lease, attempts);
-      }),
+      calls.map(([entries, lease], c) =>
+        Promise.all(
+          entries.map(async ({ draft }, i) => {
+            const key = `${draft.event_id.toLowerCase()}/${draft.channel}`;
+            const attempts = attemptsOf.get(key);
+            // Not made: the row existed (another delivery of the message made it), or an earlier
+            // call of the batch asked for the same row and holds it.
+            if (attempts === undefined) return standingOf(db, draft, lease.now);
+            attemptsOf.delete(key);
+            return created(draft, modes[c]?.[i] ?? 'held', lease, attempts);
+          }),
+        ),
+      ),
     );
   };
+
+  /** Several records in one statement: `heldLease` for each, in the calls' order. */
+  const recordCalls = async (calls: readonly RecordCall[]) => {
+    const input = calls.map(([held, outcome], ord) => ({
+      ord,
+      event_id: held.event_id,
+      channel: held.channel,
+      status: outcome.status,
+      sent_at: outcome.status === 'sent' ? outcome.at : null,
+      error: outcome.status === 'sent' ? null : outcome.reason,
+      token: held.token,
+    }));
+    const rows = await db.query<{ ord: number; held: boolean }>(RECORD_ALL_SQL, [JSON.stringify(input)]);
+    const heldAt = new Set(rows.filter((row) => row.held).map((row) => row.ord));
+    return calls.map((_, ord) => ({ heldLease: heldAt.has(ord) }));
+  };
+
+  const settledAll =
+    <In, Out>(run: (items: readonly In[]) => Promise<readonly Out[]>) =>
+    async (items: readonly In[]) =>
+      (await run(items)).map(fulfilled);
+  const createAll: NotificationStore['createAll'] = batching
+    ? (() => {
+        const batched = createBatcher(settledAll(createCalls), batching);
+        return (entries, lease) => batched([entries, lease]);
+      })()
+    : async (entries, lease) => (await createCalls([[entries, lease]]))[0] ?? [];
+  // A row recorded twice in a batch would be updated once: such records go in rounds.
+  const rowKey = ([held]: RecordCall) => `${held.event_id.toLowerCase()}/${held.channel}`;
+  const record: NotificationStore['record'] = batching
+    ? (() => {
+        const batched = createBatcher<RecordCall, { heldLease: boolean }>(
+          (calls) => inRounds(calls, rowKey, settledAll(recordCalls)),
+          batching,
+        );
+        return (held, outcome) => batched([held, outcome]);
+      })()
+    : async (held, outcome) => (await recordCalls([[held, outcome]]))[0] ?? { heldLease: false };
 
   return {
     async standing(eventId, channels, now) {
@@ -142,24 +203,7 @@ export function createNotificationStore(db: Queryable): NotificationStore {
       return rows.map((row) => ({ ...row, created_at: new Date(row.created_at), token: lease.token }));
     },
 
-    async record(held, outcome) {
-      const [row] = await db.query<{ held: boolean }>(
-        `UPDATE notifications AS n
-         SET status = $3::text, sent_at = $4, error = $5, lease_token = NULL, lease_until = NULL, next_attempt_at = NULL
-         FROM (SELECT lease_token FROM notifications WHERE event_id = $1 AND channel = $2 FOR UPDATE) AS before
-         WHERE n.event_id = $1 AND n.channel = $2 AND n.status = 'sending' AND ($3::text = 'sent' OR n.lease_token = $6::uuid)
-         RETURNING coalesce(before.lease_token = $6::uuid, false) AS held`,
-        [
-          held.event_id,
-          held.channel,
-          outcome.status,
-          outcome.status === 'sent' ? outcome.at : null,
-          outcome.status === 'sent' ? null : outcome.reason,
-          held.token,
-        ],
-      );
-      return { heldLease: row?.held === true };
-    },
+    record,
 
     async scheduleRetry(held, error, next) {
       await db.query(

@@ -37,8 +37,12 @@ const aDraft = (overrides: Partial<NotificationDraft> = {}): NotificationDraft =
  * its clock (`lease.now`), so the tests move time by passing it.
  */
 export function notificationStoreContract(db: () => Database): void {
-  describe('the notification store', () => {
-    const store = () => createNotificationStore(db());
+  // The notifier's store group-commits; every promise holds either way.
+  describe.each([
+    ['a statement per call', undefined],
+    ['group-committed', { lanes: 1 }],
+  ] as const)('the notification store (%s)', (_, batching) => {
+    const store = () => createNotificationStore(db(), batching);
     const row = async (draft: NotificationDraft) => {
       const [found] = await db().query<{ status: string; error: string | null; attempts: number }>(
         'SELECT status, error, attempts FROM notifications WHERE event_id = $1 AND channel = $2',
@@ -287,6 +291,71 @@ export function notificationStoreContract(db: () => Database): void {
         expect(await row(retried)).toMatchObject({ status: 'failed' });
         expect(await row(young)).toMatchObject({ status: 'sending' });
         expect(await row(leased)).toMatchObject({ status: 'sending' });
+      });
+    });
+  });
+
+  describe('the notification store, group-committed', () => {
+    // One lane: while a statement is in flight, everything asked meanwhile goes in the next one.
+    const store = () => createNotificationStore(db(), { lanes: 1 });
+
+    describe('when two deliveries of a message create its rows in the same statement', () => {
+      it('holds each row for the first of them only; the second finds it busy', async () => {
+        const batched = store();
+        const drafts = [aDraft(), aDraft()];
+        const leases = [leaseAt(at(0)), leaseAt(at(0)), leaseAt(at(0))];
+        const [first, , second] = await Promise.all([
+          batched.createAll(
+            drafts.map((draft) => ({ draft, waitReason: undefined })),
+            leases[0] as Lease,
+          ),
+          // Queued behind the first statement, so that these two share the next one.
+          batched.createAll([{ draft: aDraft(), waitReason: undefined }], leases[1] as Lease),
+          batched.createAll(
+            drafts.map((draft) => ({ draft, waitReason: undefined })),
+            leases[2] as Lease,
+          ),
+        ]);
+
+        expect(first?.map((attempt) => attempt.status)).toEqual(['held', 'held']);
+        expect(second).toEqual(drafts.map(() => ({ status: 'busy', leaseUntil: leases[0]?.until })));
+      });
+    });
+
+    describe('when several sends are recorded at once', () => {
+      it('answers each, and a row recorded twice is recorded once, by its holder', async () => {
+        const batched = store();
+        const made = await batched.createAll(
+          [aDraft(), aDraft(), aDraft()].map((draft) => ({ draft, waitReason: undefined })),
+          leaseAt(at(0)),
+        );
+        const held = made.map((attempt) => {
+          if (attempt.status !== 'held') throw new Error(`expected held, got ${attempt.status}`);
+          return attempt.notification;
+        });
+        const [a, b, c] = held as [(typeof held)[0], (typeof held)[0], (typeof held)[0]];
+
+        const answers = await Promise.all([
+          batched.record(a, { status: 'sent', at: at(100) }),
+          batched.record(b, { status: 'sent', at: at(100) }),
+          batched.record(c, { status: 'failed', reason: 'chat not found' }),
+          batched.record(a, { status: 'failed', reason: 'a late second record' }),
+        ]);
+
+        expect(answers).toEqual([
+          { heldLease: true },
+          { heldLease: true },
+          { heldLease: true },
+          { heldLease: false },
+        ]);
+        const statuses = await db().query<{ event_id: string; status: string; error: string | null }>(
+          'SELECT event_id::text AS event_id, status, error FROM notifications WHERE event_id = ANY($1::uuid[])',
+          [held.map((n) => n.event_id)],
+        );
+        const byEvent = new Map(statuses.map((row) => [row.event_id, row]));
+        expect(byEvent.get(a.event_id)).toMatchObject({ status: 'sent', error: null });
+        expect(byEvent.get(b.event_id)).toMatchObject({ status: 'sent', error: null });
+        expect(byEvent.get(c.event_id)).toMatchObject({ status: 'failed', error: 'chat not found' });
       });
     });
   });
