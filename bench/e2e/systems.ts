@@ -83,15 +83,20 @@ async function removeDataDir(dataDir: string): Promise<void> {
 async function startEmbedded(options: SystemOptions): Promise<System> {
   const dataDir = await mkdtemp(join(tmpdir(), 'npm-run-bench-embedded-'));
   const port = await freePort();
-  const service = startProcess('embedded', ['serve'], {
-    DATABASE_URL: '',
-    AMQP_URL: '',
-    DATA_DIR: dataDir,
-    HOST: '127.0.0.1',
-    PORT: String(port),
-    TELEGRAM_API_ROOT: options.telegram.apiRoot,
-    TELEGRAM_BOT_TOKEN: options.telegram.token,
-  }, options.nodeArgs);
+  const service = startProcess(
+    'embedded',
+    ['serve'],
+    {
+      DATABASE_URL: '',
+      AMQP_URL: '',
+      DATA_DIR: dataDir,
+      HOST: '127.0.0.1',
+      PORT: String(port),
+      TELEGRAM_API_ROOT: options.telegram.apiRoot,
+      TELEGRAM_BOT_TOKEN: options.telegram.token,
+    },
+    options.nodeArgs,
+  );
   const apiUrl = `http://127.0.0.1:${port}`;
   const cleanUp = async () => {
     await service.stop();

@@ -369,7 +369,9 @@ export async function startScenario(options: ScenarioOptions): Promise<Scenario>
         ...(['lost', 'duplicated', 'stuck', 'ghostSwaps'] as const)
           .filter((k) => row[k] > 0)
           .map((k) => `${row[k]} ${k}`),
-        ...(verdict.violations > 0 ? [`${verdict.violations} violations (verifyRun: ${violatedNames(verdict)})`] : []),
+        ...(verdict.violations > 0
+          ? [`${verdict.violations} violations (verifyRun: ${violatedNames(verdict)})`]
+          : []),
         ...(cliViolations > 0 || code !== 0 ? [`check exited ${code} with ${cliViolations} violations`] : []),
         ...(refused.length > 0 ? [`${refused.length} orders refused: ${JSON.stringify(refused[0])}`] : []),
         ...(deadLetters.length > 0
@@ -408,7 +410,9 @@ function violatedNames(verdict: Verdict): string {
     .filter((g) => g.status === 'violated')
     .map((g) => `guarantee ${g.guarantee} ${g.title} ×${g.violationCount}`);
   const [first] = verdict.examples;
-  return [...named, ...(first === undefined ? [] : [`e.g. ${JSON.stringify(first).slice(0, 400)}`])].join(', ');
+  return [...named, ...(first === undefined ? [] : [`e.g. ${JSON.stringify(first).slice(0, 400)}`])].join(
+    ', ',
+  );
 }
 
 /** Asserts a finished scenario clean: nothing lost, duplicated, stuck or ghost; no violation. */
