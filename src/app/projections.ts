@@ -4,7 +4,7 @@ import type { EventEnvelope } from './envelopes.ts';
 
 /**
  * The read models as a pure fold of the stored events: what `orders_view` and `positions_view`
- * hold (migrations/010_read_models.sql and 017 keep them by a trigger on each append). The two are
+ * hold (migrations/010_read_models.sql keeps them by a trigger, event by event). The two are
  * written independently on purpose: `rebuild-projections` rebuilds the tables with this fold and
  * `npm run check` (guarantee 6) compares the tables with it, so each checks the other. A change
  * to one is a change to both.
